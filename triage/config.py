@@ -1,0 +1,194 @@
+"""The configuration: ``config/departments.yaml`` loaded into frozen, typed objects.
+
+Everything is validated at load time; the first problem raises one
+:class:`~triage.errors.ConfigError` that names the file, the line and the key path. Secrets never
+live in this file (mailbox passwords come from the environment or a file named here).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from triage import yamlsource
+from triage.errors import ConfigError
+
+#: The templates every configuration must provide, by the name the decision uses.
+TEMPLATE_NAMES = ("reset_password", "expired_password", "request_nominative_address")
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "departments.yaml"
+
+
+def _address(value: str) -> str:
+    try:
+        info = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid e-mail address ({exc})") from exc
+    return info.normalized.lower()
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Department(Frozen):
+    """One DDFIP helpdesk: who it is, its mailbox, and how its replies end."""
+
+    code: str = Field(pattern=r"^(\d{2}|2A|2B|97\d)$")
+    name: str = Field(min_length=1)
+    mailbox: Address
+    signature: str = Field(min_length=1, description="signature block that ends every reply")
+    contact: tuple[str, ...] = ()
+    extra_sender_domains: tuple[str, ...] = ()
+
+    @field_validator("extra_sender_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for domain in value:
+            domain = domain.strip().lower().lstrip("@")
+            if not domain or "." not in domain or " " in domain:
+                raise ValueError(f"not a domain name: {domain!r}")
+            out.append(domain)
+        return tuple(out)
+
+
+class Limits(Frozen):
+    """Bounds on hostile input, checked before and while parsing."""
+
+    max_message_bytes: int = Field(default=30 * 1024 * 1024, gt=0)
+    max_parts: int = Field(default=500, gt=0)
+    max_depth: int = Field(default=30, gt=0)
+    max_header_count: int = Field(default=1000, gt=0)
+    max_header_bytes: int = Field(default=256 * 1024, gt=0)
+    max_text_chars: int = Field(default=100_000, gt=0)
+
+
+class Store(Frozen):
+    """Where tickets live: a SQLAlchemy URL; SQLite under ``data_dir`` by default."""
+
+    url: str | None = None
+
+
+class Settings(Frozen):
+    """The whole configuration, as loaded from one YAML file."""
+
+    departments: tuple[Department, ...] = Field(min_length=1)
+    trusted_authserv_ids: tuple[str, ...] = ("mx.dgfip.finances.gouv.fr",)
+    role_words: tuple[str, ...] = ()
+    organisation_words: tuple[str, ...] = ()
+    own_addresses: tuple[Address, ...] = ()
+    templates: dict[str, str] = Field(default_factory=dict)
+    templates_dir: str = "../templates"
+    data_dir: str = "../var"
+    limits: Limits = Limits()
+    store: Store = Store()
+    source: str = Field(default="", exclude=True)
+
+    @field_validator("role_words", "organisation_words", "trusted_authserv_ids")
+    @classmethod
+    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().lower() for v in value if v.strip())
+
+    # -- derived views -------------------------------------------------------------------
+    def department(self, code: str) -> Department | None:
+        return next((d for d in self.departments if d.code == code), None)
+
+    def department_of_mailbox(self, address: str) -> Department | None:
+        address = address.strip().lower()
+        return next((d for d in self.departments if d.mailbox == address), None)
+
+    @property
+    def helpdesk_addresses(self) -> frozenset[str]:
+        return frozenset(d.mailbox for d in self.departments) | frozenset(self.own_addresses)
+
+    def path(self, relative: str) -> Path:
+        """A path of the configuration, relative to the configuration file's folder."""
+        base = Path(self.source).parent if self.source else DEFAULT_CONFIG.parent
+        return (base / os.path.expanduser(relative)).resolve()
+
+    @property
+    def templates_path(self) -> Path:
+        return self.path(self.templates_dir)
+
+    @property
+    def store_url(self) -> str:
+        if self.store.url:
+            return self.store.url
+        return f"sqlite:///{self.path(self.data_dir) / 'triage.sqlite3'}"
+
+    def template_file(self, name: str) -> str:
+        return self.templates.get(name, f"{name}.txt.j2")
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("TRIAGE_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config/departments.yaml")
+    return local if local.exists() else DEFAULT_CONFIG
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Load and validate a configuration file; raise :class:`ConfigError` on the first problem."""
+    path = Path(path) if path is not None else default_config_path()
+    located = yamlsource.load(path)
+    if not isinstance(located.data, dict):
+        raise located.error((), "the file must hold a mapping of keys (departments, …)")
+    try:
+        settings = Settings.model_validate({**located.data, "source": str(path)})
+    except ValidationError as exc:
+        raise _first_error(located, exc) from None
+    _check_semantics(settings, located)
+    return settings
+
+
+def _first_error(located: yamlsource.LocatedYaml, exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key (not one of the settings triage knows; check its spelling)"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    value: Any = err.get("input")
+    if err["type"] not in ("missing", "extra_forbidden") and isinstance(value, (str, int)):
+        message += f" (got {value!r})"
+    return located.error(loc, message)
+
+
+def _check_semantics(settings: Settings, located: yamlsource.LocatedYaml) -> None:
+    seen: dict[str, int] = {}
+    mailboxes: dict[str, int] = {}
+    for i, dept in enumerate(settings.departments):
+        if dept.code in seen:
+            raise located.error(("departments", i, "code"),
+                                f"duplicate department code {dept.code!r} "
+                                f"(first at departments[{seen[dept.code]}])")
+        seen[dept.code] = i
+        if dept.mailbox in mailboxes:
+            raise located.error(("departments", i, "mailbox"),
+                                f"mailbox {dept.mailbox} already belongs to "
+                                f"departments[{mailboxes[dept.mailbox]}]")
+        mailboxes[dept.mailbox] = i
+    for name in settings.templates:
+        if name not in TEMPLATE_NAMES:
+            raise located.error(("templates", name),
+                                f"unknown template role; expected one of {', '.join(TEMPLATE_NAMES)}")
+    tdir = settings.templates_path
+    if not tdir.is_dir():
+        raise located.error(("templates_dir",), f"templates folder {tdir} does not exist")
+    for name in TEMPLATE_NAMES:
+        file = settings.template_file(name)
+        if not (tdir / file).is_file():
+            key: yamlsource.KeyPath = ("templates", name) if name in settings.templates else (
+                "templates",)
+            raise located.error(key, f"template {file!r} does not exist in {tdir}")

@@ -1,0 +1,138 @@
+"""From findings to a decision, with the precedence of the specification in one place.
+
+Every rule is evaluated (agents see all the evidence), then the chain is walked top-down and
+the first link whose test holds decides::
+
+    automatic message            -> ignore
+    limits exceeded              -> quarantine
+    trusted DMARC fail           -> quarantine
+    sender unparseable           -> quarantine
+    intent other                 -> human
+    sender not nominative        -> draft request_nominative_address
+    department undetermined      -> human
+    expired password             -> draft expired_password
+    forgotten password           -> draft reset_password
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from triage.parse import MessageView
+from triage.rules import RULES, authentication, intent
+from triage.rules.base import Context, Finding, Reason
+
+
+class Action(enum.StrEnum):
+    IGNORE = "ignore"
+    QUARANTINE = "quarantine"
+    HUMAN = "human"
+    DRAFT = "draft"
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Every rule's finding for one message, by rule name."""
+
+    by_rule: dict[str, Finding[Any]]
+    violations: tuple[str, ...] = ()
+
+    def value(self, rule: str) -> Any:
+        return self.by_rule[rule].value
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    test: Callable[[Findings], bool]
+    action: Action
+    template: str | None
+    explanation: str
+
+
+def _auth(f: Findings) -> authentication.AuthResult:
+    result: authentication.AuthResult = f.value("authentication")
+    return result
+
+
+CHAIN: tuple[Link, ...] = (
+    Link("automatic", lambda f: bool(f.value("automatic")), Action.IGNORE, None,
+         "message automatique : jamais de réponse"),
+    Link("limits", lambda f: bool(f.violations), Action.QUARANTINE, None,
+         "message hors limites : mis en quarantaine"),
+    Link("dmarc-fail", lambda f: _auth(f).dmarc == "fail", Action.QUARANTINE, None,
+         "échec DMARC selon le serveur de confiance : mis en quarantaine"),
+    Link("sender-unparseable", lambda f: f.value("sender") is None, Action.QUARANTINE, None,
+         "expéditeur illisible : mis en quarantaine"),
+    Link("intent-other", lambda f: f.value("intent") == intent.OTHER, Action.HUMAN, None,
+         "demande autre qu'un mot de passe -xt oublié ou expiré : à traiter par un agent"),
+    Link("not-nominative", lambda f: not f.value("nominative"), Action.DRAFT,
+         "request_nominative_address",
+         "adresse non nominative : réponse demandant d'écrire depuis l'adresse nominative"),
+    Link("department-unknown", lambda f: f.value("department") is None, Action.HUMAN, None,
+         "département indéterminé : à orienter par un agent"),
+    Link("expired", lambda f: f.value("intent") == intent.EXPIRED, Action.DRAFT,
+         "expired_password", "mot de passe expiré : réponse de renouvellement"),
+    Link("forgotten", lambda f: f.value("intent") == intent.FORGOTTEN, Action.DRAFT,
+         "reset_password", "mot de passe oublié : réponse de réinitialisation"),
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    template: str | None
+    intent: str
+    department: str | None
+    nominative: bool
+    identifier: str | None
+    link: str
+    reasons: tuple[Reason, ...]
+    authenticated: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "template": self.template,
+            "intent": self.intent,
+            "department": self.department,
+            "nominative": self.nominative,
+            "identifier": self.identifier,
+            "authenticated": self.authenticated,
+            "link": self.link,
+            "reasons": [str(r) for r in self.reasons],
+        }
+
+
+def evaluate(message: MessageView, ctx: Context) -> Findings:
+    """Run every rule on ``message``; pure."""
+    return Findings({rule.NAME: rule.check(message, ctx) for rule in RULES}, message.violations)
+
+
+def decide(findings: Findings) -> Decision:
+    """Walk the chain; the first link that holds decides. Pure."""
+    link = next(link for link in CHAIN if link.test(findings))
+    reasons: list[Reason] = [Reason("limits", v) for v in findings.violations]
+    for finding in findings.by_rule.values():
+        reasons.extend(finding.reasons)
+    reasons.append(Reason("decision", link.explanation))
+    return Decision(
+        action=link.action,
+        template=link.template,
+        intent=findings.value("intent"),
+        department=findings.value("department"),
+        nominative=bool(findings.value("nominative")),
+        identifier=findings.value("identifier"),
+        link=link.name,
+        reasons=tuple(reasons),
+        authenticated=_auth(findings).authenticated,
+    )
+
+
+def quarantine(error: str) -> Decision:
+    """The decision for a message the pipeline could not process at all."""
+    return Decision(Action.QUARANTINE, None, intent.OTHER, None, False, None, "error",
+                    (Reason("pipeline", error),))

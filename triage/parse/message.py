@@ -1,0 +1,87 @@
+"""The message view: what the rules may look at, already decoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Address:
+    """One mailbox of an address header: display name and lower-cased address."""
+
+    display_name: str
+    address: str
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.address}>" if self.display_name else self.address
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An attachment as listed (never decoded for triage)."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """A decoded, read-only view of one message."""
+
+    raw_size: int
+    digest: str
+    headers: tuple[tuple[str, str], ...]
+    message_id: str | None
+    subject: str
+    from_header: str
+    from_addresses: tuple[Address, ...]
+    from_problem: str | None
+    reply_to: tuple[Address, ...]
+    sender: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    delivered_to: tuple[str, ...]
+    content_type: str
+    text: str
+    new_text: str
+    quoted_text: str
+    signature: str
+    quote_kind: str | None  # "reply", "forward" or None
+    attachments: tuple[Attachment, ...] = ()
+    part_types: tuple[str, ...] = ()
+    defects: tuple[str, ...] = ()
+    violations: tuple[str, ...] = field(default=())
+
+    def header(self, name: str) -> str | None:
+        """The first header called ``name`` (case-insensitive), decoded, or ``None``."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def headers_named(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def header_positions(self, name: str) -> list[tuple[int, str]]:
+        """``(index, value)`` of each header called ``name``, top of the message first."""
+        name = name.lower()
+        return [(i, v) for i, (k, v) in enumerate(self.headers) if k.lower() == name]
+
+    @property
+    def sender_address(self) -> Address | None:
+        """The one From address, when there is exactly one valid one."""
+        if self.from_problem is None and len(self.from_addresses) == 1:
+            return self.from_addresses[0]
+        return None
+
+    @property
+    def recipients(self) -> tuple[Address, ...]:
+        return self.to + self.cc

@@ -1,0 +1,131 @@
+"""Tell the sender's new text from the quoted reply or forwarded block beneath it.
+
+Recognised: ``>`` lines; attributions (``Le … a écrit :``, ``On … wrote:``, also wrapped over two
+lines); separators (``-----Message d'origine-----``, ``---------- Message transféré ---------``,
+``Begin forwarded message:``, Outlook's underscore rule); and Outlook's header block
+(``De : … / Envoyé : … / À : … / Objet : …``, in French or English). Everything from the first
+marker on is the quoted part. The signature is the tail of the new text after the sign-off.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from triage.text import fold
+
+_FORWARD_MARKERS = re.compile(
+    r"^\s*(-{2,}\s*(message transf[eé]r[eé]|forwarded message|original message|message "
+    r"d'origine|courriel d'origine|mail d'origine|message original)\s*-{2,}|d[ée]but du message "
+    r"(r[ée]exp[ée]di[ée]|transf[ée]r[ée])\s*:|begin forwarded message\s*:|-{3,}\s*(mail|message) "
+    r"transf[eé]r[eé]\s*-{3,})",
+    re.IGNORECASE,
+)
+_REPLY_MARKERS = re.compile(r"^\s*-{3,}\s*(original message|message d'origine|réponse)\s*-{3,}",
+                            re.IGNORECASE)
+_ATTRIBUTION = re.compile(r"(a [ée]crit|wrote|schrieb|escribi[óo])\s*:\s*$", re.IGNORECASE)
+_ATTRIBUTION_START = re.compile(r"^\s*(le|on|am|el)\s.{4,}", re.IGNORECASE)
+_OUTLOOK_FROM = re.compile(r"^\s*\*?(de|from|exp[ée]diteur)\s*\*?\s*:\s*\S", re.IGNORECASE)
+_OUTLOOK_FIELDS = re.compile(
+    r"^\s*\*?(envoy[ée]|sent|date|[àa]|to|objet|subject|cc)\s*\*?\s*:", re.IGNORECASE)
+_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+
+_SIGN_OFFS = re.compile(
+    r"^(bien )?(cordialement|cdlt|bien a vous|bien a toi|salutations|sinceres salutations|"
+    r"meilleures salutations|respectueusement|bonne (journee|soiree|fin de journee)|merci|"
+    r"merci (d'avance|par avance|beaucoup|bcp|de votre aide|pour votre aide|de votre retour)|"
+    r"en vous remerciant.*|je vous remercie.*|veuillez agreer.*|dans l'attente.*|"
+    r"regards|best regards|kind regards|thanks|thank you|a bientot)[ .,!]*$"
+)
+
+
+@dataclass(frozen=True)
+class Split:
+    new_text: str
+    quoted_text: str
+    kind: str | None  # "reply", "forward" or None
+    signature: str
+
+
+def split_quoted(text: str) -> Split:
+    """Split ``text`` into the new part and the quoted part, and find the signature."""
+    lines = text.splitlines()
+    cut, kind = _first_marker(lines)
+    new_lines = lines[:cut]
+    quoted_lines = lines[cut:]
+    # Interleaved '>' lines inside the new part (inline replies) also count as quoted.
+    kept = [ln for ln in new_lines if not ln.lstrip().startswith(">")]
+    if len(kept) != len(new_lines):
+        quoted_lines = [ln for ln in new_lines if ln.lstrip().startswith(">")] + quoted_lines
+        kind = kind or "reply"
+    new_text = "\n".join(kept).strip()
+    quoted = "\n".join(_unquote(ln) for ln in quoted_lines).strip()
+    return Split(new_text, quoted, kind if quoted else None, _signature(kept))
+
+
+def _first_marker(lines: list[str]) -> tuple[int, str | None]:
+    n = len(lines)
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if _FORWARD_MARKERS.match(stripped):
+            return i, "forward"
+        if _REPLY_MARKERS.match(stripped):
+            return i, "reply"
+        if _ATTRIBUTION.search(stripped) and (
+            _ATTRIBUTION_START.match(stripped) or (i > 0 and _ATTRIBUTION_START.match(lines[i - 1]))
+        ):
+            start = i - 1 if not _ATTRIBUTION_START.match(stripped) else i
+            return start, "reply"
+        if _UNDERSCORES.match(stripped) and i + 1 < n and any(
+            _OUTLOOK_FROM.match(x) for x in lines[i + 1:i + 3]
+        ):
+            return i, _outlook_kind(lines, i + 1)
+        if _OUTLOOK_FROM.match(stripped):
+            following = [x for x in lines[i + 1:i + 7] if x.strip()]
+            if sum(1 for x in following[:5] if _OUTLOOK_FIELDS.match(x)) >= 2:
+                return i, _outlook_kind(lines, i)
+        if stripped.startswith(">") and _quote_block_follows(lines, i):
+            return i, "reply"
+    return n, None
+
+
+def _outlook_kind(lines: list[str], start: int) -> str:
+    for line in lines[start:start + 8]:
+        folded = fold(line)
+        if re.match(r"\s*\*?(objet|subject)\s*\*?\s*:\s*(tr|fwd?|wg)\s*:", folded):
+            return "forward"
+    return "reply"
+
+
+def _quote_block_follows(lines: list[str], i: int) -> bool:
+    """True when ``>`` lines run from ``i`` to the end, blank lines and a short tail aside."""
+    rest = [ln for ln in lines[i:] if ln.strip()]
+    quoted = sum(1 for ln in rest if ln.lstrip().startswith(">"))
+    return quoted >= max(1, len(rest) - 2)
+
+
+def _unquote(line: str) -> str:
+    return re.sub(r"^\s*(>\s?)+", "", line)
+
+
+def _signature(lines: list[str]) -> str:
+    """The lines after the last sign-off or ``--`` delimiter; else the short trailing block."""
+    content = [ln.rstrip() for ln in lines]
+    for i in range(len(content) - 1, -1, -1):
+        if content[i].strip() in ("--", "-- ", "—"):
+            return "\n".join(content[i + 1:]).strip()
+    for i in range(len(content) - 1, -1, -1):
+        if _SIGN_OFFS.match(fold(content[i]).strip()):
+            return "\n".join(content[i + 1:]).strip()
+    tail: list[str] = []
+    for line in reversed(content):
+        if not line.strip():
+            if tail:
+                break
+            continue
+        if len(line.strip()) > 80:
+            break
+        tail.append(line)
+    return "\n".join(reversed(tail[:8])).strip()

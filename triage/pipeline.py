@@ -1,0 +1,43 @@
+"""The pure pipeline: bytes in, outcome out (view, decision, draft). No I/O happens here.
+
+``explain``, ``eval``, ``replay`` and the daemon all call :func:`triage_bytes`, so they decide
+alike. Any failure becomes a quarantine outcome carrying the error: one bad message never stops
+the caller.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+
+from triage import decision as decision_mod
+from triage.config import Settings
+from triage.decision import Action, Decision, Findings
+from triage.draft import Draft, make_draft
+from triage.parse import MessageView, parse_message
+from triage.rules.base import Context
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message: MessageView | None
+    decision: Decision
+    draft: Draft | None
+    findings: Findings | None = None
+    error: str | None = None
+
+
+def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None) -> Outcome:
+    """Parse, evaluate the rules, decide and draft; never raises."""
+    view: MessageView | None = None
+    try:
+        view = parse_message(raw, settings.limits)
+        ctx = Context(settings=settings, mailbox=mailbox)
+        findings = decision_mod.evaluate(view, ctx)
+        decision = decision_mod.decide(findings)
+        draft = make_draft(view, decision, settings) if decision.action is Action.DRAFT else None
+        return Outcome(view, decision, draft, findings)
+    except Exception as exc:  # a failure on one message must not stop the service
+        error = f"erreur de traitement : {type(exc).__name__}: {exc}"
+        detail = traceback.format_exc(limit=8)
+        return Outcome(view, decision_mod.quarantine(error), None, None, detail)

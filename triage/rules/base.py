@@ -1,0 +1,70 @@
+"""What a rule is: a name, a one-line description, and a pure ``check``.
+
+A rule answers one question about a message and returns a :class:`Finding`: the answer and the
+reasons that support it, each naming the rule and the evidence in words an agent understands.
+Rules never act; :mod:`triage.decision` reads the findings and decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+from triage.config import Settings
+from triage.parse import MessageView
+
+if TYPE_CHECKING:
+    from triage.rules.communes import CommuneIndex
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One piece of evidence, in French, attributed to the rule that found it."""
+
+    rule: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Finding(Generic[T]):
+    """A rule's answer and the reasons behind it."""
+
+    rule: str
+    value: T
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may know besides the message: the configuration and the receiving mailbox."""
+
+    settings: Settings
+    mailbox: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def communes(self) -> CommuneIndex:
+        from triage.rules.communes import commune_index
+
+        return commune_index()
+
+
+class Rule(Protocol[T_co]):
+    """The shape every module of :mod:`triage.rules` presents."""
+
+    NAME: str
+    DESCRIPTION: str
+
+    def check(self, message: MessageView, ctx: Context) -> Finding[T_co]: ...
+
+
+def finding(rule: str, value: T, *reasons: str) -> Finding[T]:
+    """Build a finding whose reasons all belong to ``rule``."""
+    return Finding(rule, value, tuple(Reason(rule, r) for r in reasons))

@@ -1,0 +1,39 @@
+"""Which ``-xt`` identifier does the message give?
+
+The first identifier in the sender's new text, else in the subject, else in the quoted or
+forwarded text; lower-cased. Typographic dashes are tolerated (``JDUPONT–XT``); the bare suffix (« un compte en -xt ») is not an identifier.
+"""
+
+from __future__ import annotations
+
+import re
+
+from triage.parse import MessageView
+from triage.rules.base import Context, Finding, finding
+
+NAME = "identifier"
+DESCRIPTION = "identifiant Chorus Pro en -xt cité dans le message"
+
+_IDENTIFIER = re.compile(
+    r"(?<![\w.@-])([a-z0-9](?:[a-z0-9._-]{0,60}[a-z0-9])?)[-‐‑–—]xt(?![\w-])",
+    re.IGNORECASE)
+# Placeholders that people and templates use as examples, not real accounts.
+_EXAMPLES = {"jdupont-xt", "prenom.nom-xt", "pnom-xt", "nom-xt", "identifiant-xt", "xxx-xt",
+             "dupont-xt", "jean.dupont-xt", "votrenom-xt", "login-xt"}
+
+
+def find_identifier(text: str) -> str | None:
+    for match in _IDENTIFIER.finditer(text):
+        ident = f"{match.group(1).lower()}-xt"
+        if ident not in _EXAMPLES:
+            return ident
+    return None
+
+
+def check(message: MessageView, ctx: Context) -> Finding[str | None]:
+    for where, text in (("le texte du message", message.new_text), ("l'objet", message.subject),
+                        ("le message cité ou transféré", message.quoted_text)):
+        ident = find_identifier(text)
+        if ident:
+            return finding(NAME, ident, f"identifiant {ident} trouvé dans {where}")
+    return finding(NAME, None, "aucun identifiant en -xt dans le message")

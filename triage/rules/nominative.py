@@ -1,0 +1,93 @@
+"""Does the sender's address name a person (nominative) rather than a role or an organisation?
+
+The local part is split into words (``jean.dupont`` -> jean, dupont). A role or generic word from
+the configuration (``mairie``, ``contact``, ``secretariat``, ``compta`` …) makes it a service
+address, unless the person's own name from the display name is also there
+(``pierre.fargier.mairie@``). A person's display name on a role address does not make the
+address nominative (« Sophie Martin <accueil@…> »). Without a role word, the address is
+nominative when it matches the display name, has the shape of a name (``j.dupont``,
+``jean.dupont``), or is a single word beside a person's display name; an organisation's display
+name (« Mairie de Sixt ») or a local part that is the commune's own name makes it a service
+address.
+"""
+
+from __future__ import annotations
+
+import re
+
+from triage.parse import Address, MessageView
+from triage.rules.base import Context, Finding, finding
+from triage.rules.communes import name_key
+from triage.text import fold
+
+NAME = "nominative"
+DESCRIPTION = "adresse nominative (une personne) ou adresse de service"
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z]+", fold(text)) if w]
+
+
+def _role_word(tokens: list[str], roles: tuple[str, ...]) -> str | None:
+    for token in tokens:
+        for role in roles:
+            if token == role or (len(role) >= 5 and token.startswith(role)):
+                return role
+    return None
+
+
+def _person_display(display: str, orgs: tuple[str, ...]) -> list[str]:
+    """The name words of a display name that reads as a person's, else []."""
+    words = _words(display)
+    if not words or len(words) > 4 or "@" in display or re.search(r"\d", display):
+        return []
+    if any(w in orgs or any(len(o) >= 5 and w.startswith(o) for o in orgs) for w in words):
+        return []
+    if not all(len(w) >= 2 or len(words) > 1 for w in words):
+        return []
+    return words
+
+
+def _matches_name(tokens: list[str], local: str, name_words: list[str]) -> str | None:
+    squeezed = "".join(tokens)
+    for word in name_words:
+        if len(word) >= 3 and (word in tokens or word in squeezed):
+            return word
+    if len(name_words) >= 2:
+        first, last = name_words[0], name_words[-1]
+        for a, b in ((first, last), (last, first)):
+            if squeezed in (a[0] + b, b + a[0], a + b, b + a):
+                return f"{a} {b}"
+    return None
+
+
+def check(message: MessageView, ctx: Context) -> Finding[bool]:
+    address: Address | None = message.sender_address
+    if address is None:
+        return finding(NAME, False, "pas d'adresse d'expéditeur lisible")
+    settings = ctx.settings
+    local = address.local_part.split("+")[0]
+    tokens = _words(local)
+    name_words = _person_display(address.display_name, settings.organisation_words)
+    role = _role_word(tokens, settings.role_words)
+    named = _matches_name(tokens, local, name_words) if name_words else None
+    if role and not named:
+        extra = f" (le nom affiché « {address.display_name} » n'y change rien)" \
+            if address.display_name else ""
+        return finding(NAME, False, f"adresse de service : « {role} » dans {address.address}{extra}")
+    if named:
+        return finding(NAME, True, f"adresse nominative : {address.address} correspond au nom "
+                                   f"« {address.display_name} »")
+    if address.display_name and not name_words and _words(address.display_name):
+        return finding(NAME, False, f"adresse d'organisation : le nom affiché "
+                                    f"« {address.display_name} » n'est pas celui d'une personne")
+    if name_key(local) in ctx.communes.by_name or name_key(local) == name_key(
+            address.domain.rsplit(".", 1)[0]):
+        return finding(NAME, False, f"adresse d'organisation : {address.address} porte le nom de "
+                                    "la commune ou du domaine")
+    if not tokens:
+        return finding(NAME, False, f"adresse sans nom de personne : {address.address}")
+    shape = len(tokens) >= 2 and all(len(t) >= 1 for t in tokens[:2])
+    why = "a la forme prénom.nom" if shape else (
+        "accompagne un nom de personne" if name_words else "ne contient aucun mot de service")
+    return finding(NAME, True, f"adresse nominative : {address.address} {why}")

@@ -1,0 +1,181 @@
+"""Find statements of place in a text: department names and numbers, postal codes, SIREN/SIRET
+and commune names. Each statement names a department, carries a weight and says where it was
+seen. Used by :mod:`triage.rules.department`, which weighs them.
+
+Guards against the usual false friends: phone numbers and amounts are not postal codes
+(a postal code is exactly five digits, never inside a longer number, never after « CS », « BP »,
+« n° »); « Haute-Savoie » is not « Savoie »; « Romans-sur-Isère » is a Drôme commune, not a
+statement about the Isère; a commune name counts only where it is written as a place (after
+« mairie de », beside a postal code, alone on a signature line) and capitalised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from triage.rules.communes import CommuneIndex, name_key
+from triage.text import fold
+
+DEPARTMENT_CODES = ("07", "26", "38", "73", "74")
+
+
+@dataclass(frozen=True)
+class Statement:
+    department: str
+    weight: int
+    text: str  # French, for the agent
+
+
+_DEPT_NAMES = (
+    ("74", re.compile(r"(?<![\w-])(haute|hte|h\.?)[\s-]*savoie(?![\w-])")),
+    ("73", re.compile(r"(?<![\w-])(?<!haute )(?<!haute-)(?<!hte )(?<!hte-)(?<!h\. )(?<!h\.)"
+                      r"savoie(?![\w-])(?! mont[\s-]blanc)")),
+    ("38", re.compile(r"(?<![\w-])(?<!sur )isere(?![\w-])")),
+    ("26", re.compile(r"(?<![\w-])(?<!sur )drome(?![\w-])")),
+    ("07", re.compile(r"(?<![\w-])(?<!sur )ardeche(?![\w-])")),
+)
+_NAMES = {"07": "Ardèche", "26": "Drôme", "38": "Isère", "73": "Savoie", "74": "Haute-Savoie"}
+_DEPT_NUMBER = re.compile(
+    r"(?<![\w-])(ddfip|dgfip|departement|dept|dpt|dep)\.?\s*(n°|no|du|de la|de l'|de)?\s*"
+    r"(0?7|26|38|73|74)(?!\d)")
+_ACCOUNT_VERBS = re.compile(
+    r"(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree|"
+    r"aupres)[^.!?\n]{0,60}$")
+_POSTAL = re.compile(r"(?<![\d.,/\w])(\d{5})(?![\d,]|\.\d|/\d)")
+_NOT_POSTAL_BEFORE = re.compile(
+    r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|\bdossier|"
+    r"\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€)\s*:?\s*$")
+_NOT_POSTAL_AFTER = re.compile(r"^\s*(€|eur\b|euros?|ht\b|ttc|factures?|k€|m€|habitants)")
+_SIRET = re.compile(r"\b(siret|siren)\s*(n°|no|:)?\s*:?\s*((?:\d[\s.]?){9,14})", re.IGNORECASE)
+_BARE_SIRET = re.compile(r"(?<!\d)(2[1-8]\d{12})(?!\d)")
+_PLACE_BEFORE = re.compile(
+    r"(mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|secretaire|"
+    r"secretariat|syndicat|office|residence|agent|comptable)\s+(de la |de l'|de |du |des |d'|a |a la "
+    r"|-\s*)?$|(\ba|\bsur la commune de|\bbase a|\bsitue a|\bsituee a)\s+$")
+_TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+
+
+def department_names(text: str, weight: int, where: str) -> list[Statement]:
+    folded = fold(text)
+    out = []
+    for code, pattern in _DEPT_NAMES:
+        for match in pattern.finditer(folded):
+            before = folded[max(0, match.start() - 80):match.start()]
+            account = bool(_ACCOUNT_VERBS.search(before))
+            out.append(Statement(code, weight + (6 if account else 0),
+                                 f"département {code} : « {_NAMES[code]} » cité dans {where}"
+                                 + (" comme département du compte" if account else "")))
+    for match in _DEPT_NUMBER.finditer(folded):
+        code = match.group(3).zfill(2)
+        before = folded[max(0, match.start() - 80):match.start()]
+        account = bool(_ACCOUNT_VERBS.search(before))
+        out.append(Statement(code, weight + (6 if account else 0),
+                             f"département {code} : « {match.group(0).strip()} » dans {where}"))
+    return out
+
+
+def postal_codes(text: str, communes: CommuneIndex, weight: int, where: str) -> list[Statement]:
+    out = []
+    for match in _POSTAL.finditer(text):
+        code = match.group(1)
+        before = fold(text[max(0, match.start() - 14):match.start()])
+        after = fold(text[match.end():match.end() + 12])
+        if _NOT_POSTAL_BEFORE.search(before) or _NOT_POSTAL_AFTER.match(after):
+            continue
+        depts = communes.by_postal_code.get(code)
+        if depts and len(depts) == 1:
+            dept = next(iter(depts))
+        elif code[:2] in DEPARTMENT_CODES and (depts is None or code[:2] in depts):
+            dept = code[:2]
+        else:
+            continue  # another department's code: not a statement about ours
+        out.append(Statement(dept, weight, f"département {dept} : code postal {code} dans {where}"))
+    return out
+
+
+def sirets(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
+    out = []
+    numbers = [re.sub(r"\D", "", m.group(3)) for m in _SIRET.finditer(text)]
+    numbers += [m.group(1) for m in _BARE_SIRET.finditer(text)]
+    for digits in numbers:
+        if len(digits) not in (9, 14):
+            continue
+        siren = digits[:9]
+        known = communes.by_siren.get(siren)
+        if known:
+            dept, name = known
+            out.append(Statement(dept, 5, f"département {dept} : SIREN {siren} ({name}) dans {where}"))
+        elif siren[0] == "2" and siren[1] in "12345678" and siren[2:4] in DEPARTMENT_CODES:
+            dept = siren[2:4]
+            out.append(Statement(dept, 4, f"département {dept} : SIREN {siren} d'une collectivité "
+                                          f"du {dept} dans {where}"))
+    return out
+
+
+def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
+                  ) -> list[Statement]:
+    """Commune names written as places; in a signature, also alone or beside a separator."""
+    out = []
+    for line in text.splitlines():
+        tokens = list(_TOKEN.finditer(line))
+        i = 0
+        while i < len(tokens):
+            hit = _longest_commune(line, tokens, i, communes)
+            if hit is None:
+                i += 1
+                continue
+            j, key = hit
+            start, end = tokens[i].start(), tokens[j - 1].end()
+            name = line[start:end]
+            before = fold(line[:start])
+            after = line[end:].strip()
+            placed = bool(_PLACE_BEFORE.search(before))
+            postal_near = bool(re.match(r"^[\s,(-–]*\d{5}", after) or re.search(r"\d{5}\s*[-–,]?\s*$",
+                                                                               line[:start]))
+            alone = signature and (not before.strip() or before.rstrip().endswith(("-", ",", "|"))
+                                   ) and (not after or after[0] in "-–,(|")
+            capitalised = name[:1].isupper()
+            depts = communes.departments_of_name(key)
+            if (placed or postal_near or alone) and (capitalised or placed) and len(depts) == 1:
+                dept = next(iter(depts))
+                out.append(Statement(dept, 3 if (placed or postal_near) else 2,
+                                     f"département {dept} : commune de {name} dans {where}"))
+            i = j
+    return out
+
+
+def _longest_commune(line: str, tokens: list[re.Match[str]], i: int, communes: CommuneIndex
+                     ) -> tuple[int, str] | None:
+    for j in range(min(len(tokens), i + communes.max_words), i, -1):
+        span = line[tokens[i].start():tokens[j - 1].end()]
+        if re.search(r"[^\w\s'’-]", span):  # a place name is words, dashes and apostrophes
+            continue
+        key = name_key(span)
+        if len(key) >= 3 and key in communes.by_name:
+            return j, key
+    return None
+
+
+_FREEMAIL = {"gmail", "googlemail", "orange", "wanadoo", "free", "laposte", "hotmail", "yahoo",
+             "outlook", "live", "msn", "sfr", "neuf", "bbox", "icloud", "me", "aol", "gmx",
+             "protonmail", "proton", "yopmail", "numericable", "club-internet", "aliceadsl"}
+_DOMAIN_PREFIX = re.compile(r"^(mairie|ville|commune|ccas|cias|mairiede|villede|communede)[-.]?")
+
+
+def domain_commune(domain: str, communes: CommuneIndex) -> list[Statement]:
+    """A sender domain that names a commune (``mairie-bozel.fr``, ``saint-agreve.fr``)."""
+    labels = domain.lower().split(".")
+    if len(labels) < 2 or labels[-2] in _FREEMAIL:
+        return []
+    label = labels[-2]
+    stem = _DOMAIN_PREFIX.sub("", label)
+    stem = re.sub(r"(0?7|26|38|73|74)$", "", stem) or stem
+    key = name_key(stem)
+    depts = communes.departments_of_name(key)
+    if len(key) >= 4 and len(depts) == 1:
+        dept = next(iter(depts))
+        name = communes.by_name[key][0].name
+        return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne la commune "
+                                   f"de {name}")]
+    return []
