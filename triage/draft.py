@@ -75,16 +75,26 @@ def render(template: str, settings: Settings, department: Department, *,
     return re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
 
 
-def make_draft(message: MessageView, decision: Decision, settings: Settings) -> Draft | None:
+def signing_department(message: MessageView, decision: Decision, settings: Settings,
+                       mailbox: str | None) -> Department:
+    """The department whose signature ends the reply.
+
+    Normally the decided department; a ``request_nominative_address`` reply can be drafted with
+    no department known, and then signs as the mailbox that received the message.
+    """
+    candidates = [settings.department(decision.department)] if decision.department else []
+    candidates.append(settings.department_of_mailbox(mailbox) if mailbox else None)
+    candidates += [settings.department_of_mailbox(a.address) for a in message.recipients]
+    candidates += [settings.department_of_mailbox(a) for a in message.delivered_to]
+    return next((d for d in candidates if d is not None), settings.departments[0])
+
+
+def make_draft(message: MessageView, decision: Decision, settings: Settings,
+               mailbox: str | None = None) -> Draft | None:
     """The draft for a ``draft`` decision, else ``None``."""
     if decision.template is None or message.sender_address is None:
         return None
-    code = decision.department
-    department = settings.department(code) if code else None
-    if department is None:
-        # request_nominative_address may go out with no department known: sign as the mailbox
-        # that received it, or the first configured department.
-        department = settings.departments[0]
+    department = signing_department(message, decision, settings, mailbox)
     body = render(decision.template, settings, department,
                   sender_name=greeting_name(message, settings), identifier=decision.identifier)
     subject = one_line(message.subject) or "Votre demande Chorus Pro"

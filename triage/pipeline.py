@@ -35,7 +35,7 @@ def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None) -> 
         ctx = Context(settings=settings, mailbox=mailbox)
         findings = decision_mod.evaluate(view, ctx)
         decision = decision_mod.decide(findings)
-        draft = make_draft(view, decision, settings) if decision.action is Action.DRAFT else None
+        draft = make_draft(view, decision, settings, mailbox) if decision.action is Action.DRAFT else None
         return Outcome(view, decision, draft, findings)
     except Exception as exc:  # a failure on one message must not stop the service
         error = f"erreur de traitement : {type(exc).__name__}: {exc}"

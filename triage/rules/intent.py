@@ -123,7 +123,8 @@ def _near(folded: str, cues: re.Pattern[str], anchors: list[tuple[int, int]],
 def _snippet(folded: str, start: int, end: int) -> str:
     left = folded.rfind(" ", 0, max(0, start - 25))
     right = folded.find(" ", end + 25)
-    return folded[left + 1 if left >= 0 else 0: right if right >= 0 else len(folded)].strip()
+    snippet = folded[left + 1 if left >= 0 else 0: right if right >= 0 else len(folded)]
+    return " ".join(snippet.split())
 
 
 def _sender_quoted_blocks(quoted: str) -> str:

@@ -1,0 +1,140 @@
+"""The tables of the store (SQLAlchemy 2 declarative models).
+
+A ticket is one message, whatever mailboxes it reached: its identity is the Message-ID plus a
+digest of its content (trace headers excluded), unique in the database, so that two copies of
+one message are one ticket and two different messages that reuse a Message-ID are two. Where a
+ticket was seen (mailbox, UIDVALIDITY, UID) is recorded in ``ticket_sources``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class SchemaInfo(Base):
+    __tablename__ = "schema_info"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+    origin: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str] = mapped_column(String(400), default="")
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    action: Mapped[str] = mapped_column(String(20), index=True)
+    template: Mapped[str | None] = mapped_column(String(60))
+    intent: Mapped[str] = mapped_column(String(40))
+    department: Mapped[str | None] = mapped_column(String(3), index=True)
+    nominative: Mapped[bool] = mapped_column(Boolean, default=False)
+    identifier: Mapped[str | None] = mapped_column(String(100))
+    authenticated: Mapped[bool] = mapped_column(Boolean, default=False)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    sources: Mapped[list[TicketSource]] = relationship(back_populates="ticket",
+                                                       cascade="all, delete-orphan")
+    drafts: Mapped[list[DraftRow]] = relationship(back_populates="ticket",
+                                                  cascade="all, delete-orphan")
+
+
+class TicketSource(Base):
+    """Where a ticket's message was found: one row per mailbox copy."""
+
+    __tablename__ = "ticket_sources"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                           index=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    folder: Mapped[str | None] = mapped_column(String(300))
+    moved_to: Mapped[str | None] = mapped_column(String(300))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="sources")
+
+
+class DraftRow(Base):
+    __tablename__ = "drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                           index=True)
+    template: Mapped[str] = mapped_column(String(60))
+    department: Mapped[str] = mapped_column(String(3))
+    to_addr: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="drafts")
+
+
+class AuditEvent(Base):
+    """Who did what, when (UTC): the system's decisions and every agent action."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"),
+                                                  index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MailboxState(Base):
+    """Per watched mailbox: the UIDVALIDITY known and the highest UID fully done."""
+
+    __tablename__ = "mailbox_state"
+
+    mailbox: Mapped[str] = mapped_column(String(320), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    highest_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    tickets_created: Mapped[int] = mapped_column(Integer, default=0)

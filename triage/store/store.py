@@ -1,0 +1,199 @@
+"""The :class:`Store`: open (creating or checking the schema) and record outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from triage.config import Settings
+from triage.errors import StoreError
+from triage.pipeline import Outcome
+from triage.store.identity import content_digest, identity
+from triage.store.models import (
+    SCHEMA_VERSION,
+    AuditEvent,
+    Base,
+    DraftRow,
+    MailboxState,
+    SchemaInfo,
+    Ticket,
+    TicketSource,
+)
+
+SYSTEM = "triage"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Where a message was found on an IMAP server."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    folder: str | None = None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (web, status) never block the daemon
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        return cls.from_url(settings.store_url)
+
+    @classmethod
+    def from_url(cls, url: str, create: bool = True) -> Store:
+        try:
+            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, future=True, pool_pre_ping=True)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            store = cls(engine)
+            store._prepare(create)
+        except StoreError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open the store at {_safe_url(url)}: {exc}") from exc
+        return store
+
+    def _prepare(self, create: bool) -> None:
+        """Create the schema of an empty database; refuse one at another version."""
+        with self.engine.begin() as conn:
+            if create:
+                Base.metadata.create_all(conn)
+        with self.session() as s:
+            info = s.get(SchemaInfo, 1)
+            if info is None:
+                s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
+                s.commit()
+            elif info.version != SCHEMA_VERSION:
+                raise StoreError(f"the store's schema is version {info.version}; this triage "
+                                 f"expects {SCHEMA_VERSION}: run `triage db upgrade`")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as s:
+            yield s
+
+    # -- recording outcomes ----------------------------------------------------------------
+    def record(self, outcome: Outcome, raw: bytes, *, origin: str, mailbox: str | None = None,
+               seen: Seen | None = None) -> tuple[Ticket, bool]:
+        """Store ``outcome`` as a ticket (with its draft and audit entry), once.
+
+        Returns the ticket and whether it was created. A message already recorded (same
+        Message-ID and content digest) is not recorded again: the new place it was seen is
+        added to the existing ticket. Safe to call again after a crash.
+        """
+        with self.session() as s:
+            ticket, created = self.record_in(s, outcome, raw, origin=origin, seen=seen)
+            try:
+                s.commit()
+            except IntegrityError:
+                # Another writer recorded the same message between our read and our write.
+                s.rollback()
+                ticket, created = self.record_in(s, outcome, raw, origin=origin, seen=seen)
+                s.commit()
+            return ticket, created
+
+    def record_in(self, s: Session, outcome: Outcome, raw: bytes, *, origin: str,
+                  seen: Seen | None = None) -> tuple[Ticket, bool]:
+        """:meth:`record` inside the caller's transaction (the daemon batches many)."""
+        message = outcome.message
+        message_id = message.message_id if message else None
+        digest = content_digest(raw)
+        ident = identity(message_id, digest)
+        ticket = s.scalar(select(Ticket).where(Ticket.identity == ident))
+        created = ticket is None
+        if ticket is None:
+            d = outcome.decision
+            ticket = Ticket(
+                identity=ident, message_id=message_id, digest=digest, origin=origin[:300],
+                subject=(message.subject if message else "")[:2000],
+                sender=(str(message.from_addresses[0]) if message and message.from_addresses
+                        else (message.from_header if message else ""))[:400],
+                action=d.action.value, template=d.template, intent=d.intent,
+                department=d.department, nominative=d.nominative, identifier=d.identifier,
+                authenticated=d.authenticated, reasons=[str(r) for r in d.reasons],
+                error=outcome.error, raw=raw, raw_size=len(raw),
+                status="quarantined" if d.action.value == "quarantine" else "open",
+            )
+            s.add(ticket)
+            if outcome.draft is not None:
+                dr = outcome.draft
+                ticket.drafts.append(DraftRow(
+                    template=dr.template, department=dr.department, to_addr=dr.to,
+                    subject=dr.subject, body=dr.body, in_reply_to=dr.in_reply_to))
+            s.flush()
+            s.add(AuditEvent(ticket_id=ticket.id, actor=SYSTEM, event="ticket.created",
+                             detail={"origin": origin[:300], "action": d.action.value,
+                                     "template": d.template, "department": d.department}))
+        if seen is not None:
+            exists = s.scalar(select(TicketSource).where(
+                TicketSource.mailbox == seen.mailbox,
+                TicketSource.uidvalidity == seen.uidvalidity, TicketSource.uid == seen.uid))
+            if exists is None:
+                s.add(TicketSource(ticket_id=ticket.id, mailbox=seen.mailbox,
+                                   uidvalidity=seen.uidvalidity, uid=seen.uid, folder=seen.folder))
+                if not created:
+                    s.add(AuditEvent(ticket_id=ticket.id, actor=SYSTEM, event="ticket.seen-again",
+                                     detail={"mailbox": seen.mailbox, "uid": seen.uid}))
+        s.flush()
+        return ticket, created
+
+    # -- queries ---------------------------------------------------------------------------
+    def source_of(self, s: Session, mailbox: str, uidvalidity: int, uid: int
+                  ) -> TicketSource | None:
+        return s.scalar(select(TicketSource).where(
+            TicketSource.mailbox == mailbox, TicketSource.uidvalidity == uidvalidity,
+            TicketSource.uid == uid))
+
+    def mailbox_state(self, s: Session, mailbox: str) -> MailboxState:
+        state = s.get(MailboxState, mailbox)
+        if state is None:
+            state = MailboxState(mailbox=mailbox, highest_uid=0, tickets_created=0)
+            s.add(state)
+            s.flush()
+        return state
+
+    def count_tickets(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(Ticket.id))) or 0)
+
+    def audit(self, s: Session, event_name: str, detail: dict[str, Any], *,
+              ticket_id: int | None = None, actor: str = SYSTEM) -> None:
+        s.add(AuditEvent(ticket_id=ticket_id, actor=actor, event=event_name, detail=detail))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+__all__ = ["Seen", "Store"]
