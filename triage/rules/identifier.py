@@ -17,23 +17,26 @@ DESCRIPTION = "identifiant Chorus Pro en -xt cité dans le message"
 _IDENTIFIER = re.compile(
     r"(?<![\w.@-])([a-z0-9](?:[a-z0-9._-]{0,60}[a-z0-9])?)[-‐‑–—]xt(?![\w-])",
     re.IGNORECASE)
-# Placeholders that people and templates use as examples, not real accounts.
-_EXAMPLES = {"jdupont-xt", "prenom.nom-xt", "pnom-xt", "nom-xt", "identifiant-xt", "xxx-xt",
-             "dupont-xt", "jean.dupont-xt", "votrenom-xt", "login-xt"}
+# Placeholders, never a real account.
+_PLACEHOLDERS = {"prenom.nom-xt", "nom.prenom-xt", "prenomnom-xt", "pnom-xt", "nom-xt",
+                 "identifiant-xt", "xxx-xt", "xxxx-xt", "votrenom-xt", "login-xt", "x-xt"}
+# The example our own replies give: in quoted text it is the helpdesk's, not the sender's.
+_TEMPLATE_EXAMPLES = {"jdupont-xt", "dupont-xt", "jean.dupont-xt"}
 
 
-def find_identifier(text: str) -> str | None:
+def find_identifier(text: str, quoted: bool = False) -> str | None:
     for match in _IDENTIFIER.finditer(text):
         ident = f"{match.group(1).lower()}-xt"
-        if ident not in _EXAMPLES:
-            return ident
+        if ident in _PLACEHOLDERS or (quoted and ident in _TEMPLATE_EXAMPLES):
+            continue
+        return ident
     return None
 
 
 def check(message: MessageView, ctx: Context) -> Finding[str | None]:
     for where, text in (("le texte du message", message.new_text), ("l'objet", message.subject),
                         ("le message cité ou transféré", message.quoted_text)):
-        ident = find_identifier(text)
+        ident = find_identifier(text, quoted=text is message.quoted_text)
         if ident:
             return finding(NAME, ident, f"identifiant {ident} trouvé dans {where}")
     return finding(NAME, None, "aucun identifiant en -xt dans le message")

@@ -1,0 +1,31 @@
+"""The identifier rule: the first -xt identifier, new text first, lower-cased."""
+
+import pytest
+
+from triage.rules import identifier
+
+from .conftest import reasons
+
+CASES = [
+    ("upper-case", "pmartin-xt", "le texte du message"),
+    ("dotted", "p.martin-xt", "le texte du message"),
+    ("subject-only", "pmartin-xt", "l'objet"),
+    ("quoted-only", "pmartin-xt", "cité ou transféré"),
+    ("bare-suffix", None, "aucun identifiant"),
+    ("example-placeholder", None, "aucun identifiant"),
+]
+
+
+@pytest.mark.parametrize("name, expected, where", CASES)
+def test_identifier(check, name, expected, where):
+    """The identifier is found where expected, or none is."""
+    f = check(identifier, f"identifier/{name}.eml")
+    assert f.value == expected
+    assert where in reasons(f)
+
+
+def test_typographic_dash_and_boundaries():
+    """An en dash counts; an e-mail address or a longer word does not."""
+    assert identifier.find_identifier("login JDUPONT–XT.") == "jdupont-xt"
+    assert identifier.find_identifier("écrire à a@b-xt.fr") is None
+    assert identifier.find_identifier("compte-xtra") is None
