@@ -150,3 +150,57 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool,
         sys.exit(2)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     click.echo(f"{total} messages ({summary})" + ("" if dry_run else f"; {created} new tickets"))
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--once", is_flag=True, help="Process what waits in every mailbox, then exit.")
+@click.option("--log-json/--log-text", default=None, help="Log format (default: JSON unless "
+              "stderr is a terminal).")
+def run(config_path: Path | None, once: bool, log_json: bool | None) -> None:
+    """Watch the configured mailboxes and triage every new message (the daemon)."""
+    from triage.logs import setup_logging
+    from triage.mailbox.daemon import Daemon
+    from triage.store import Store
+
+    setup_logging(log_json)
+    settings = settings_or_exit(config_path)
+    if not settings.mailboxes:
+        click.echo(f"configuration error: {settings.source}: mailboxes: no mailbox to watch "
+                   "(add entries under `mailboxes:`)", err=True)
+        sys.exit(2)
+    try:
+        store = Store.open(settings)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    daemon = Daemon(settings, config_path, store)
+    if once:
+        results = daemon.run_once()
+        failed = {k: v for k, v in results.items() if isinstance(v, str)}
+        for address, result in results.items():
+            if isinstance(result, str):
+                click.echo(f"{address}: FAILED {result}", err=True)
+            else:
+                click.echo(f"{address}: {result.seen} triaged, {result.created} new tickets, "
+                           f"{result.moved} moved, {result.transferred} transferred")
+        sys.exit(1 if failed else 0)
+    daemon.serve_forever()
+
+
+@main.command()
+@CONFIG_OPTION
+def status(config_path: Path | None) -> None:
+    """Per mailbox: connection, last poll, messages waiting, tickets, reconciliation."""
+    from triage.mailbox.status import format_status, mailbox_status
+    from triage.store import Store
+
+    settings = settings_or_exit(config_path)
+    try:
+        store = Store.open(settings)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    rows = mailbox_status(settings, store)
+    click.echo(format_status(rows) if rows else "no mailbox configured")
+    sys.exit(0 if all(r.connection == "ok" and r.reconciled for r in rows) else 1)

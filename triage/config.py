@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from triage import yamlsource
 from triage.errors import ConfigError
@@ -72,6 +80,79 @@ class Limits(Frozen):
     max_text_chars: int = Field(default=100_000, gt=0)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+class Folders(Frozen):
+    """IMAP folders: the one watched and one per outcome (``/`` is the hierarchy separator)."""
+
+    watch: str = "INBOX"
+    draft: str = "Triage/À valider"
+    human: str = "Triage/Agent"
+    ignore: str = "Triage/Ignoré"
+    quarantine: str = "Triage/Quarantaine"
+    transferred: str = "Triage/Transféré"
+
+    def for_action(self, action: str) -> str:
+        folder: str = getattr(self, action)
+        return folder
+
+
+class ImapDefaults(Frozen):
+    """Connection settings shared by every mailbox unless a mailbox overrides them."""
+
+    host: str | None = None
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    timeout: float = Field(default=30.0, gt=0, description="seconds for any network call")
+    poll_interval: float = Field(default=5.0, gt=0)
+    idle: bool = True
+    idle_renew: float = Field(default=300.0, gt=0, le=1680,
+                              description="re-issue IDLE after this many seconds (< 29 min)")
+    batch_size: int = Field(default=100, gt=0, le=5000)
+    full_fetch_bytes: int = Field(default=512 * 1024, ge=0,
+                                  description="messages up to this size are fetched whole")
+    max_backoff: float = Field(default=30.0, gt=0)
+    folders: Folders = Folders()
+
+
+class Mailbox(Frozen):
+    """One watched mailbox: its address, account and (optionally) its own connection settings.
+
+    The password comes from ``password_env`` (an environment variable) or ``password_file``;
+    OAuth2 (XOAUTH2) takes a token from ``oauth2_token_file`` or ``oauth2_token_command``.
+    Passwords are never written in this file.
+    """
+
+    address: Address
+    username: str = Field(min_length=1)
+    password_env: str | None = None
+    password_file: str | None = None
+    oauth2_token_file: str | None = None
+    oauth2_token_command: str | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    security: Literal["tls", "starttls", "plain"] | None = None
+    folders: Folders | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_inline(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError("passwords never go in this file: use password_env or "
+                             "password_file")
+        return data
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Mailbox:
+        given = [k for k in ("password_env", "password_file", "oauth2_token_file",
+                             "oauth2_token_command") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of password_env, password_file, "
+                             f"oauth2_token_file, oauth2_token_command (got {given or 'none'})")
+        return self
+
+
 class Store(Frozen):
     """Where tickets live: a SQLAlchemy URL; SQLite under ``data_dir`` by default."""
 
@@ -91,6 +172,8 @@ class Settings(Frozen):
     data_dir: str = "../var"
     limits: Limits = Limits()
     store: Store = Store()
+    imap: ImapDefaults = ImapDefaults()
+    mailboxes: tuple[Mailbox, ...] = ()
     source: str = Field(default="", exclude=True)
 
     @field_validator("role_words", "organisation_words", "trusted_authserv_ids")
@@ -124,6 +207,16 @@ class Settings(Frozen):
         if self.store.url:
             return self.store.url
         return f"sqlite:///{self.path(self.data_dir) / 'triage.sqlite3'}"
+
+    def mailbox_host(self, mailbox: Mailbox) -> tuple[str, int, str]:
+        """Host, port and security of ``mailbox``, defaults applied."""
+        host = mailbox.host or self.imap.host or ""
+        security = mailbox.security or self.imap.security
+        port = mailbox.port or self.imap.port or (993 if security == "tls" else 143)
+        return host, port, security
+
+    def mailbox_folders(self, mailbox: Mailbox) -> Folders:
+        return mailbox.folders or self.imap.folders
 
     def template_file(self, name: str) -> str:
         return self.templates.get(name, f"{name}.txt.j2")
@@ -179,6 +272,20 @@ def _check_semantics(settings: Settings, located: yamlsource.LocatedYaml) -> Non
                                 f"mailbox {dept.mailbox} already belongs to "
                                 f"departments[{mailboxes[dept.mailbox]}]")
         mailboxes[dept.mailbox] = i
+    addresses: dict[str, int] = {}
+    for i, box in enumerate(settings.mailboxes):
+        if box.address in addresses:
+            raise located.error(("mailboxes", i, "address"),
+                                f"mailbox {box.address} is listed twice "
+                                f"(first at mailboxes[{addresses[box.address]}])")
+        addresses[box.address] = i
+        host, _port, security = settings.mailbox_host(box)
+        if not host:
+            raise located.error(("mailboxes", i, "host"),
+                                "no IMAP host: set it here or in imap.host")
+        if security == "plain" and host not in LOOPBACK_HOSTS:
+            raise located.error(("mailboxes", i, "security"),
+                                f"plain (unencrypted) IMAP is only allowed on loopback, not {host}")
     for name in settings.templates:
         if name not in TEMPLATE_NAMES:
             raise located.error(("templates", name),

@@ -8,7 +8,7 @@ the caller.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from triage import decision as decision_mod
 from triage.config import Settings
@@ -27,11 +27,20 @@ class Outcome:
     error: str | None = None
 
 
-def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None) -> Outcome:
-    """Parse, evaluate the rules, decide and draft; never raises."""
+def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
+                 size: int | None = None) -> Outcome:
+    """Parse, evaluate the rules, decide and draft; never raises.
+
+    ``size`` is the message's real size when ``raw`` is only part of it (the daemon does not
+    download large attachments); the size limit applies to it.
+    """
     view: MessageView | None = None
     try:
         view = parse_message(raw, settings.limits)
+        limit = settings.limits.max_message_bytes
+        if size is not None and size > limit and not view.violations:
+            view = replace(view, violations=(
+                f"message de {size} octets, au-delà de la limite de {limit} octets",))
         ctx = Context(settings=settings, mailbox=mailbox)
         findings = decision_mod.evaluate(view, ctx)
         decision = decision_mod.decide(findings)

@@ -6,8 +6,15 @@ database; it is idempotent on the message's identity.
 """
 
 from triage.store.identity import content_digest, identity
-from triage.store.models import AuditEvent, DraftRow, MailboxState, Ticket, TicketSource
+from triage.store.models import (
+    AuditEvent,
+    DraftRow,
+    MailboxState,
+    Ticket,
+    TicketSource,
+    Transfer,
+)
 from triage.store.store import Store
 
-__all__ = ["AuditEvent", "DraftRow", "MailboxState", "Store", "Ticket", "TicketSource",
+__all__ = ["AuditEvent", "DraftRow", "MailboxState", "Store", "Ticket", "TicketSource", "Transfer",
            "content_digest", "identity"]

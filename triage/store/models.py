@@ -138,3 +138,19 @@ class MailboxState(Base):
     last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     tickets_created: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Transfer(Base):
+    """A copy of a ticket's message owed to another department's mailbox (``Triage/Transféré``).
+
+    Written in the same transaction as the ticket; done by the target mailbox's worker, which
+    first looks for the Message-ID in the folder so that a crash never leaves two copies.
+    """
+
+    __tablename__ = "transfers"
+    __table_args__ = (UniqueConstraint("ticket_id", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(320), index=True)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

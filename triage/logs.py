@@ -1,0 +1,55 @@
+"""Logging: one JSON object per line for machines, readable text on a terminal.
+
+Every line about a message carries the mailbox, the UID, the ticket and the Message-ID as
+fields (pass them in ``extra``), so one grep finds a message's whole story.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+FIELDS = ("mailbox", "uid", "uidvalidity", "ticket", "message_id", "action", "department",
+          "event", "attempt", "retry_in", "error", "count")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in FIELDS:
+            if hasattr(record, key):
+                data[key] = getattr(record, key)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(f"{k}={getattr(record, k)}" for k in FIELDS if hasattr(record, k))
+        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        if extra:
+            line += f"  [{extra}]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(json_lines: bool | None = None, level: int = logging.INFO) -> None:
+    """Log to stderr, as JSON lines unless stderr is a terminal (or ``json_lines`` says)."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("apscheduler", "imapclient"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,157 @@
+"""``triage run``: the workers, their schedule, IDLE watchers, signals and reloads.
+
+APScheduler runs one polling job per mailbox (``imap.poll_interval``) and a housekeeping job;
+an IDLE watcher wakes a mailbox's job as soon as mail arrives. SIGTERM and SIGINT stop the
+daemon (the batch in hand is finished or abandoned, never half-done: its tickets commit before
+its moves); SIGHUP reloads the configuration, and an invalid one is refused with one log line
+while the previous one keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from triage.config import Settings, load_settings
+from triage.errors import ConfigError
+from triage.mailbox.idle import IdleWatcher
+from triage.mailbox.worker import NETWORK_ERRORS, Counts, MailboxWorker
+from triage.store import Store
+
+log = logging.getLogger("triage.daemon")
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_path: Path | None, store: Store) -> None:
+        self._settings = settings
+        self.config_path = config_path
+        self.store = store
+        self.stopping = threading.Event()
+        self.workers: dict[str, MailboxWorker] = {}
+        self.watchers: list[IdleWatcher] = []
+        self.scheduler: BackgroundScheduler | None = None
+        self._reload_requested = threading.Event()
+
+    def settings(self) -> Settings:
+        return self._settings
+
+    def _make_workers(self) -> None:
+        self.workers = {box.address: MailboxWorker(self.settings, box, self.store, self.stopping)
+                        for box in self._settings.mailboxes}
+
+    # -- once ------------------------------------------------------------------------------
+    def run_once(self) -> dict[str, Counts | str]:
+        """Process every mailbox until its watched folder is empty; errors are reported."""
+        self._make_workers()
+        results: dict[str, Counts | str] = {}
+        for address, worker in self.workers.items():
+            try:
+                results[address] = worker.process_once()
+            except NETWORK_ERRORS as exc:
+                results[address] = f"{type(exc).__name__}: {exc}"
+                log.error("mailbox failed: %s", exc, extra={"mailbox": address})
+            finally:
+                worker.disconnect()
+        return results
+
+    # -- forever ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._make_workers()
+        settings = self._settings
+        workers = len(self.workers)
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC, executors={"default": {"type": "threadpool",
+                                                 "max_workers": max(2, 2 * workers + 1)}},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        for address, worker in self.workers.items():
+            self.scheduler.add_job(worker.poll, "interval", seconds=settings.imap.poll_interval,
+                                   id=f"poll:{address}", next_run_time=datetime.now(UTC))
+            if settings.imap.idle:
+                watcher = IdleWatcher(self.settings, worker.box, self._waker(address),
+                                      self.stopping)
+                self.watchers.append(watcher)
+        self.scheduler.add_job(self.housekeeping, "interval", minutes=10, id="housekeeping")
+        self.scheduler.start()
+        for watcher in self.watchers:
+            watcher.start()
+        log.info("daemon started with %d mailbox(es)", workers, extra={"event": "daemon.start"})
+
+    def _waker(self, address: str) -> Any:
+        def wake() -> None:
+            worker = self.workers.get(address)
+            if worker is None or self.scheduler is None or self.stopping.is_set():
+                return
+            worker.dirty.set()
+            # A one-shot job: it waits for a running pass, which also sees the dirty flag.
+            self.scheduler.add_job(worker.poll, "date", run_date=datetime.now(UTC),
+                                   id=f"wake:{address}", replace_existing=True)
+        return wake
+
+    def housekeeping(self) -> None:
+        for address, worker in self.workers.items():
+            log.info("mailbox %s: %s", address, worker.state,
+                     extra={"mailbox": address, "event": "daemon.heartbeat",
+                            "error": worker.last_error})
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            return
+        log.info("stopping", extra={"event": "daemon.stop"})
+        self.stopping.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        for watcher in self.watchers:
+            watcher.join(timeout=3)
+        for worker in self.workers.values():
+            with worker.lock:
+                worker.disconnect()
+
+    def reload(self) -> None:
+        """Load the configuration again; keep the running one if the new one is invalid."""
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("configuration reload refused: %s", exc, extra={"event": "config.refused"})
+            return
+        old = self._settings
+        self._settings = new
+        log.info("configuration reloaded", extra={"event": "config.reloaded"})
+        if new.mailboxes != old.mailboxes or new.imap != old.imap:
+            log.info("mailbox settings changed: restarting the workers")
+            self.stop()
+            self.stopping = threading.Event()
+            self.watchers = []
+            self.start()
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads."""
+        stop = threading.Event()
+
+        def on_stop(_signum: int, _frame: object) -> None:
+            stop.set()
+
+        def on_hup(_signum: int, _frame: object) -> None:
+            self._reload_requested.set()
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+        self.start()
+        try:
+            while True:
+                stop.wait()
+                if self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    stop.clear()
+                    self.reload()
+                    continue
+                break
+        finally:
+            self.stop()

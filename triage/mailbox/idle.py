@@ -1,0 +1,72 @@
+"""IDLE watchers: a second connection per mailbox that waits for new mail (RFC 2177).
+
+The watcher only listens; when the server reports a new message it wakes the mailbox's worker,
+which does the work on its own connection. IDLE is re-issued every ``imap.idle_renew`` seconds
+(servers end it after 29 minutes, NAT boxes sooner) and the stop flag is checked every second,
+so a stop request is honoured quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from triage.config import Mailbox, Settings
+from triage.mailbox.connection import Connection
+from triage.mailbox.worker import NETWORK_ERRORS, Backoff
+
+log = logging.getLogger("triage.mailbox.idle")
+
+
+class IdleWatcher(threading.Thread):
+    def __init__(self, settings: Callable[[], Settings], box: Mailbox, wake: Callable[[], None],
+                 stopping: threading.Event) -> None:
+        super().__init__(name=f"idle-{box.address}", daemon=True)
+        self.settings = settings
+        self.box = box
+        self.wake = wake
+        self.stopping = stopping
+        self.supported: bool | None = None
+
+    def run(self) -> None:
+        backoff = Backoff(self.settings().imap.max_backoff)
+        while not self.stopping.is_set():
+            try:
+                self._watch(backoff)
+                if self.supported is False:
+                    return  # the server has no IDLE: the scheduled polls do the work
+            except NETWORK_ERRORS as exc:
+                delay = backoff.failed()
+                log.warning("IDLE connection lost: %s; retry in %.1f s", exc, delay,
+                            extra={"mailbox": self.box.address, "attempt": backoff.attempt,
+                                   "retry_in": round(delay, 1), "event": "imap.idle-retry"})
+                self.stopping.wait(delay)
+
+    def _watch(self, backoff: Backoff) -> None:
+        settings = self.settings()
+        renew = settings.imap.idle_renew
+        conn = Connection(settings, self.box, read_timeout=max(settings.imap.timeout, 5.0))
+        with conn:
+            self.supported = conn.has("IDLE")
+            if not self.supported:
+                log.info("server does not announce IDLE; polling only",
+                         extra={"mailbox": self.box.address})
+                return
+            conn.imap.select_folder(conn.folder(settings.mailbox_folders(self.box).watch),
+                                    readonly=True)
+            backoff.succeeded()
+            self.wake()  # catch up with whatever arrived while we were away
+            while not self.stopping.is_set():
+                conn.imap.idle()
+                started = time.monotonic()
+                woke = False
+                while not self.stopping.is_set() and time.monotonic() - started < renew:
+                    responses = conn.imap.idle_check(timeout=1)
+                    if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                        woke = True
+                        break
+                conn.imap.idle_done()
+                if woke:
+                    self.wake()

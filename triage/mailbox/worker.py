@@ -1,0 +1,258 @@
+"""The work on one mailbox: fetch → commit ticket, decision and draft → move to the outcome folder.
+
+The order is what makes a crash harmless. A message is moved out of the watched folder only
+after its ticket is committed; a restart finds it still there, sees its (mailbox, UIDVALIDITY,
+UID) already recorded and only moves it. A ticket is unique on the message's identity
+(Message-ID + content digest), so a message seen again (a second mailbox, a changed
+UIDVALIDITY) adds a sighting to its ticket, never a second ticket. Nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy import select
+
+from triage.config import Mailbox, Settings
+from triage.mailbox.connection import Connection, MailboxError, Selected
+from triage.mailbox.fetch import fetch_batch
+from triage.pipeline import triage_bytes
+from triage.store import Store, Ticket, TicketSource, Transfer
+from triage.store.store import Seen
+
+log = logging.getLogger("triage.mailbox")
+
+NETWORK_ERRORS = (MailboxError, IMAPClientError, OSError)
+
+
+@dataclass
+class Counts:
+    seen: int = 0
+    created: int = 0
+    moved: int = 0
+    matched: int = 0  # messages found to have a ticket already (by identity)
+    transferred: int = 0
+    by_folder: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Backoff:
+    """Exponential backoff with jitter; one log line per retry is written by the caller."""
+
+    def __init__(self, cap: float, base: float = 1.0) -> None:
+        self.cap, self.base = cap, base
+        self.attempt = 0
+        self.until = 0.0
+
+    def failed(self) -> float:
+        self.attempt += 1
+        delay = min(self.cap, self.base * 2 ** (self.attempt - 1)) * random.uniform(0.5, 1.0)
+        self.until = time.monotonic() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.attempt, self.until = 0, 0.0
+
+    @property
+    def waiting(self) -> bool:
+        return time.monotonic() < self.until
+
+
+class MailboxWorker:
+    def __init__(self, settings: Callable[[], Settings], box: Mailbox, store: Store,
+                 stopping: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.box = box
+        self.store = store
+        self.stopping = stopping or threading.Event()
+        self.conn: Connection | None = None
+        self.lock = threading.Lock()
+        self.dirty = threading.Event()
+        self.backoff = Backoff(settings().imap.max_backoff)
+        self.state = "disconnected"
+        self.last_error: str | None = None
+
+    # -- the scheduled job -----------------------------------------------------------------
+    def poll(self) -> None:
+        """One scheduled or IDLE-triggered run; repeats while new mail keeps arriving."""
+        if self.stopping.is_set() or self.backoff.waiting:
+            return
+        if not self.lock.acquire(timeout=1):
+            self.dirty.set()  # the running pass will go round once more
+            return
+        try:
+            while not self.stopping.is_set():
+                self.dirty.clear()
+                try:
+                    self.process_once()
+                except NETWORK_ERRORS as exc:
+                    self._failed(exc)
+                    return
+                if not self.dirty.is_set():
+                    return
+        finally:
+            self.lock.release()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.disconnect()
+        delay = self.backoff.failed()
+        self.state, self.last_error = "error", f"{type(exc).__name__}: {exc}"
+        log.warning("mailbox unreachable: %s; retry in %.1f s", self.last_error, delay,
+                    extra={"mailbox": self.box.address, "attempt": self.backoff.attempt,
+                           "retry_in": round(delay, 1), "event": "imap.retry"})
+        try:
+            with self.store.session() as s:
+                state = self.store.mailbox_state(s, self.box.address)
+                state.last_error = self.last_error[:2000]
+                s.commit()
+        except Exception:  # the store being down must not hide the IMAP error
+            log.exception("cannot record the mailbox error", extra={"mailbox": self.box.address})
+
+    def connection(self) -> Connection:
+        if self.conn is None or self.conn.client is None:
+            self.conn = Connection(self.settings(), self.box).open()
+            if self.backoff.attempt:
+                log.info("mailbox reconnected after %d failed attempt(s)", self.backoff.attempt,
+                         extra={"mailbox": self.box.address, "event": "imap.reconnected"})
+            self.state = "connected"
+        return self.conn
+
+    def disconnect(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+        self.state = "disconnected"
+
+    # -- one pass --------------------------------------------------------------------------
+    def process_once(self) -> Counts:
+        """Triage everything in the watched folder; raises on network errors."""
+        settings = self.settings()
+        folders = settings.mailbox_folders(self.box)
+        conn = self.connection()
+        selected = conn.select(folders.watch)
+        counts = Counts()
+        previous = self._check_uidvalidity(selected)
+        uids = conn.uids()
+        size = settings.imap.batch_size
+        for start in range(0, len(uids), size):
+            if self.stopping.is_set():
+                break
+            self._batch(conn, settings, selected, uids[start:start + size], counts)
+        self._transfers(conn, settings, counts)
+        with self.store.session() as s:
+            state = self.store.mailbox_state(s, self.box.address)
+            state.uidvalidity = selected.uidvalidity
+            if uids:
+                state.highest_uid = max(state.highest_uid or 0, uids[-1])
+            state.last_poll_at = datetime.now(UTC)
+            state.last_error = None
+            state.tickets_created = (state.tickets_created or 0) + counts.created
+            if previous is not None:
+                self.store.audit(s, "mailbox.uidvalidity-changed", {
+                    "mailbox": self.box.address, "old": previous, "new": selected.uidvalidity,
+                    "messages": counts.seen, "matched": counts.matched,
+                    "created": counts.created})
+            s.commit()
+        if previous is not None:
+            log.warning("UIDVALIDITY changed from %d to %d: resynchronised %d messages by "
+                        "Message-ID and digest (%d already had a ticket, %d new)",
+                        previous, selected.uidvalidity, counts.seen, counts.matched,
+                        counts.created, extra={"mailbox": self.box.address,
+                                               "event": "imap.uidvalidity-changed"})
+        self.backoff.succeeded()
+        self.state, self.last_error = "connected", None
+        return counts
+
+    def _check_uidvalidity(self, selected: Selected) -> int | None:
+        with self.store.session() as s:
+            state = self.store.mailbox_state(s, self.box.address)
+            known = state.uidvalidity
+            s.commit()
+        return known if known is not None and known != selected.uidvalidity else None
+
+    def _batch(self, conn: Connection, settings: Settings, selected: Selected, uids: list[int],
+               counts: Counts) -> None:
+        mailbox = self.box.address
+        with self.store.session() as s:
+            done = {src.uid: src.ticket.action for src in s.scalars(
+                select(TicketSource).where(TicketSource.mailbox == mailbox,
+                                           TicketSource.uidvalidity == selected.uidvalidity,
+                                           TicketSource.uid.in_(uids)))}
+        todo = [u for u in uids if u not in done]
+        fetched = fetch_batch(conn, todo, settings.imap.full_fetch_bytes)
+        outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size)) for f in fetched]
+        targets: dict[int, str] = dict(done)
+        with self.store.session() as s:
+            for f, outcome in outcomes:
+                ticket, created = self.store.record_in(
+                    s, outcome, f.raw, origin=f"imap:{mailbox}",
+                    seen=Seen(mailbox, selected.uidvalidity, f.uid, selected.folder))
+                counts.seen += 1
+                counts.created += int(created)
+                counts.matched += int(not created)
+                targets[f.uid] = ticket.action
+                if created:
+                    self._owe_transfer(s, settings, ticket)
+                log.info("ticket %s: %s", ticket.id, ticket.action if created else "seen again",
+                         extra={"mailbox": mailbox, "uid": f.uid, "ticket": ticket.id,
+                                "message_id": ticket.message_id, "action": ticket.action,
+                                "department": ticket.department,
+                                "event": "ticket.created" if created else "ticket.seen-again"})
+            s.commit()
+        # Only now, with every ticket committed, do the messages leave the watched folder.
+        folders = settings.mailbox_folders(self.box)
+        by_folder: dict[str, list[int]] = defaultdict(list)
+        for uid, action in targets.items():
+            by_folder[folders.for_action(action)].append(uid)
+        for folder, moving in by_folder.items():
+            conn.move(sorted(moving), folder)
+            counts.moved += len(moving)
+            counts.by_folder[folder] += len(moving)
+        with self.store.session() as s:
+            for src in s.scalars(select(TicketSource).where(
+                    TicketSource.mailbox == mailbox,
+                    TicketSource.uidvalidity == selected.uidvalidity,
+                    TicketSource.uid.in_(list(targets)))):
+                src.moved_to = folders.for_action(targets[src.uid])
+            s.commit()
+
+    def _owe_transfer(self, s: object, settings: Settings, ticket: Ticket) -> None:
+        """A ticket placed in another department: its mailbox gets a copy in Transféré."""
+        home = settings.department_of_mailbox(self.box.address)
+        if ticket.department is None or home is None or ticket.department == home.code:
+            return
+        target = settings.department(ticket.department)
+        if target is None or not any(m.address == target.mailbox for m in settings.mailboxes):
+            return
+        from sqlalchemy.orm import Session
+
+        assert isinstance(s, Session)
+        s.add(Transfer(ticket_id=ticket.id, target=target.mailbox))
+
+    def _transfers(self, conn: Connection, settings: Settings, counts: Counts) -> None:
+        """Copy into this mailbox the messages other mailboxes routed to this department."""
+        folder = settings.mailbox_folders(self.box).transferred
+        with self.store.session() as s:
+            pending = list(s.scalars(select(Transfer).where(
+                Transfer.target == self.box.address, Transfer.done_at.is_(None))))
+            for transfer in pending:
+                if self.stopping.is_set():
+                    break
+                ticket = s.get(Ticket, transfer.ticket_id)
+                if ticket is None:
+                    continue
+                if not (ticket.message_id and conn.has_message_id(folder, ticket.message_id)):
+                    conn.append(folder, ticket.raw)
+                transfer.done_at = datetime.now(UTC)
+                s.commit()
+                counts.transferred += 1
+                log.info("ticket %s copied to %s", ticket.id, folder,
+                         extra={"mailbox": self.box.address, "ticket": ticket.id,
+                                "message_id": ticket.message_id, "event": "ticket.transferred"})

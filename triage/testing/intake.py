@@ -1,0 +1,60 @@
+"""A throwaway deployment of triage for tests and demos: config, accounts and store.
+
+:func:`deploy` makes one IMAP account per department mailbox on a test Dovecot server and
+writes a configuration (the shipped one, with the mailboxes, a private data directory and
+plain IMAP on loopback) that ``triage run --config`` can use as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from triage.config import DEFAULT_CONFIG, Settings, load_settings
+from triage.testing.dovecot import DovecotServer, ImapAccount
+
+
+@dataclass(frozen=True)
+class Deployment:
+    config_path: Path
+    settings: Settings
+    accounts: dict[str, ImapAccount]  # by mailbox address
+    data_dir: Path
+
+    def account_of(self, code: str) -> ImapAccount:
+        return self.accounts[f"ddfip{code}.pgp.spl-pes@dgfip.finances.gouv.fr"]
+
+    @property
+    def store_url(self) -> str:
+        return self.settings.store_url
+
+
+def deploy(server: DovecotServer, folder: Path, codes: tuple[str, ...] = ("07", "26", "38",
+           "73", "74"), imap: dict[str, Any] | None = None, store_url: str | None = None
+           ) -> Deployment:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text("utf-8"))
+    data["templates_dir"] = str(DEFAULT_CONFIG.parent.parent / "templates")
+    data["data_dir"] = str(folder / "var")
+    data["store"] = {"url": store_url}
+    data["imap"] = {**data.get("imap", {}), "host": server.host, "port": server.port,
+                    "security": "plain", "poll_interval": 0.5, "timeout": 10,
+                    "max_backoff": 2, **(imap or {})}
+    accounts: dict[str, ImapAccount] = {}
+    mailboxes = []
+    for code in codes:
+        address = f"ddfip{code}.pgp.spl-pes@dgfip.finances.gouv.fr"
+        account = server.add_user()
+        secret = folder / f"imap-{code}.secret"
+        secret.write_text(account.password)
+        secret.chmod(0o600)
+        accounts[address] = account
+        mailboxes.append({"address": address, "username": account.user,
+                          "password_file": str(secret)})
+    data["mailboxes"] = mailboxes
+    path = folder / "departments.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+    return Deployment(path, load_settings(path), accounts, folder / "var")
