@@ -1,0 +1,31 @@
+"""Helpers for the project's tests, shipped in the package so every test module can use them.
+
+Tests talk to real peers started or found here, never to mocks:
+
+- :mod:`triage.testing.dovecot`: :class:`DovecotServer`, a private Dovecot IMAP server on a free
+  loopback port, with users, folders and UIDVALIDITY under the test's control;
+- :mod:`triage.testing.postgres`: :func:`temporary_database`, an empty PostgreSQL database
+  dropped after use, on the machine's server.
+
+The pytest fixtures built on them are in ``tests/conftest.py``.
+"""
+
+from triage.testing.dovecot import (
+    DovecotError,
+    DovecotNotInstalled,
+    DovecotServer,
+    ImapAccount,
+    ensure_dovecot,
+)
+from triage.testing.postgres import PostgresUnavailable, postgres_url, temporary_database
+
+__all__ = [
+    "DovecotError",
+    "DovecotNotInstalled",
+    "DovecotServer",
+    "ImapAccount",
+    "PostgresUnavailable",
+    "ensure_dovecot",
+    "postgres_url",
+    "temporary_database",
+]
