@@ -1,16 +1,27 @@
 """What is asked: a forgotten -xt password, an expired one, or something else?
 
 Read from the sender's own new text and the subject, folded (lower case, no accents) so that
-« EXPIRÉ », « expiré » and « expire » are one word, and tolerant of the common typos. A cue
-(« oublié », « perdu », « réinitialiser », « expiré », « périmé », English alike) counts only near a
-mention of the password (« mot de passe », « mdp », « password »…) or of the account's access, and
-not when negated (« je n'ai pas oublié »). A password that belongs to something else (the
-mailbox, the Wi-Fi, another application) is not ours. Expired wins when both appear. A thank-you
-that closes the matter (« c'est réglé ») is ``other``.
+« EXPIRÉ », « expiré » and « expire » are one word, and tolerant of common typos (one letter off
+« expiré » or « oublié » still counts). A cue (« oublié », « perdu », « réinitialiser », « renvoyer
+un mot de passe », « expiré », « périmé », « n'est plus valide », English alike) counts only near a
+mention of the password (« mot de passe », « mdp », « password »…) or of the account's access,
+and not when:
+
+- it is negated (« je n'ai pas oublié »; « n'est plus valide » is not a negation);
+- it belongs to something else (« le lien d'activation a expiré », « le mot de passe de ma
+  messagerie », « de l'espace ENSAP », « sur impots.gouv.fr »);
+- it is a wish for later (« afin de pouvoir réinitialiser moi-même mon mot de passe à l'avenir »)
+  or an action asked on someone else's account (« doit être bloqué »);
+- « oublié de » introduces another verb (« j'ai oublié de vous indiquer… »).
+
+When the subject names the password, a cue in a short new text counts (« Il a expiré » under
+« Re: mot de passe »). Expired wins when both appear. A thank-you that closes the matter
+(« c'est réglé », « le nouveau mot de passe fonctionne ») is ``other``.
 
 Quoted or forwarded text is read only when the new text says nothing about a password: a bare
-« voir ci-dessous », a reminder, or the forward of the requester's own message. Blocks written by
-the helpdesk itself are skipped there: its questions are not the sender's request.
+« voir ci-dessous », a reminder, a forward, or a new text over the sender's own earlier message;
+never under a plain thank-you. Blocks written by the helpdesk itself are skipped there: its
+questions are not the sender's request.
 """
 
 from __future__ import annotations
@@ -35,40 +46,66 @@ _PASSWORD = re.compile(
 # Objects that stand for the password when people do not name it.
 _ACCESS = re.compile(
     r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)")
+_OTHER_APPS = (
+    r"(messagerie|boite|bal\b|adresse (mail|e-?mail|electronique)|mail\b|e-?mail\b|webmail|"
+    r"wi-?fi|ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|ensap|parapheur|ameli|"
+    r"impots|net-?entreprises|cnracl|urssaf|caf\b|telephone|portable|banque|cloud|teams|"
+    r"office|intranet|logiciel|berger|cosoluce|jvs|segilog|horizon|magnus|xemelios|pes\b|cdg|"
+    r"dematerialisation|demat|e-?magnus|antai|ants|chorus formation|formation)")
 _OTHER_OWNER = re.compile(
-    r"^\s*(de|du|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
-    r"(ma |mon |la |le |l'|notre |nos |les |my |the )?(\w+ )?"
-    r"(messagerie|boite|bal\b|adresse (mail|e-?mail|electronique)|mail\b|e-?mail\b|webmail|wi-?fi|"
-    r"ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|parapheur|ameli|impots|"
-    r"net-?entreprises|telephone|portable|banque|cloud|teams|office|intranet|logiciel|berger|"
-    r"cosoluce|jvs|segilog|horizon|magnus|xemelios|pes\b|cdg|dematerialisation)")
+    r"^\s*(de|du|des|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
+    r"([\w'.-]+\s+){0,4}?" + _OTHER_APPS)
 _OTHER_BEFORE = re.compile(
     r"(messagerie|boite mail|boite aux lettres|webmail|wi-?fi|ordinateur|session windows|"
-    r"outlook|zimbra|helios|parapheur|intranet|logiciel)[^.?!\n]{0,25}$")
+    r"outlook|zimbra|helios|ensap|parapheur|intranet|logiciel)[^.?!\n]{0,25}$")
+# Things that expire or get blocked other than the password (« le lien d'activation a expiré »).
+_OTHER_OBJECTS = re.compile(
+    r"\b(lien|invitation|activation|certificat|carte|abonnement|contrat|convention|facture|"
+    r"delai de paiement|bon de commande|marche|devis|piece|session de formation)\b")
 
 _EXPIRED_CUES = re.compile(
-    r"(\bexpir\w*|\bexipr\w*|\bexprir\w*|\bexpier\w*|\bespir[eé]\w*|\bperim\w*|"
-    r"\bplus (valide|valable)\b|\barrive a (echeance|expiration)\b|\bechu\b|\bcaduc\w*|"
-    r"\bexpired?\b|\boutdated\b|\bvalidite (depassee|expiree|terminee)\b|\bdate de validite\b)")
+    r"(\bexpir\w*|\bexipr\w*|\bexprir\w*|\bexpier\w*|\bexir[eé]\w*|\bespir[eé]\w*|\bperim\w*|"
+    r"\bplus (valide|valable|actif)\b|\barrive a (echeance|expiration)\b|\bechu\b|\bcaduc\w*|"
+    r"\bobsolete\w*|\bexpired?\b|\boutdated\b|\bvalidite (est )?(depassee|expiree|terminee)\b|"
+    r"\bdate de validite\b|\b(validite|delai)\b[^.?!\n]{0,40}\b(depasse|expire|termine|echu)\w*)")
 _FORGOTTEN_CUES = re.compile(
-    r"(\boubli\w*|\boubier\b|\boublei\w*|\bobli(e|er|ee)\b|\bperdu\w*|\begare\w*|"
+    r"(\boubli\w*|\boubier\b|\boublei\w*|\bobli(e|er|ee)\b|\bperdu\w*|\bperte\b|\begare\w*|"
     r"\bne (me )?(souviens|souvient|rappelle|rapelle) (plus|pas)\b|\b(souviens|rappelle) plus\b|"
+    r"\b(me )?(souvenir|rappeler) (de|du)\b|"
     r"\bretrouve(r)? (plus|pas)\b|\b(plus|pas) (a )?retrouver\b|\bre-?initiali\w*|"
     r"\breinisiali\w*|\brenitiali\w*|\breinit\w*|\breset\w*|\bnouveau (mot|mdp|code)|"
-    r"\bregenere\w*|\bdebloqu\w*|\bbloque\w*|\bverrouill\w*|\bforgot\w*|\blost\b|"
+    r"\b(r?envo\w+|attribu\w+|gene\w+|communiqu\w+|redonn\w+|donn\w+|fourni\w+|transmet\w*|"
+    r"refai\w+|recreer|regenere\w*)\s+(moi |nous )?(un |une |mon |le |d'un |un autre |"
+    r"de nouveaux |des )?(nouveau |nouveaux |provisoire )?(mots? de passe|mdp|codes? d'acces)|"
+    r"\bdebloqu\w*|\bbloque\w*|\bverrouill\w*|\bforgot\w*|\blost\b|"
     r"\b(can'?t|cannot|don'?t|do not) remember\b|\bplus (le|mon|son) (mot|mdp)\b)")
-_NEGATION = re.compile(r"(\bpas|\bjamais|\bnot|\bn'a|\bn'est)\s+(encore\s+|du tout\s+|deja\s+)?$")
+_NEGATION = re.compile(r"(\bpas|\bjamais|\bnot|\bnever|\bnon)\s+(encore\s+|du tout\s+|deja\s+)?$")
+_FORGOT_TO = re.compile(r"^\w*\s+d(e\s+|')(vous|te|lui|leur|le |la |les |l'|me |m'|y |\w+er\b)")
+_FUTURE_WISH = re.compile(
+    r"^[^.?!\n]{0,60}\b(moi-?meme|nous-?memes?|par moi-?meme|a l'avenir|la prochaine fois|"
+    r"en cas d'oubli|si besoin|le cas echeant)")
+_WISH_BEFORE = re.compile(r"(afin de|pour|de) pouvoir\s+(le |la |les |me |moi-?meme )?$")
+_ACTION_ON_OTHER = re.compile(r"\b(etre|soit|faire|sera)\s+$")
 _CLOSURE = re.compile(
-    r"(c'est regle|c'est bon\b|c'est ok\b|probleme (est )?(regle|resolu)|tout (est rentre dans "
-    r"l'ordre|fonctionne)|ca (re)?fonctionne|ca (re)?marche|j'ai (pu|reussi a) (me )?(re)?connect|"
-    r"je (peux|parviens a) (de nouveau|a nouveau) me connecter|j'ai retrouve mon (mot|mdp)|"
-    r"ne (plus )?tenez pas compte|annule(r)? ma demande|demande (est )?(resolue|sans objet)|"
-    r"it works now|problem solved)")
+    r"(c'est regle|c'est bon\b|c'est ok\b|c'est parfait|probleme (est )?(regle|resolu)|"
+    r"tout (est rentre dans l'ordre|fonctionne|marche)|ca (re)?fonctionne|ca (re)?marche|"
+    r"(nouveau )?(mot de passe|mdp|il|cela|le lien) (re)?(fonctionne|marche)|"
+    r"j'ai (pu|reussi a) (me )?(re)?connect|je (peux|parviens a) (de nouveau|a nouveau) me "
+    r"connecter|j'ai retrouve mon (mot|mdp)|ne (plus )?tenez pas compte|annule(r)? ma demande|"
+    r"demande (est )?(resolue|sans objet)|it works now|problem solved)")
+_THANKS_ONLY = re.compile(
+    r"^(bonjour|bonsoir|madame|monsieur|,|\.|!|\s)*((un )?grand |mille |tous mes )?"
+    r"(merci|thanks|thank you|parfait|super|top|ok|tres bien|bien recu|c'est note|note)"
+    r"[\w\s,.!'-]{0,60}$")
 _REFERS_BELOW = re.compile(
-    r"(ci-?dessous|ci-?apres|ci-?joint|plus bas|relance|voir (le )?(message|mail|courriel)|"
-    r"ma (premiere |precedente )?demande|mon (precedent|dernier) (message|mail|courriel)|"
-    r"see below|below|en dessous|pour suite a donner|pour info|transmets?|fais suivre)")
+    r"(ci-?dessous|ci-?apres|ci-?joint|plus bas|relance|sans (nouvelles|reponse)|"
+    r"voir (le )?(message|mail|courriel)|ma (premiere |precedente )?demande|"
+    r"mon (precedent|dernier) (message|mail|courriel)|see below|below|en dessous|"
+    r"pour suite a donner|pour info|transmets?|fais suivre)")
 _HELPDESK_BLOCK = re.compile(r"(ddfip|dgfip|pgp spl pes|spl-pes|finances publiques)")
+_TOKEN = re.compile(r"[a-z]{5,}")
+_FUZZY_EXPIRED = ("expire", "expiree", "expirer", "expiration", "perime", "perimee")
+_FUZZY_FORGOTTEN = ("oublie", "oubliee", "oublier")
 
 WINDOW = 110
 
@@ -78,44 +115,88 @@ class Cues:
     expired: list[str]
     forgotten: list[str]
     excluded: list[str]
+    anchored: bool  # the text names the password (or the account) somewhere
 
     @property
     def any(self) -> bool:
         return bool(self.expired or self.forgotten)
 
 
-def find_cues(text: str) -> Cues:
-    """The expired and forgotten cues of ``text`` that sit near a password (or access) mention."""
+def _one_edit(word: str, target: str) -> bool:
+    """True when ``word`` is ``target`` with one letter added, dropped, changed or swapped."""
+    if word == target or abs(len(word) - len(target)) > 1:
+        return False
+    if len(word) == len(target):
+        diff = [i for i, (a, b) in enumerate(zip(word, target, strict=True)) if a != b]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and word[diff[0]] == target[diff[1]]
+                                  and word[diff[1]] == target[diff[0]])
+    short, long_ = (word, target) if len(word) < len(target) else (target, word)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def find_cues(text: str, anchor_anywhere: bool = False) -> Cues:
+    """The expired and forgotten cues of ``text`` that sit near a password (or access) mention.
+
+    With ``anchor_anywhere`` (the subject names the password), any cue counts.
+    """
     folded = fold(text)
     anchors: list[tuple[int, int]] = []
     excluded: list[str] = []
     for match in _PASSWORD.finditer(folded):
-        after, before = folded[match.end():match.end() + 60], folded[:match.start()]
+        after, before = folded[match.end():match.end() + 80], folded[:match.start()]
         owner = _OTHER_OWNER.match(after)
         if owner or _OTHER_BEFORE.search(before):
-            found = owner.group(0) if owner else before[-40:]
-            excluded.append(f"« {match.group(0)}{found if owner else ''} »".strip())
+            found = owner.group(0) if owner else ""
+            excluded.append(f"« {match.group(0)}{found} »")
             continue
         anchors.append((match.start(), match.end()))
     access = [(m.start(), m.end()) for m in _ACCESS.finditer(folded)]
-    expired = _near(folded, _EXPIRED_CUES, anchors, access, negatable=True)
-    forgotten = _near(folded, _FORGOTTEN_CUES, anchors, access, negatable=True)
-    return Cues(expired, forgotten, excluded)
+    spans = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
+    spans += _fuzzy(folded, _FUZZY_EXPIRED, spans)
+    expired = _near(folded, spans, anchors, access, anchor_anywhere)
+    spans = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
+    spans += _fuzzy(folded, _FUZZY_FORGOTTEN, spans)
+    forgotten = _near(folded, spans, anchors, access, anchor_anywhere)
+    return Cues(expired, forgotten, excluded, bool(anchors or access))
 
 
-def _near(folded: str, cues: re.Pattern[str], anchors: list[tuple[int, int]],
-          access: list[tuple[int, int]], negatable: bool) -> list[str]:
+def _fuzzy(folded: str, targets: tuple[str, ...], known: list[tuple[int, int, str]]
+           ) -> list[tuple[int, int, str]]:
     out = []
-    for match in cues.finditer(folded):
-        start, end = match.span()
-        if negatable and _NEGATION.search(folded[max(0, start - 20):start]):
+    for m in _TOKEN.finditer(folded):
+        if any(s <= m.start() < e for s, e, _ in known):
             continue
-        close = any(a_start - WINDOW <= start and end <= a_end + WINDOW
-                    for a_start, a_end in anchors)
-        # Without a password mention, "compte expiré" or "accès bloqué" still say it.
-        close = close or any(abs(start - a_end) <= 40 or abs(a_start - end) <= 40
-                             for a_start, a_end in access)
-        if close:
+        if any(_one_edit(m.group(0), t) for t in targets):
+            out.append((m.start(), m.end(), m.group(0)))
+    return out
+
+
+def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[int, int]],
+          access: list[tuple[int, int]], anchor_anywhere: bool) -> list[str]:
+    out = []
+    for start, end, word in sorted(spans):
+        before = folded[max(0, start - 40):start]
+        after = folded[end:end + 70]
+        if _NEGATION.search(before[-20:]):
+            continue
+        if word.startswith("oubli") and _FORGOT_TO.match(folded[start:start + 40]):
+            continue
+        if _WISH_BEFORE.search(before) or (
+                word.startswith(("reinit", "re-init", "reset", "debloq")) and
+                _FUTURE_WISH.match(after)):
+            continue
+        if word.startswith(("bloque", "verrouill")) and _ACTION_ON_OTHER.search(before):
+            continue
+        password_close = any(a_start - WINDOW <= start and end <= a_end + WINDOW
+                             for a_start, a_end in anchors)
+        nearest_other = max((m.end() for m in _OTHER_OBJECTS.finditer(before)), default=-1)
+        if nearest_other >= 0 and not any(
+                max(0, start - 40) + nearest_other <= a_start < start for a_start, _ in anchors):
+            continue  # what expired (or was lost) is a link, a card, an invoice…
+        access_close = any(abs(start - a_end) <= 40 or abs(a_start - end) <= 40
+                           for a_start, a_end in access)
+        if password_close or access_close or anchor_anywhere:
             out.append(_snippet(folded, start, end))
     return out
 
@@ -127,20 +208,32 @@ def _snippet(folded: str, start: int, end: int) -> str:
     return " ".join(snippet.split())
 
 
-def _sender_quoted_blocks(quoted: str) -> str:
-    """The quoted text without the blocks the helpdesk wrote (its questions and replies)."""
+def _quoted_blocks(quoted: str) -> list[tuple[str, str]]:
+    """The quoted text cut into (header, text) blocks at each attribution or header block."""
     blocks: list[list[str]] = [[]]
     for line in quoted.splitlines():
         if re.match(r"^\s*\*?(de|from)\s*\*?\s*:", line, re.I) or re.search(
                 r"(a [ée]crit|wrote)\s*:\s*$", line, re.I) or re.match(r"^\s*-{3,}", line):
             blocks.append([])
         blocks[-1].append(line)
-    keep = []
-    for block in blocks:
-        head = fold(" ".join(block[:2]))
-        if not _HELPDESK_BLOCK.search(head):
-            keep.append("\n".join(block))
-    return "\n".join(keep)
+    return [(fold(" ".join(b[:2])), "\n".join(b)) for b in blocks if b]
+
+
+def _sender_blocks(message: MessageView) -> tuple[str, bool]:
+    """The quoted text without the helpdesk's blocks, and whether the sender wrote some of it."""
+    sender = message.sender_address
+    names = []
+    if sender is not None:
+        names.append(sender.address)
+        if sender.display_name:
+            names.append(fold(sender.display_name))
+    keep, own = [], False
+    for head, text in _quoted_blocks(message.quoted_text):
+        if _HELPDESK_BLOCK.search(head):
+            continue
+        keep.append(text)
+        own = own or any(n and n in head for n in names)
+    return "\n".join(keep), own
 
 
 def check(message: MessageView, ctx: Context) -> Finding[str]:
@@ -154,13 +247,18 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     if closure:
         say(f"le message clôt l'échange : « {closure.group(0)} »")
         return Finding(NAME, OTHER, tuple(reasons))
-    cues = _merge(find_cues(message.subject), find_cues(message.new_text))
+    subject = find_cues(message.subject)
+    short = len(new_folded.split()) <= 60
+    new = find_cues(message.new_text, anchor_anywhere=short and subject.anchored)
+    cues = Cues(subject.expired + new.expired, subject.forgotten + new.forgotten,
+                subject.excluded + new.excluded, subject.anchored or new.anchored)
     where = "l'objet et le nouveau texte"
-    if not cues.any and message.quoted_text:
-        refers = _REFERS_BELOW.search(new_folded) or message.quote_kind == "forward" or len(
-            new_folded.split()) < 8
+    if not cues.any and message.quoted_text and not _THANKS_ONLY.match(new_folded.strip()):
+        text, own = _sender_blocks(message)
+        refers = (_REFERS_BELOW.search(new_folded) or message.quote_kind == "forward" or own
+                  or len(new_folded.split()) < 8)
         if refers:
-            quoted = find_cues(_sender_quoted_blocks(message.quoted_text))
+            quoted = find_cues(text)
             if quoted.any:
                 cues = quoted
                 where = "le message cité ou transféré (le nouveau texte y renvoie)"
@@ -176,7 +274,3 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
         return Finding(NAME, FORGOTTEN, tuple(reasons))
     say("ni oubli ni expiration d'un mot de passe Chorus Pro dans le message : autre demande")
     return Finding(NAME, OTHER, tuple(reasons))
-
-
-def _merge(a: Cues, b: Cues) -> Cues:
-    return Cues(a.expired + b.expired, a.forgotten + b.forgotten, a.excluded + b.excluded)

@@ -37,7 +37,12 @@ def _role_word(tokens: list[str], roles: tuple[str, ...]) -> str | None:
 
 
 def _person_display(display: str, orgs: tuple[str, ...]) -> list[str]:
-    """The name words of a display name that reads as a person's, else []."""
+    """The name words of a display name that reads as a person's, else [].
+
+    « Sophie Martin - Mairie de Bozel » reads as the person, before the separator.
+    """
+    display = re.split(r"\s[-–|/]\s|\(|,\s", display)[0] if not display.count(",") == 1 else (
+        display)
     words = _words(display)
     if not words or len(words) > 4 or "@" in display or re.search(r"\d", display):
         return []
@@ -71,6 +76,11 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
     name_words = _person_display(address.display_name, settings.organisation_words)
     role = _role_word(tokens, settings.role_words)
     named = _matches_name(tokens, local, name_words) if name_words else None
+    initial = (len(tokens) == 2 and len(tokens[0]) <= 2 and len(tokens[1]) >= 3
+               and tokens[0] not in settings.role_words and re.match(r"^[a-z]{1,2}[._-]", local))
+    if role and initial and not named:
+        return finding(NAME, True, f"adresse nominative : {address.address} a la forme "
+                                   "initiale.nom")
     if role and not named:
         extra = f" (le nom affiché « {address.display_name} » n'y change rien)" \
             if address.display_name else ""

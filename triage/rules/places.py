@@ -45,15 +45,20 @@ _ACCOUNT_VERBS = re.compile(
 _POSTAL = re.compile(r"(?<![\d.,/\w])(\d{5})(?![\d,]|\.\d|/\d)")
 _NOT_POSTAL_BEFORE = re.compile(
     r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|\bdossier|"
-    r"\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€)\s*:?\s*$")
+    r"\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€|\bcommande|\bbc|"
+    r"\bdevis|\bmarche|\bengagement|\bej|\bmandat|\btitre|\bbon)\s*(n°|no\.?|numero)?\s*:?\s*$")
 _NOT_POSTAL_AFTER = re.compile(r"^\s*(€|eur\b|euros?|ht\b|ttc|factures?|k€|m€|habitants)")
 _SIRET = re.compile(r"\b(siret|siren)\s*(n°|no|:)?\s*:?\s*((?:\d[\s.]?){9,14})", re.IGNORECASE)
 _BARE_SIRET = re.compile(r"(?<!\d)(2[1-8]\d{12})(?!\d)")
 _PLACE_BEFORE = re.compile(
     r"(mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|secretaire|"
     r"secretariat|syndicat|office|residence|agent|comptable)\s+(de la |de l'|de |du |des |d'|a |a la "
-    r"|-\s*)?$|(\ba|\bsur la commune de|\bbase a|\bsitue a|\bsituee a)\s+$")
+    r"|-\s*)?$")
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+
+
+_IN_COMMUNE_NAME = re.compile(r"\w-(d'|de-l'|de l'|du-|des-|de-|l'|la-|sur-)$")
+_BARE_NUMBER = re.compile(r"\((0?7|26|38|73|74)\)")
 
 
 def department_names(text: str, weight: int, where: str) -> list[Statement]:
@@ -62,6 +67,8 @@ def department_names(text: str, weight: int, where: str) -> list[Statement]:
     for code, pattern in _DEPT_NAMES:
         for match in pattern.finditer(folded):
             before = folded[max(0, match.start() - 80):match.start()]
+            if _IN_COMMUNE_NAME.search(before[-12:]):
+                continue  # Val-d'Isère, Pont-de-l'Isère: a commune's name, not a statement
             account = bool(_ACCOUNT_VERBS.search(before))
             out.append(Statement(code, weight + (6 if account else 0),
                                  f"département {code} : « {_NAMES[code]} » cité dans {where}"
@@ -72,6 +79,10 @@ def department_names(text: str, weight: int, where: str) -> list[Statement]:
         account = bool(_ACCOUNT_VERBS.search(before))
         out.append(Statement(code, weight + (6 if account else 0),
                              f"département {code} : « {match.group(0).strip()} » dans {where}"))
+    for match in _BARE_NUMBER.finditer(folded):
+        code = match.group(1).zfill(2)
+        out.append(Statement(code, weight - 1,
+                             f"département {code} : « {match.group(0)} » dans {where}"))
     return out
 
 
@@ -160,7 +171,7 @@ def _longest_commune(line: str, tokens: list[re.Match[str]], i: int, communes: C
 _FREEMAIL = {"gmail", "googlemail", "orange", "wanadoo", "free", "laposte", "hotmail", "yahoo",
              "outlook", "live", "msn", "sfr", "neuf", "bbox", "icloud", "me", "aol", "gmx",
              "protonmail", "proton", "yopmail", "numericable", "club-internet", "aliceadsl"}
-_DOMAIN_PREFIX = re.compile(r"^(mairie|ville|commune|ccas|cias|mairiede|villede|communede)[-.]?")
+_DOMAIN_PREFIX = re.compile(r"^(mairiede|villede|communede|mairie|ville|commune|ccas|cias)[-.]?")
 
 
 def domain_commune(domain: str, communes: CommuneIndex) -> list[Statement]:
