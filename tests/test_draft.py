@@ -30,7 +30,7 @@ def test_reset_draft_content(settings):
     assert "« Mot de passe -xt oublié »" in draft.body
     assert "d'un an" in draft.body and "différent de l'ancien" in draft.body
     assert "Finances publiques de la Drôme" in draft.body
-    assert draft.subject == "RE: Demande de réinitialisation de mot de passe"
+    assert draft.subject == "Re: Demande de réinitialisation de mot de passe"
 
 
 def test_expired_draft_says_only_this_route(settings):

@@ -204,3 +204,193 @@ def status(config_path: Path | None) -> None:
     rows = mailbox_status(settings, store)
     click.echo(format_status(rows) if rows else "no mailbox configured")
     sys.exit(0 if all(r.connection == "ok" and r.reconciled for r in rows) else 1)
+
+
+def _serve_web(settings: Settings, store: Any, config_path: Path | None) -> None:
+    import uvicorn
+
+    from triage.review.web import create_app
+
+    app = create_app(settings, store)
+    uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning",
+                proxy_headers=True, server_header=False)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--host", default=None, help="Listen address (default: web.host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: web.port).")
+def web(config_path: Path | None, host: str | None, port: int | None) -> None:
+    """Serve the agents' review application."""
+    from triage.logs import setup_logging
+    from triage.store import Store
+
+    setup_logging()
+    settings = settings_or_exit(config_path)
+    settings = _with_listen(settings, host, port)
+    try:
+        store = Store.open(settings)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"triage web on http://{settings.web.host}:{settings.web.port}/", err=True)
+    _serve_web(settings, store, config_path)
+
+
+def _with_listen(settings: Settings, host: str | None, port: int | None) -> Settings:
+    if host is None and port is None:
+        return settings
+    web_settings = settings.web.model_copy(update={k: v for k, v in (("host", host),
+                                                                     ("port", port)) if v})
+    return settings.model_copy(update={"web": web_settings})
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--host", default=None, help="Listen address (default: web.host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: web.port).")
+def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
+    """Run the daemon (intake and outbox) and the web application in one process."""
+    from triage.logs import setup_logging
+    from triage.mailbox.daemon import Daemon
+    from triage.store import Store
+
+    setup_logging()
+    settings = _with_listen(settings_or_exit(config_path), host, port)
+    try:
+        store = Store.open(settings)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    daemon = Daemon(settings, config_path, store)
+    daemon.start()
+    try:
+        _serve_web(settings, store, config_path)
+    finally:
+        daemon.stop()
+
+
+@main.group()
+def agents() -> None:
+    """Manage the agents who review drafts."""
+
+
+def _password(prompt: bool, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    value: str = click.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+@agents.command("add")
+@CONFIG_OPTION
+@click.argument("login")
+@click.option("--departments", "-d", required=True, help="Department codes, comma-separated.")
+@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent")
+@click.option("--name", default="", help="Full name shown in the pages.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def agents_add(config_path: Path | None, login: str, departments: str, role: str, name: str,
+               password_stdin: bool) -> None:
+    """Add an agent."""
+    from triage.review.agents import AgentError, add_agent
+    from triage.store import Store
+
+    settings = settings_or_exit(config_path)
+    store = Store.open(settings)
+    try:
+        with store.session() as s:
+            add_agent(s, settings, login, _password(True, password_stdin),
+                      [d.strip() for d in departments.split(",") if d.strip()], role, name)
+            s.commit()
+    except AgentError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"agent {login} added")
+
+
+@agents.command("list")
+@CONFIG_OPTION
+def agents_list(config_path: Path | None) -> None:
+    """List the agents."""
+    from sqlalchemy import select
+
+    from triage.store import Agent, Store
+
+    store = Store.open(settings_or_exit(config_path))
+    with store.session() as s:
+        for a in s.scalars(select(Agent).order_by(Agent.login)):
+            state = "disabled" if a.disabled else "active"
+            click.echo(f"{a.login:<20} {a.role:<6} {','.join(a.departments):<15} {state:<9} "
+                       f"{a.name}")
+
+
+@agents.command("disable")
+@CONFIG_OPTION
+@click.argument("login")
+def agents_disable(config_path: Path | None, login: str) -> None:
+    """Disable an agent and end all their sessions."""
+    from triage.review.agents import AgentError, disable_agent
+    from triage.store import Store
+
+    store = Store.open(settings_or_exit(config_path))
+    try:
+        with store.session() as s:
+            disable_agent(s, login)
+            s.commit()
+    except AgentError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"agent {login} disabled; their sessions are ended")
+
+
+@agents.command("passwd")
+@CONFIG_OPTION
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def agents_passwd(config_path: Path | None, login: str, password_stdin: bool) -> None:
+    """Change an agent's password (their open sessions end)."""
+    from triage.review.agents import AgentError, set_password
+    from triage.store import Store
+
+    store = Store.open(settings_or_exit(config_path))
+    try:
+        with store.session() as s:
+            set_password(s, login, _password(True, password_stdin))
+            s.commit()
+    except AgentError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"password of {login} changed")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--ticket", type=int, default=None, help="Only this ticket (and its follow-ups).")
+@click.option("--agent", "login", default=None, help="Only what this agent did.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit(config_path: Path | None, ticket: int | None, login: str | None,
+          as_json: bool) -> None:
+    """Print the audit trail (UTC), oldest first."""
+    from sqlalchemy import or_, select
+
+    from triage.store import AuditEvent, Store, Ticket
+
+    store = Store.open(settings_or_exit(config_path))
+    with store.session() as s:
+        query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
+        if ticket is not None:
+            children = select(Ticket.id).where(Ticket.parent_id == ticket)
+            query = query.where(or_(AuditEvent.ticket_id == ticket,
+                                    AuditEvent.ticket_id.in_(children)))
+        if login:
+            query = query.where(AuditEvent.actor == login.lower())
+        for e in s.scalars(query):
+            at = e.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            if as_json:
+                click.echo(json.dumps({"at": at, "ticket": e.ticket_id, "actor": e.actor,
+                                       "event": e.event, "detail": e.detail},
+                                      ensure_ascii=False))
+            else:
+                detail = " ".join(f"{k}={v!r}" for k, v in (e.detail or {}).items()
+                                  if k not in ("before", "after"))
+                click.echo(f"{at}  #{e.ticket_id or '-':<6} {e.actor:<16} {e.event:<26} {detail}")

@@ -92,6 +92,8 @@ class Folders(Frozen):
     ignore: str = "Triage/Ignoré"
     quarantine: str = "Triage/Quarantaine"
     transferred: str = "Triage/Transféré"
+    handled: str = "Triage/Traité"
+    sent: str = "Sent"
 
     def for_action(self, action: str) -> str:
         folder: str = getattr(self, action)
@@ -153,6 +155,46 @@ class Mailbox(Frozen):
         return self
 
 
+class Smtp(Frozen):
+    """The relay approved replies go through (aiosmtplib)."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    security: Literal["tls", "starttls", "plain"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    retry_max_backoff: float = Field(default=300.0, gt=0)
+    poll_interval: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_inline(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError("passwords never go in this file: use password_env or "
+                             "password_file")
+        return data
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"tls": 465, "starttls": 587, "plain": 25}[self.security]
+
+
+class Web(Frozen):
+    """The agents' review application."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, gt=0, lt=65536)
+    secret_env: str | None = Field(default=None, description="variable holding the cookie key")
+    secret_file: str | None = Field(default=None, description="file holding the cookie key")
+    session_idle_minutes: int = Field(default=30, gt=0)
+    session_max_hours: int = Field(default=10, gt=0)
+    secure_cookies: bool = Field(default=False, description="set when served over HTTPS")
+    login_attempts: int = Field(default=5, gt=0, description="failed logins per window")
+    login_window_minutes: int = Field(default=15, gt=0)
+
+
 class Store(Frozen):
     """Where tickets live: a SQLAlchemy URL; SQLite under ``data_dir`` by default."""
 
@@ -174,6 +216,9 @@ class Settings(Frozen):
     store: Store = Store()
     imap: ImapDefaults = ImapDefaults()
     mailboxes: tuple[Mailbox, ...] = ()
+    smtp: Smtp = Smtp()
+    web: Web = Web()
+    message_id_domain: str = "triage.dgfip.finances.gouv.fr"
     source: str = Field(default="", exclude=True)
 
     @field_validator("role_words", "organisation_words", "trusted_authserv_ids")
@@ -217,6 +262,10 @@ class Settings(Frozen):
 
     def mailbox_folders(self, mailbox: Mailbox) -> Folders:
         return mailbox.folders or self.imap.folders
+
+    def mailbox_of(self, address: str) -> Mailbox | None:
+        address = address.strip().lower()
+        return next((m for m in self.mailboxes if m.address == address), None)
 
     def template_file(self, name: str) -> str:
         return self.templates.get(name, f"{name}.txt.j2")

@@ -98,7 +98,6 @@ def make_draft(message: MessageView, decision: Decision, settings: Settings,
     body = render(decision.template, settings, department,
                   sender_name=greeting_name(message, settings), identifier=decision.identifier)
     subject = one_line(message.subject) or "Votre demande Chorus Pro"
-    if not re.match(r"^\s*(re|tr|fwd?)\s*:", subject, re.I):
-        subject = f"RE: {subject}"
+    subject = "Re: " + re.sub(r"^\s*((re|aw|sv|tr|fwd?)\s*:\s*)+", "", subject, flags=re.I)
     return Draft(decision.template, message.sender_address.address, subject, body,
                  department.code, message.message_id)

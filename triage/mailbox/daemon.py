@@ -58,6 +58,7 @@ class Daemon:
                 log.error("mailbox failed: %s", exc, extra={"mailbox": address})
             finally:
                 worker.disconnect()
+        self.send_replies()
         return results
 
     # -- forever ---------------------------------------------------------------------------
@@ -76,6 +77,8 @@ class Daemon:
                 watcher = IdleWatcher(self.settings, worker.box, self._waker(address),
                                       self.stopping)
                 self.watchers.append(watcher)
+        self.scheduler.add_job(self.send_replies, "interval", seconds=settings.smtp.poll_interval,
+                               id="outbox", next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.housekeeping, "interval", minutes=10, id="housekeeping")
         self.scheduler.start()
         for watcher in self.watchers:
@@ -92,6 +95,23 @@ class Daemon:
             self.scheduler.add_job(worker.poll, "date", run_date=datetime.now(UTC),
                                    id=f"wake:{address}", replace_existing=True)
         return wake
+
+    def send_replies(self) -> int:
+        """Send the approved replies that are due (the outbox job)."""
+        from triage.send.sender import send_due
+
+        try:
+            return send_due(self._settings, self.store, self.worker_name)
+        except Exception:  # the next run retries; one failure must not end the job
+            log.exception("outbox run failed", extra={"event": "outbox.error"})
+            return 0
+
+    @property
+    def worker_name(self) -> str:
+        import os
+        import socket
+
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     def housekeeping(self) -> None:
         for address, worker in self.workers.items():

@@ -7,6 +7,9 @@ database; it is idempotent on the message's identity.
 
 from triage.store.identity import content_digest, identity
 from triage.store.models import (
+    Agent,
+    LoginAttempt,
+    OutboxItem,
     AuditEvent,
     DraftRow,
     MailboxState,
@@ -16,5 +19,5 @@ from triage.store.models import (
 )
 from triage.store.store import Store
 
-__all__ = ["AuditEvent", "DraftRow", "MailboxState", "Store", "Ticket", "TicketSource", "Transfer",
+__all__ = ["Agent", "AuditEvent", "LoginAttempt", "OutboxItem", "DraftRow", "MailboxState", "Store", "Ticket", "TicketSource", "Transfer",
            "content_digest", "identity"]

@@ -68,6 +68,11 @@ class Ticket(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     raw_size: Mapped[int] = mapped_column(BigInteger, default=0)
 
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"),
+                                                  index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)
+
     sources: Mapped[list[TicketSource]] = relationship(back_populates="ticket",
                                                        cascade="all, delete-orphan")
     drafts: Mapped[list[DraftRow]] = relationship(back_populates="ticket",
@@ -154,3 +159,66 @@ class Transfer(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     target: Mapped[str] = mapped_column(String(320), index=True)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Agent(Base):
+    """A person who reviews drafts, for some departments, as agent or admin."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(300))
+    departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    role: Mapped[str] = mapped_column(String(20), default="agent")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped to end every session of the agent (disable, password change).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class LoginAttempt(Base):
+    """Failed and successful logins, for rate limiting across processes."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(100))
+    success: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class OutboxItem(Base):
+    """An approved reply on its way: approved -> sending -> committing -> sent, or failed.
+
+    ``committing`` is written just before the final dot of the SMTP DATA: a crash after it
+    means the relay may have accepted the message, so it is never sent again (RFC 1047).
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                           index=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"))
+    department: Mapped[str] = mapped_column(String(3))
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    from_addr: Mapped[str] = mapped_column(String(320))
+    to_addr: Mapped[str] = mapped_column(String(320))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(20), default="approved", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    approved_by: Mapped[str] = mapped_column(String(100))
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    filed: Mapped[bool] = mapped_column(Boolean, default=False)  # Sent copy + original moved

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+import re
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -19,6 +20,7 @@ from triage.store.identity import content_digest, identity
 from triage.store.models import (
     SCHEMA_VERSION,
     AuditEvent,
+    OutboxItem,
     Base,
     DraftRow,
     MailboxState,
@@ -28,6 +30,7 @@ from triage.store.models import (
 )
 
 SYSTEM = "triage"
+TICKET_REF = re.compile(r"\[réf\. T(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,16 @@ class Store:
                 error=outcome.error, raw=raw, raw_size=len(raw),
                 status="quarantined" if d.action.value == "quarantine" else "open",
             )
+            if message is not None:
+                ticket.in_reply_to = (message.header("In-Reply-To") or "")[:998] or None
+                ticket.references = (message.header("References") or "")[:8000] or None
+                parent = self._thread_parent(s, message.subject, ticket.in_reply_to,
+                                             ticket.references)
+                if parent is not None and d.action.value != "ignore":
+                    ticket.parent_id = parent.id
+                    parent.status = "open"
+                    s.add(AuditEvent(ticket_id=parent.id, actor=SYSTEM, event="ticket.follow-up",
+                                     detail={"message_id": message_id}))
             s.add(ticket)
             if outcome.draft is not None:
                 dr = outcome.draft
@@ -158,6 +171,23 @@ class Store:
                                      detail={"mailbox": seen.mailbox, "uid": seen.uid}))
         s.flush()
         return ticket, created
+
+    def _thread_parent(self, s: Session, subject: str, in_reply_to: str | None,
+                       references: str | None) -> Ticket | None:
+        """The ticket a follow-up belongs to: by our reply's Message-ID, the original's, or
+        the ticket reference we put in the subject of our replies."""
+        ids = re.findall(r"<([^<>\s]+)>", f"{in_reply_to or ''} {references or ''}")
+        for mid in reversed(ids):
+            item = s.scalar(select(OutboxItem).where(OutboxItem.message_id == mid))
+            if item is not None:
+                return _root(s, s.get(Ticket, item.ticket_id))
+            ticket = s.scalar(select(Ticket).where(Ticket.message_id == mid).limit(1))
+            if ticket is not None:
+                return _root(s, ticket)
+        match = TICKET_REF.search(subject or "")
+        if match:
+            return _root(s, s.get(Ticket, int(match.group(1))))
+        return None
 
     # -- queries ---------------------------------------------------------------------------
     def source_of(self, s: Session, mailbox: str, uidvalidity: int, uid: int
@@ -184,6 +214,12 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _root(s: Session, ticket: Ticket | None) -> Ticket | None:
+    while ticket is not None and ticket.parent_id is not None:
+        ticket = s.get(Ticket, ticket.parent_id)
+    return ticket
 
 
 def _safe_url(url: str) -> str:

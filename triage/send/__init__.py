@@ -1,0 +1,1 @@
+"""Sending approved replies: compose the message safely, then the outbox, then SMTP."""

@@ -1,0 +1,213 @@
+"""Send what the outbox holds, exactly once, and file it in the department's mailbox.
+
+The SMTP transaction is written to the store at two points: ``sending`` before it starts and
+``committing`` just before the final dot of DATA, the moment the relay may accept the message
+(RFC 1047). After a crash, a reply found ``committing`` is taken as delivered and is never sent
+again; one found ``sending`` never reached that point, so the relay discarded it — it is sent
+again unless the department mailbox's Sent folder already holds its Message-ID. After sending,
+a copy goes to the Sent folder and the original message moves to ``Triage/Traité``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+from triage.config import Settings
+from triage.mailbox.connection import Connection
+from triage.mailbox.worker import NETWORK_ERRORS
+from triage.send import outbox
+from triage.store import OutboxItem, Store, Ticket
+
+log = logging.getLogger("triage.send")
+
+#: Fault injection for the crash test: kill the process right after the relay's 250.
+FAULT_ENV = "TRIAGE_FAULT"
+
+
+class SmtpTemporary(Exception):
+    """The relay is down or answered 4xx: try again later."""
+
+
+class SmtpPermanent(Exception):
+    """The relay answered 5xx: an agent must look at it."""
+
+
+def smtp_password(settings: Settings) -> str | None:
+    smtp = settings.smtp
+    if smtp.password_env:
+        return os.environ.get(smtp.password_env)
+    if smtp.password_file:
+        with open(smtp.password_file, encoding="utf-8") as fh:
+            return fh.read().strip()
+    return None
+
+
+async def _transaction(settings: Settings, item: OutboxItem, before_dot: Callable[[], None]
+                       ) -> str:
+    smtp_conf = settings.smtp
+    client = aiosmtplib.SMTP(hostname=smtp_conf.host, port=smtp_conf.effective_port,
+                             timeout=smtp_conf.timeout, use_tls=smtp_conf.security == "tls",
+                             start_tls=smtp_conf.security == "starttls")
+    try:
+        await client.connect()
+        if smtp_conf.username:
+            await client.login(smtp_conf.username, smtp_password(settings) or "")
+        await client.mail(item.from_addr)
+        await client.rcpt(item.to_addr)
+        return await _data(client, item.raw, before_dot, smtp_conf.timeout)
+    finally:
+        try:
+            await client.quit()
+        except Exception:
+            client.close()
+
+
+async def _data(client: aiosmtplib.SMTP, raw: bytes, before_dot: Callable[[], None],
+                timeout: float) -> str:
+    """DATA, written in two steps so that our state is committed before the final dot.
+
+    aiosmtplib's own ``data()`` sends the content and the dot in one write; this is the same
+    exchange with the hook in between (it uses the protocol object that ``data()`` uses).
+    """
+    proto = client.protocol
+    if proto is None:
+        raise aiosmtplib.SMTPServerDisconnected("not connected")
+    content = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw))
+    if not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    start = await client.execute_command(b"DATA", timeout=timeout)
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    proto.write(content)
+    before_dot()
+    response = await client.execute_command(b".", timeout=timeout)
+    if response.code != 250:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return f"{response.code} {response.message}"
+
+
+def send_one(settings: Settings, store: Store, item_id: int) -> None:
+    """Take one claimed outbox item to its end state."""
+    with store.session() as s:
+        item = s.get(OutboxItem, item_id)
+        if item is None:
+            return
+        if item.state == "committing":
+            outbox.delivered(s, item, "accepted before a restart (state committing)")
+        elif item.state == "sending" and _in_sent_folder(settings, item):
+            outbox.delivered(s, item, "found in the Sent folder after a restart")
+        if item.state in ("approved", "sending"):
+            outbox.set_state(s, item, "sending", attempts=item.attempts)
+
+            def before_dot() -> None:
+                outbox.set_state(s, item, "committing")
+
+            try:
+                reply = asyncio.run(_transaction(settings, item, before_dot))
+            except aiosmtplib.SMTPResponseException as exc:
+                error = f"{exc.code} {exc.message}"
+                if 500 <= exc.code < 600:
+                    s.rollback()
+                    outbox.refused(s, item, error)
+                    log.warning("reply refused by the relay: %s", error,
+                                extra={"ticket": item.ticket_id, "event": "outbox.refused"})
+                    return
+                _retry(settings, s, item, error)
+                return
+            except (aiosmtplib.SMTPException, OSError, socket.gaierror, TimeoutError) as exc:
+                if item.state == "committing":
+                    # The dot was written: the relay may hold the message. Never resend.
+                    outbox.delivered(s, item, f"connection lost after the final dot: {exc}")
+                else:
+                    _retry(settings, s, item, f"{type(exc).__name__}: {exc}")
+                    return
+            else:
+                if os.environ.get(FAULT_ENV) == "after-smtp-accept":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                outbox.delivered(s, item, reply)
+                log.info("reply sent", extra={"ticket": item.ticket_id,
+                                               "message_id": item.message_id,
+                                               "event": "outbox.sent"})
+        if item.state == "sent" and not item.filed:
+            _file(settings, s, item)
+
+
+def _retry(settings: Settings, s: object, item: OutboxItem, error: str) -> None:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(s, Session)
+    s.rollback()
+    delay = outbox.retry_later(s, settings, item, error)
+    log.warning("reply not sent: %s; retry in %.0f s", error, delay,
+                extra={"ticket": item.ticket_id, "event": "outbox.retry",
+                       "retry_in": round(delay, 1)})
+
+
+def _connection(settings: Settings, item: OutboxItem) -> Connection | None:
+    department = settings.department(item.department)
+    box = settings.mailbox_of(department.mailbox) if department else None
+    return Connection(settings, box) if box is not None else None
+
+
+def _in_sent_folder(settings: Settings, item: OutboxItem) -> bool:
+    conn = _connection(settings, item)
+    if conn is None:
+        return False
+    with conn:
+        sent = settings.mailbox_folders(conn.box).sent
+        return conn.has_message_id(sent, f"<{item.message_id}>")
+
+
+def _file(settings: Settings, s: object, item: OutboxItem) -> None:
+    """Copy the reply to Sent and move the original to Triage/Traité (idempotent)."""
+    from sqlalchemy.orm import Session
+
+    assert isinstance(s, Session)
+    conn = _connection(settings, item)
+    if conn is None:
+        item.filed = True
+        s.commit()
+        return
+    try:
+        with conn:
+            folders = settings.mailbox_folders(conn.box)
+            if not conn.has_message_id(folders.sent, f"<{item.message_id}>"):
+                conn.imap.append(conn.ensure_folder(folders.sent), item.raw, flags=[b"\\Seen"])
+            ticket = s.get(Ticket, item.ticket_id)
+            if ticket is not None and ticket.message_id:
+                for folder in (folders.draft, folders.human, folders.quarantine, folders.watch):
+                    name = conn.folder(folder)
+                    if not conn.imap.folder_exists(name):
+                        continue
+                    conn.imap.select_folder(name)
+                    uids = conn.imap.search(["HEADER", "Message-ID", ticket.message_id])
+                    if uids:
+                        conn.move(sorted(int(u) for u in uids), folders.handled)
+            item.filed = True
+            s.commit()
+    except NETWORK_ERRORS as exc:
+        s.rollback()
+        log.warning("reply sent but not filed yet: %s", exc,
+                    extra={"ticket": item.ticket_id, "event": "outbox.file-retry"})
+
+
+def send_due(settings: Settings, store: Store, worker: str, limit: int = 100) -> int:
+    """Send up to ``limit`` due replies; returns how many items were handled."""
+    handled = 0
+    while handled < limit:
+        with store.session() as s:
+            item = outbox.claim(s, worker)
+            if item is None:
+                return handled
+            item_id = item.id
+        send_one(settings, store, item_id)
+        handled += 1
+    return handled
