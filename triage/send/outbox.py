@@ -9,7 +9,9 @@ take the same reply.
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -51,32 +53,55 @@ def enqueue(s: Session, settings: Settings, ticket: Ticket, draft: DraftRow, act
     return item
 
 
+def _claimant_gone(claimed_by: str | None, claimed_at: datetime | None, t: datetime) -> bool:
+    """True when nobody is working on a claimed item any more.
+
+    The claim is free when its lease ran out, or at once when the claimant was a process of
+    this machine that no longer exists (a restart after a crash need not wait for the lease).
+    """
+    if claimed_by is None or claimed_at is None:
+        return True
+    if claimed_at.tzinfo is None:
+        claimed_at = claimed_at.replace(tzinfo=UTC)
+    if claimed_at < t - CLAIM_LEASE:
+        return True
+    host, _sep, pid = claimed_by.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
+
+
 def claim(s: Session, worker: str) -> OutboxItem | None:
     """Take the next reply due for sending, or one whose sender died mid-way."""
     t = now()
     due = or_(
         (OutboxItem.state == "approved") & (OutboxItem.next_attempt_at <= t),
-        (OutboxItem.state.in_(("sending", "committing"))) & (OutboxItem.claimed_at < t - CLAIM_LEASE),
-        (OutboxItem.state.in_(("sending", "committing"))) & (OutboxItem.claimed_by.is_(None)),
-        (OutboxItem.state == "sent") & (OutboxItem.filed.is_(False))
-        & or_(OutboxItem.claimed_at.is_(None), OutboxItem.claimed_at < t - CLAIM_LEASE),
+        OutboxItem.state.in_(("sending", "committing")),
+        (OutboxItem.state == "sent") & (OutboxItem.filed.is_(False)),
     )
-    query = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(1)
+    query = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(50)
     if s.bind is not None and s.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    item = s.scalar(query)
-    if item is None:
-        return None
-    # Compare-and-set: only one sender wins the row even without row locks (SQLite).
-    won = s.execute(update(OutboxItem).where(
-        OutboxItem.id == item.id, OutboxItem.state == item.state,
-        or_(OutboxItem.claimed_at.is_(None), OutboxItem.claimed_at == item.claimed_at),
-    ).values(claimed_by=worker, claimed_at=t)).rowcount
+    for item in s.scalars(query):
+        if item.state != "approved" and not _claimant_gone(item.claimed_by, item.claimed_at, t):
+            continue
+        # Compare-and-set: only one sender wins the row even without row locks (SQLite).
+        won = s.execute(update(OutboxItem).where(
+            OutboxItem.id == item.id, OutboxItem.state == item.state,
+            OutboxItem.claimed_by.is_(None) if item.claimed_by is None
+            else OutboxItem.claimed_by == item.claimed_by,
+        ).values(claimed_by=worker, claimed_at=t)).rowcount
+        s.commit()
+        if won:
+            s.refresh(item)
+            return item
     s.commit()
-    if not won:
-        return None
-    s.refresh(item)
-    return item
+    return None
 
 
 def set_state(s: Session, item: OutboxItem, state: str, **values: object) -> None:

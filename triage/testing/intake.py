@@ -33,8 +33,8 @@ class Deployment:
 
 
 def deploy(server: DovecotServer, folder: Path, codes: tuple[str, ...] = ("07", "26", "38",
-           "73", "74"), imap: dict[str, Any] | None = None, store_url: str | None = None
-           ) -> Deployment:
+           "73", "74"), imap: dict[str, Any] | None = None, store_url: str | None = None,
+           smtp_port: int | None = None, extra: dict[str, Any] | None = None) -> Deployment:
     folder.mkdir(parents=True, exist_ok=True)
     data = yaml.safe_load(DEFAULT_CONFIG.read_text("utf-8"))
     data["templates_dir"] = str(DEFAULT_CONFIG.parent.parent / "templates")
@@ -55,6 +55,11 @@ def deploy(server: DovecotServer, folder: Path, codes: tuple[str, ...] = ("07", 
         mailboxes.append({"address": address, "username": account.user,
                           "password_file": str(secret)})
     data["mailboxes"] = mailboxes
+    if smtp_port is not None:
+        data["smtp"] = {**data.get("smtp", {}), "host": "127.0.0.1", "port": smtp_port,
+                        "security": "plain", "timeout": 10, "retry_max_backoff": 2,
+                        "poll_interval": 0.5}
+    data.update(extra or {})
     path = folder / "departments.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
     return Deployment(path, load_settings(path), accounts, folder / "var")
