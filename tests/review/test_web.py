@@ -178,4 +178,4 @@ def test_ticket_page_shows_reasons_history_and_warning(client, store, settings):
     assert "non authentifié" in page
     for reason in ticket.reasons:
         assert reason.split(":")[0] in page
-    assert "ticket.viewed" in page and "ticket.created" in page
+    assert "consultée" in page and "demande reçue et triée" in page

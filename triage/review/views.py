@@ -29,6 +29,19 @@ STATUSES = {"open": "À traiter", "quarantined": "En quarantaine", "approved": "
             "rejected": "Brouillon rejeté"}
 
 
+EVENTS = {
+    "ticket.created": "demande reçue et triée", "ticket.seen-again": "reçue aussi dans une "
+    "autre boîte", "ticket.viewed": "consultée", "ticket.follow-up": "suite reçue de "
+    "l'expéditeur", "ticket.transferred": "copiée vers un autre département",
+    "ticket.reassigned": "réaffectée", "ticket.handled": "marquée traitée sans réponse",
+    "ticket.released": "libérée de la quarantaine", "draft.edited": "brouillon modifié",
+    "draft.approved": "brouillon validé", "draft.rejected": "brouillon rejeté",
+    "draft.template-changed": "modèle changé", "outbox.queued": "réponse mise en file d'envoi",
+    "outbox.retry": "envoi reporté (relais indisponible)", "outbox.sent": "réponse envoyée",
+    "outbox.refused": "envoi refusé par le relais",
+}
+
+
 def age(then: datetime) -> str:
     if then.tzinfo is None:
         then = then.replace(tzinfo=UTC)

@@ -64,7 +64,8 @@ class ReviewApp:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
         env.globals.update(ACTIONS=views.ACTIONS, INTENTS=views.INTENTS, STATUSES=views.STATUSES,
-                           TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age)
+                           TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age,
+                           EVENTS=views.EVENTS)
         self.extra_routes: list[Route] = []
 
     # -- plumbing --------------------------------------------------------------------------
