@@ -33,7 +33,8 @@ def test_eval_fails_below_min_accuracy(tmp_path):
     (tmp_path / "001.eml").write_bytes((DEV / "020.eml").read_bytes())
     (tmp_path / "labels.tsv").write_text(
         "file\taction\ttemplate\tintent\tdepartment\tnominative\tidentifier\tnote\n"
-        "001.eml\tdraft\texpired_password\texpired_password\t26\tyes\tnreynaud-xt\twrong on purpose\n")
+        "001.eml\tdraft\texpired_password\texpired_password\t26\tyes\tnreynaud-xt\t"
+        "wrong on purpose\n")
     run = triage("eval", str(tmp_path), "--min-accuracy", "0.5")
     assert run.returncode == 1
     assert "001.eml: template reset_password (expected expired_password)" in run.stdout
@@ -60,7 +61,8 @@ def test_explain_reads_mbox_and_folders(tmp_path):
     with mbox.open("wb") as fh:
         for name in ("020.eml", "014.eml"):
             fh.write(b"From sender@example Tue Mar 10 09:00:00 2026\n")
-            fh.write((DEV / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From "))
+            raw = (DEV / name).read_bytes().replace(b"\r\n", b"\n")
+            fh.write(raw.replace(b"\nFrom ", b"\n>From "))
             fh.write(b"\n")
     run = triage("explain", "--json", str(mbox))
     rows = [json.loads(line) for line in run.stdout.splitlines()]

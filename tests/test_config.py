@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from triage.config import DEFAULT_CONFIG, load_settings
 from triage.errors import ConfigError
@@ -39,7 +40,7 @@ def test_shipped_configuration_loads():
     settings = load_settings(DEFAULT_CONFIG)
     assert [d.code for d in settings.departments] == ["07", "26", "38", "73", "74"]
     assert settings.department("38").mailbox == "ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.departments[0].code = "99"  # type: ignore[misc]
 
 

@@ -91,7 +91,8 @@ def _explain_text(record: dict[str, Any], outcome: Any) -> str:
              "  reasons:"]
     lines += [f"    - {r}" for r in record["reasons"]]
     if outcome.draft is not None:
-        lines += ["  draft:", f"    To: {outcome.draft.to}", f"    Subject: {outcome.draft.subject}"]
+        lines += ["  draft:", f"    To: {outcome.draft.to}",
+                  f"    Subject: {outcome.draft.subject}"]
         lines += ["    | " + ln for ln in outcome.draft.body.splitlines()]
     return "\n".join(lines) + "\n"
 

@@ -338,7 +338,8 @@ def _check_semantics(settings: Settings, located: yamlsource.LocatedYaml) -> Non
     for name in settings.templates:
         if name not in TEMPLATE_NAMES:
             raise located.error(("templates", name),
-                                f"unknown template role; expected one of {', '.join(TEMPLATE_NAMES)}")
+                                "unknown template role; expected one of "
+                                f"{', '.join(TEMPLATE_NAMES)}")
     tdir = settings.templates_path
     if not tdir.is_dir():
         raise located.error(("templates_dir",), f"templates folder {tdir} does not exist")

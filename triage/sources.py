@@ -34,7 +34,8 @@ def iter_sources(paths: list[str]) -> Iterator[Source]:
         path = Path(given)
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if child.suffix.lower() in _MAIL_SUFFIXES | {".mbox"} and not child.name.startswith("."):
+                hidden = child.name.startswith(".")
+                if child.suffix.lower() in _MAIL_SUFFIXES | {".mbox"} and not hidden:
                     yield from _file(str(child), child)
         elif path.is_file():
             yield from _file(given, path)

@@ -30,5 +30,5 @@ def fold_lines(text: str) -> str:
 
 
 def compact(text: str) -> str:
-    """Folded, with everything but letters and digits removed: ``Saint-Agrève`` -> ``saintagreve``."""
+    """Folded, letters and digits only: ``Saint-Agrève`` -> ``saintagreve``."""
     return re.sub(r"[^a-z0-9]", "", fold(text))

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -240,7 +239,8 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, daemon):
         assert len([p for p in progress if 0 < p < 500]) >= 5, progress
         final = run_once(dep)
         assert final.returncode == 0, final.stderr[-2000:]
-        assert query(dep, "select count(*), count(distinct message_id) from tickets") == [(500, 500)]
+        totals = query(dep, "select count(*), count(distinct message_id) from tickets")
+        assert totals == [(500, 500)]
         counts = folder_counts(server, acc.user)
         assert counts["INBOX"] == 0
         by_action = dict(query(dep, "select action, count(*) from tickets group by action"))

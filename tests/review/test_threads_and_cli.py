@@ -83,7 +83,7 @@ def test_agents_and_audit_commands(settings, store):
                    stdin="un autre mot de passe\n").returncode == 0
     assert _triage(settings, "agents", "disable", "newbie").returncode == 0
     listing = _triage(settings, "agents", "list").stdout
-    assert "disabled" in [line for line in listing.splitlines() if "newbie" in line][0]
+    assert "disabled" in next(line for line in listing.splitlines() if "newbie" in line)
     audit = _triage(settings, "audit").stdout
     assert "agent.added" in audit and "agent.disabled" in audit and "ticket.created" in audit
     one = _triage(settings, "audit", "--ticket", str(ticket_id(store, "020.eml"))).stdout

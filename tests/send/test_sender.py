@@ -89,7 +89,8 @@ def test_reply_envelope_headers_body_and_filing(world, relay, dovecot):
     assert msg["Message-ID"].endswith("@triage.dgfip.finances.gouv.fr>")
     assert msg["X-Triage-Loop"]
     assert msg.get_content_charset() == "utf-8"
-    assert msg.get_content().replace("\r\n", "\n") == "Bonjour Aurélie,\n\nVotre accès est rétabli.\n"
+    body = msg.get_content().replace("\r\n", "\n")
+    assert body == "Bonjour Aurélie,\n\nVotre accès est rétabli.\n"
     assert outbox_state(store)[0] == "sent"
     acc = dep.account_of("38")
     with dovecot.client(acc.user) as imap:

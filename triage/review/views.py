@@ -114,7 +114,7 @@ def _clean_html(raw: bytes) -> str | None:
     """The HTML body cleaned with an allow-list (no script, style, handlers, remote loads)."""
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
-        part = msg.get_body(("html",))  # type: ignore[attr-defined]
+        part = msg.get_body(("html",))
         if part is None:
             return None
         markup = part.get_content()
@@ -148,4 +148,4 @@ def attachment_bytes(raw: bytes, index: int) -> tuple[str, str, bytes] | None:
 
 def stats(s: Session) -> dict[str, int]:
     return dict(s.execute(select(Ticket.status, func.count(Ticket.id)).group_by(Ticket.status))
-                .all())  # type: ignore[arg-type]
+                .all())

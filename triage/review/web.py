@@ -259,7 +259,7 @@ class ReviewApp:
 
 def create_app(settings: Settings | Callable[[], Settings], store: Store) -> Starlette:
     getter = settings if callable(settings) else (lambda: settings)
-    return ReviewApp(getter, store).app()  # type: ignore[arg-type]
+    return ReviewApp(getter, store).app()
 
 
 __all__ = ["ReviewApp", "create_app"]

@@ -16,7 +16,8 @@ from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
 
 NAME = "authentication"
-DESCRIPTION = "authentification de l'expéditeur (DMARC) selon l'en-tête Authentication-Results de confiance"
+DESCRIPTION = ("authentification de l'expéditeur (DMARC) selon l'en-tête "
+               "Authentication-Results de confiance")
 
 
 @dataclass(frozen=True)

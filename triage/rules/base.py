@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from triage.rules.communes import CommuneIndex
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,13 @@ class Context:
         return commune_index()
 
 
-class Rule(Protocol[T_co]):
+class Rule(Protocol):
     """The shape every module of :mod:`triage.rules` presents."""
 
     NAME: str
     DESCRIPTION: str
 
-    def check(self, message: MessageView, ctx: Context) -> Finding[T_co]: ...
+    def check(self, message: MessageView, ctx: Context) -> Finding[object]: ...
 
 
 def finding(rule: str, value: T, *reasons: str) -> Finding[T]:

@@ -1,7 +1,8 @@
 """Which ``-xt`` identifier does the message give?
 
 The first identifier in the sender's new text, else in the subject, else in the quoted or
-forwarded text; lower-cased. Typographic dashes are tolerated (``JDUPONT–XT``); the bare suffix (« un compte en -xt ») is not an identifier.
+forwarded text; lower-cased. Typographic dashes are tolerated (``JDUPONT–XT``);
+the bare suffix (« un compte en -xt ») is not an identifier.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ def _person_display(display: str, orgs: tuple[str, ...]) -> list[str]:
 
     « Sophie Martin - Mairie de Bozel » reads as the person, before the separator.
     """
-    display = re.split(r"\s[-–|/]\s|\(|,\s", display)[0] if not display.count(",") == 1 else (
-        display)
+    if display.count(",") != 1:  # « Martin, Paul » is one name
+        display = re.split(r"\s[-–|/]\s|\(|,\s", display)[0]
     words = _words(display)
     if not words or len(words) > 4 or "@" in display or re.search(r"\d", display):
         return []
@@ -84,7 +84,8 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
     if role and not named:
         extra = f" (le nom affiché « {address.display_name} » n'y change rien)" \
             if address.display_name else ""
-        return finding(NAME, False, f"adresse de service : « {role} » dans {address.address}{extra}")
+        return finding(NAME, False,
+                       f"adresse de service : « {role} » dans {address.address}{extra}")
     if named:
         return finding(NAME, True, f"adresse nominative : {address.address} correspond au nom "
                                    f"« {address.display_name} »")

@@ -52,8 +52,8 @@ _SIRET = re.compile(r"\b(siret|siren)\s*(n°|no|:)?\s*:?\s*((?:\d[\s.]?){9,14})"
 _BARE_SIRET = re.compile(r"(?<!\d)(2[1-8]\d{12})(?!\d)")
 _PLACE_BEFORE = re.compile(
     r"(mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|secretaire|"
-    r"secretariat|syndicat|office|residence|agent|comptable)\s+(de la |de l'|de |du |des |d'|a |a la "
-    r"|-\s*)?$")
+    r"secretariat|syndicat|office|residence|agent|comptable)\s+"
+    r"(de la |de l'|de |du |des |d'|a |a la |-\s*)?$")
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 
 
@@ -116,7 +116,8 @@ def sirets(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
         known = communes.by_siren.get(siren)
         if known:
             dept, name = known
-            out.append(Statement(dept, 5, f"département {dept} : SIREN {siren} ({name}) dans {where}"))
+            out.append(Statement(dept, 5,
+                                 f"département {dept} : SIREN {siren} ({name}) dans {where}"))
         elif siren[0] == "2" and siren[1] in "12345678" and siren[2:4] in DEPARTMENT_CODES:
             dept = siren[2:4]
             out.append(Statement(dept, 4, f"département {dept} : SIREN {siren} d'une collectivité "
@@ -142,8 +143,8 @@ def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
             before = fold(line[:start])
             after = line[end:].strip()
             placed = bool(_PLACE_BEFORE.search(before))
-            postal_near = bool(re.match(r"^[\s,(-–]*\d{5}", after) or re.search(r"\d{5}\s*[-–,]?\s*$",
-                                                                               line[:start]))
+            postal_near = bool(re.match(r"^[\s,(-–]*\d{5}", after)
+                               or re.search(r"\d{5}\s*[-–,]?\s*$", line[:start]))
             alone = signature and (not before.strip() or before.rstrip().endswith(("-", ",", "|"))
                                    ) and (not after or after[0] in "-–,(|")
             capitalised = name[:1].isupper()

@@ -91,7 +91,7 @@ def claim(s: Session, worker: str) -> OutboxItem | None:
         if item.state != "approved" and not _claimant_gone(item.claimed_by, item.claimed_at, t):
             continue
         # Compare-and-set: only one sender wins the row even without row locks (SQLite).
-        won = s.execute(update(OutboxItem).where(
+        won = s.execute(update(OutboxItem).where(  # type: ignore[attr-defined]
             OutboxItem.id == item.id, OutboxItem.state == item.state,
             OutboxItem.claimed_by.is_(None) if item.claimed_by is None
             else OutboxItem.claimed_by == item.claimed_by,
