@@ -395,3 +395,13 @@ def audit(config_path: Path | None, ticket: int | None, login: str | None,
                 detail = " ".join(f"{k}={v!r}" for k, v in (e.detail or {}).items()
                                   if k not in ("before", "after"))
                 click.echo(f"{at}  #{e.ticket_id or '-':<6} {e.actor:<16} {e.event:<26} {detail}")
+
+
+def _register_data_commands() -> None:
+    from triage.retention import export_command, purge_command
+
+    main.add_command(purge_command)
+    main.add_command(export_command)
+
+
+_register_data_commands()

@@ -8,6 +8,7 @@ live in this file (mailbox passwords come from the environment or a file named h
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -56,6 +57,8 @@ class Department(Frozen):
     signature: str = Field(min_length=1, description="signature block that ends every reply")
     contact: tuple[str, ...] = ()
     extra_sender_domains: tuple[str, ...] = ()
+    require_authentication: bool = Field(
+        default=False, description="reset drafts only for DMARC-authenticated senders")
 
     @field_validator("extra_sender_domains")
     @classmethod
@@ -155,6 +158,57 @@ class Mailbox(Frozen):
         return self
 
 
+def _re2(pattern: str) -> str:
+    try:
+        compile_pattern(pattern)
+    except Exception as exc:
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise ValueError(f"invalid RE2 pattern: {detail}") from exc
+    return pattern
+
+
+Pattern = Annotated[str, AfterValidator(_re2)]
+
+
+@lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """Compile an admin's pattern with RE2: linear time, so no pattern can hang the daemon.
+
+    Matching is case-insensitive and runs on folded text (lower case, no accents).
+    """
+    import re2
+
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = 8 << 20
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
+class Patterns(Frozen):
+    """Regular expressions admins may add; compiled with RE2 (linear time) at load."""
+
+    automatic_subjects: tuple[Pattern, ...] = ()
+    ignore_senders: tuple[Pattern, ...] = ()
+    other_applications: tuple[Pattern, ...] = ()
+
+
+class Retention(Frozen):
+    """How long personal data is kept (days), and whether purging needs an authorisation.
+
+    The helpdesk's mail is public archive material: destroying it needs the archive service's
+    authorisation (« visa d'élimination ») unless ``authorisation_required`` is false.
+    """
+
+    raw_messages_days: int = Field(default=365, gt=0)
+    drafts_days: int = Field(default=365, gt=0)
+    audit_days: int = Field(default=1095, gt=0)
+    logs_days: int = Field(default=365, gt=0)
+    authorisation_required: bool = True
+
+
 class Smtp(Frozen):
     """The relay approved replies go through (aiosmtplib)."""
 
@@ -219,6 +273,9 @@ class Settings(Frozen):
     smtp: Smtp = Smtp()
     web: Web = Web()
     message_id_domain: str = "triage.dgfip.finances.gouv.fr"
+    patterns: Patterns = Patterns()
+    retention: Retention = Retention()
+    max_drafts_per_sender_per_day: int = Field(default=3, gt=0)
     source: str = Field(default="", exclude=True)
 
     @field_validator("role_words", "organisation_words", "trusted_authserv_ids")

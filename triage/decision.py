@@ -10,6 +10,7 @@ the first link whose test holds decides::
     intent other                 -> human
     sender not nominative        -> draft request_nominative_address
     department undetermined      -> human
+    unauthenticated, where the department requires it -> human
     expired password             -> draft expired_password
     forgotten password           -> draft reset_password
 """
@@ -39,6 +40,8 @@ class Findings:
 
     by_rule: dict[str, Finding[Any]]
     violations: tuple[str, ...] = ()
+    # Departments that draft a reset only for an authenticated sender (configuration).
+    require_authentication: frozenset[str] = frozenset()
 
     def value(self, rule: str) -> Any:
         return self.by_rule[rule].value
@@ -74,6 +77,10 @@ CHAIN: tuple[Link, ...] = (
          "adresse non nominative : réponse demandant d'écrire depuis l'adresse nominative"),
     Link("department-unknown", lambda f: f.value("department") is None, Action.HUMAN, None,
          "département indéterminé : à orienter par un agent"),
+    Link("authentication-required",
+         lambda f: f.value("department") in f.require_authentication and not _auth(f).authenticated,
+         Action.HUMAN, None, "ce département exige un expéditeur authentifié (DMARC) pour "
+         "préparer une réinitialisation : à vérifier par un agent"),
     Link("expired", lambda f: f.value("intent") == intent.EXPIRED, Action.DRAFT,
          "expired_password", "mot de passe expiré : réponse de renouvellement"),
     Link("forgotten", lambda f: f.value("intent") == intent.FORGOTTEN, Action.DRAFT,
@@ -109,7 +116,9 @@ class Decision:
 
 def evaluate(message: MessageView, ctx: Context) -> Findings:
     """Run every rule on ``message``; pure."""
-    return Findings({rule.NAME: rule.check(message, ctx) for rule in RULES}, message.violations)
+    strict = frozenset(d.code for d in ctx.settings.departments if d.require_authentication)
+    return Findings({rule.NAME: rule.check(message, ctx) for rule in RULES}, message.violations,
+                    strict)
 
 
 def decide(findings: Findings) -> Decision:

@@ -17,6 +17,7 @@ from triage.rules import (
     intent,
     nominative,
     sender,
+    trust,
 )
 
 RULES: tuple[ModuleType, ...] = (
@@ -27,6 +28,7 @@ RULES: tuple[ModuleType, ...] = (
     nominative,
     department,
     identifier,
+    trust,
 )
 
 BY_NAME: dict[str, ModuleType] = {rule.NAME: rule for rule in RULES}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from triage.config import compile_pattern
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, Reason
 from triage.text import fold
@@ -135,7 +136,8 @@ def _one_edit(word: str, target: str) -> bool:
     return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
-def find_cues(text: str, anchor_anywhere: bool = False) -> Cues:
+def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, ...] = ()
+              ) -> Cues:
     """The expired and forgotten cues of ``text`` that sit near a password (or access) mention.
 
     With ``anchor_anywhere`` (the subject names the password), any cue counts.
@@ -143,9 +145,17 @@ def find_cues(text: str, anchor_anywhere: bool = False) -> Cues:
     folded = fold(text)
     anchors: list[tuple[int, int]] = []
     excluded: list[str] = []
+    extra = [compile_pattern(p) for p in other_apps]
     for match in _PASSWORD.finditer(folded):
         after, before = folded[match.end():match.end() + 80], folded[:match.start()]
         owner = _OTHER_OWNER.match(after)
+        if owner is None and extra:
+            near = folded[max(0, match.start() - 40):match.end() + 60]
+            hit = next((p.search(near) for p in extra if p.search(near)), None)
+            if hit is not None:
+                excluded.append(f"« {match.group(0)} … {hit.group(0)} » (motif de la "
+                                "configuration)")
+                continue
         if owner or _OTHER_BEFORE.search(before):
             found = owner.group(0) if owner else ""
             excluded.append(f"« {match.group(0)}{found} »")
@@ -247,9 +257,10 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     if closure:
         say(f"le message clôt l'échange : « {closure.group(0)} »")
         return Finding(NAME, OTHER, tuple(reasons))
-    subject = find_cues(message.subject)
+    apps = ctx.settings.patterns.other_applications
+    subject = find_cues(message.subject, other_apps=apps)
     short = len(new_folded.split()) <= 60
-    new = find_cues(message.new_text, anchor_anywhere=short and subject.anchored)
+    new = find_cues(message.new_text, anchor_anywhere=short and subject.anchored, other_apps=apps)
     cues = Cues(subject.expired + new.expired, subject.forgotten + new.forgotten,
                 subject.excluded + new.excluded, subject.anchored or new.anchored)
     where = "l'objet et le nouveau texte"
@@ -258,7 +269,7 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
         refers = (_REFERS_BELOW.search(new_folded) or message.quote_kind == "forward" or own
                   or len(new_folded.split()) < 8)
         if refers:
-            quoted = find_cues(text)
+            quoted = find_cues(text, other_apps=apps)
             if quoted.any:
                 cues = quoted
                 where = "le message cité ou transféré (le nouveau texte y renvoie)"

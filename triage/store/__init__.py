@@ -8,16 +8,18 @@ database; it is idempotent on the message's identity.
 from triage.store.identity import content_digest, identity
 from triage.store.models import (
     Agent,
-    LoginAttempt,
-    OutboxItem,
     AuditEvent,
     DraftRow,
+    Elimination,
+    LoginAttempt,
     MailboxState,
+    OutboxItem,
     Ticket,
     TicketSource,
     Transfer,
 )
 from triage.store.store import Store
 
-__all__ = ["Agent", "AuditEvent", "LoginAttempt", "OutboxItem", "DraftRow", "MailboxState", "Store", "Ticket", "TicketSource", "Transfer",
-           "content_digest", "identity"]
+__all__ = ["Agent", "AuditEvent", "DraftRow", "Elimination", "LoginAttempt", "MailboxState",
+           "OutboxItem", "Store", "Ticket", "TicketSource", "Transfer", "content_digest",
+           "identity"]

@@ -222,3 +222,17 @@ class OutboxItem(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     filed: Mapped[bool] = mapped_column(Boolean, default=False)  # Sent copy + original moved
+
+
+class Elimination(Base):
+    """The record of a purge: what was removed, how much, when, under which setting and
+    which authorisation of the archive service (« visa d'élimination »). Never purged."""
+
+    __tablename__ = "eliminations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    authorisation: Mapped[str | None] = mapped_column(String(300))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

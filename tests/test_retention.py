@@ -1,0 +1,86 @@
+"""Retention of personal data: purge with an elimination record, and access exports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from triage.pipeline import triage_bytes
+from triage.retention import ERASED, export_person, plan
+from triage.store import AuditEvent, Elimination, Store, Ticket
+from tests.review.conftest import DEV, make_settings
+
+
+def _store(tmp_path, **extra):
+    settings = make_settings(tmp_path, **extra)
+    store = Store.open(settings)
+    for name in ("020.eml", "063.eml", "065.eml"):
+        raw = (DEV / name).read_bytes()
+        store.record(triage_bytes(raw, settings), raw, origin=f"test:{name}")
+    return settings, store
+
+
+def _age(store: Store, origin: str, days: int) -> None:
+    old = datetime.now(UTC) - timedelta(days=days)
+    with store.session() as s:
+        s.execute(update(Ticket).where(Ticket.origin.like(f"%{origin}")).values(created_at=old))
+        s.execute(update(AuditEvent).values(at=old))
+        s.commit()
+
+
+def cli(settings, *args):
+    return subprocess.run([sys.executable, "-m", "triage", *args, "--config", settings.source],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_purge_needs_authorisation_and_records_elimination(tmp_path):
+    """Purging old data needs the archive authorisation and leaves an elimination record."""
+    settings, store = _store(tmp_path)
+    _age(store, "020.eml", 400)
+    dry = cli(settings, "purge", "--dry-run")
+    assert dry.returncode == 0 and "raw_messages          1" in dry.stdout
+    refused = cli(settings, "purge")
+    assert refused.returncode == 2 and "--authorisation" in refused.stderr
+    done = cli(settings, "purge", "--authorisation", "VISA-2026-042")
+    assert done.returncode == 0, done.stderr
+    with store.session() as s:
+        old = s.scalar(select(Ticket).where(Ticket.origin.like("%020.eml")))
+        assert old.raw == b"" and old.sender == ERASED and old.subject == ERASED
+        fresh = s.scalar(select(Ticket).where(Ticket.origin.like("%063.eml")))
+        assert fresh.raw != b"" and "claire.bouvier" in fresh.sender
+        record = s.scalar(select(Elimination))
+        assert record.authorisation == "VISA-2026-042"
+        assert record.counts["raw_messages"] == 1 and record.settings["raw_messages_days"] == 365
+        assert plan(s, settings)["raw_messages"] == 0
+
+
+def test_purge_without_authorisation_when_none_applies(tmp_path):
+    """Where the configuration says no authorisation applies, purge runs without one."""
+    settings, store = _store(tmp_path, retention={"authorisation_required": False,
+                                                  "raw_messages_days": 30})
+    _age(store, "063.eml", 31)
+    assert cli(settings, "purge").returncode == 0
+    with store.session() as s:
+        assert s.scalar(select(Elimination)).authorisation is None
+
+
+def test_export_gathers_one_person(tmp_path):
+    """The access export holds that person's messages, decisions, drafts and audit, and only
+    theirs."""
+    settings, store = _store(tmp_path)
+    with store.session() as s:
+        data = export_person(s, "Claire.Bouvier@ville-crolles.fr")
+    assert [t["intent"] for t in data["tickets"]] == ["expired_password"]
+    assert "cbouvier-xt" in data["tickets"][0]["message"]
+    assert data["drafts"][0]["to"] == "claire.bouvier@ville-crolles.fr"
+    assert any(e["event"] == "ticket.created" for e in data["audit"])
+    out = tmp_path / "export.json"
+    run = cli(settings, "export", "--email", "nathalie.reynaud@mairie-crest.fr", "--output",
+              str(out))
+    assert run.returncode == 0
+    exported = json.loads(out.read_text("utf-8"))
+    assert len(exported["tickets"]) == 1 and exported["tickets"][0]["department"] == "26"
