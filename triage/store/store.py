@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -53,14 +54,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, max_drafts_per_day: int = 3) -> None:
         self.engine = engine
+        self.max_drafts_per_day = max_drafts_per_day
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, settings: Settings) -> Store:
-        return cls.from_url(settings.store_url)
+        store = cls.from_url(settings.store_url)
+        store.max_drafts_per_day = settings.max_drafts_per_sender_per_day
+        return store
 
     @classmethod
     def from_url(cls, url: str, create: bool = True) -> Store:
@@ -150,8 +154,16 @@ class Store:
                     s.add(AuditEvent(ticket_id=parent.id, actor=SYSTEM, event="ticket.follow-up",
                                      detail={"message_id": message_id}))
             s.add(ticket)
-            if outcome.draft is not None:
-                dr = outcome.draft
+            dr = outcome.draft
+            if dr is not None and self._too_many_drafts(s, dr.to):
+                # Loop protection: a sender (or a responder) that keeps writing gets an agent,
+                # not yet another drafted reply.
+                ticket.action, ticket.template = "human", None
+                ticket.reasons = [*ticket.reasons,
+                                  f"loop: déjà {self.max_drafts_per_day} brouillons préparés "
+                                  f"pour {dr.to} depuis 24 h : à traiter par un agent"]
+                dr = None
+            if dr is not None:
                 ticket.drafts.append(DraftRow(
                     template=dr.template, department=dr.department, to_addr=dr.to,
                     subject=dr.subject, body=dr.body, in_reply_to=dr.in_reply_to))
@@ -171,6 +183,12 @@ class Store:
                                      detail={"mailbox": seen.mailbox, "uid": seen.uid}))
         s.flush()
         return ticket, created
+
+    def _too_many_drafts(self, s: Session, address: str) -> bool:
+        since = datetime.now(UTC) - timedelta(days=1)
+        count = s.scalar(select(func.count(DraftRow.id)).where(
+            DraftRow.to_addr == address, DraftRow.created_at >= since))
+        return int(count or 0) >= self.max_drafts_per_day
 
     def _thread_parent(self, s: Session, subject: str, in_reply_to: str | None,
                        references: str | None) -> Ticket | None:

@@ -1,0 +1,43 @@
+"""Loop protection: a sender gets at most N drafts a day; automatic mail is never drafted."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from triage.pipeline import triage_bytes
+from triage.store import DraftRow, Store, Ticket
+from tests.review.conftest import make_settings
+
+REQUEST = ("From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
+           "To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\nSubject: mot de passe\r\n"
+           "Message-ID: <loop-{n}@test>\r\n\r\nJ'ai oublie mon mot de passe, pmartin-xt ({n})\r\n")
+
+
+def test_fourth_draft_of_the_day_goes_to_an_agent(tmp_path):
+    """With the default of 3 drafts per sender and day, the fourth request goes to an agent."""
+    settings = make_settings(tmp_path)
+    store = Store.open(settings)
+    actions = []
+    for n in range(5):
+        raw = REQUEST.format(n=n).encode()
+        ticket, _ = store.record(triage_bytes(raw, settings), raw, origin=f"test:{n}")
+        actions.append(ticket.action)
+    assert actions == ["draft", "draft", "draft", "human", "human"]
+    with store.session() as s:
+        assert len(s.scalars(select(DraftRow)).all()) == 3
+        last = s.scalar(select(Ticket).order_by(Ticket.id.desc()).limit(1))
+        assert any(r.startswith("loop: déjà 3 brouillons") for r in last.reasons)
+
+
+def test_our_own_replies_and_auto_replies_are_never_drafted(tmp_path):
+    """A message carrying our loop header, and a vacation reply to it, are ignored."""
+    settings = make_settings(tmp_path)
+    ours = (b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
+            b"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\nSubject: Re: mot de passe\r\n"
+            b"X-Triage-Loop: triage.dgfip.finances.gouv.fr\r\n\r\nJ'ai oublie mon mot de passe\r\n")
+    assert triage_bytes(ours, settings).decision.action.value == "ignore"
+    vacation = (b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
+                b"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\n"
+                b"Subject: Auto: Re: mot de passe [r\xc3\xa9f. T12]\r\nAuto-Submitted: auto-replied\r\n"
+                b"\r\nJe suis absent. Pour un mot de passe oublie, ecrivez a la DDFIP.\r\n")
+    assert triage_bytes(vacation, settings).decision.action.value == "ignore"
