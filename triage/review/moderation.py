@@ -18,6 +18,7 @@ from triage.config import TEMPLATE_NAMES, Settings
 from triage.draft import greeting_name, render
 from triage.errors import TriageError
 from triage.parse import parse_message
+from triage.send.compose import ComposeError
 from triage.send.outbox import enqueue
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, Transfer
 
@@ -138,7 +139,11 @@ def _approve(s: Session, settings: Settings, agent: Agent, ticket: Ticket,
         _edit(s, ticket, agent, draft, form["body"])
     if s.scalar(select(OutboxItem).where(OutboxItem.draft_id == draft.id)) is not None:
         raise ModerationError("ce brouillon a déjà été validé")
-    item = enqueue(s, settings, ticket, draft, agent.login, draft.body)
+    try:
+        item = enqueue(s, settings, ticket, draft, agent.login, draft.body)
+    except ComposeError as exc:
+        raise ModerationError(f"la réponse ne peut pas être construite sans risque : {exc}"
+                              ) from exc
     audit(s, ticket, agent, "draft.approved", draft=draft.id, template=draft.template,
           address_confirmed=form.get("address_confirmed") == "yes", outbox=item.id,
           message_id=item.message_id)

@@ -39,10 +39,14 @@ class Outgoing:
 
 
 def _address(value: str) -> str:
+    """The address in ASCII form (IDNA domain), as it goes in headers and the envelope."""
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        info = validate_email(value, check_deliverability=False, allow_quoted_local=True)
     except EmailNotValidError as exc:
         raise ComposeError(f"invalid address {value!r}: {exc}") from exc
+    if not info.ascii_email:
+        raise ComposeError(f"address {value!r} needs SMTPUTF8, which the relay is not asked for")
+    return str(info.ascii_email)
 
 
 def new_message_id(domain: str) -> str:
