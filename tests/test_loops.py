@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from tests.review.conftest import make_settings
 from triage.pipeline import triage_bytes
 from triage.store import DraftRow, Store, Ticket
-from tests.review.conftest import make_settings
 
 REQUEST = ("From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
            "To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\nSubject: mot de passe\r\n"
@@ -38,6 +38,7 @@ def test_our_own_replies_and_auto_replies_are_never_drafted(tmp_path):
     assert triage_bytes(ours, settings).decision.action.value == "ignore"
     vacation = (b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
                 b"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\n"
-                b"Subject: Auto: Re: mot de passe [r\xc3\xa9f. T12]\r\nAuto-Submitted: auto-replied\r\n"
+                b"Subject: Auto: Re: mot de passe [r\xc3\xa9f. T12]\r\n"
+                b"Auto-Submitted: auto-replied\r\n"
                 b"\r\nJe suis absent. Pour un mot de passe oublie, ecrivez a la DDFIP.\r\n")
     assert triage_bytes(vacation, settings).decision.action.value == "ignore"

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from tests.review.conftest import DEV, make_settings
 from triage.pipeline import triage_bytes
 from triage.retention import ERASED, export_person, plan
 from triage.store import AuditEvent, Elimination, Store, Ticket
-from tests.review.conftest import DEV, make_settings
 
 
 def _store(tmp_path, **extra):

@@ -8,11 +8,27 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 FIELDS = ("mailbox", "uid", "uidvalidity", "ticket", "message_id", "action", "department",
           "event", "attempt", "retry_in", "error", "count")
+
+
+_EMAIL = re.compile(r"(?<![\w.+-])([\w+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+
+
+def mask(text: str) -> str:
+    """E-mail addresses reduced to their first letter and domain: ``j***@mairie.fr``."""
+    return _EMAIL.sub(r"\1***@\2", text)
+
+
+def _message(record: logging.LogRecord) -> str:
+    # Personal addresses are masked at INFO and below; warnings and errors keep them, since
+    # someone has to act on them. Logs never hold message bodies, passwords or tokens.
+    text = record.getMessage()
+    return mask(text) if record.levelno <= logging.INFO else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         for key in FIELDS:
             if hasattr(record, key):
@@ -34,7 +50,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={getattr(record, k)}" for k in FIELDS if hasattr(record, k))
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {_message(record)}"
         if extra:
             line += f"  [{extra}]"
         if record.exc_info:
