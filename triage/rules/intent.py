@@ -54,8 +54,8 @@ _OTHER_APPS = (
     r"office|intranet|logiciel|berger|cosoluce|jvs|segilog|horizon|magnus|xemelios|pes\b|cdg|"
     r"dematerialisation|demat|e-?magnus|antai|ants|chorus formation|formation)")
 _OTHER_OWNER = re.compile(
-    r"^\s*(de|du|des|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
-    r"([\w'.-]+\s+){0,4}?" + _OTHER_APPS)
+    r"^\s*((de|du|des|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
+    r"([\w'.-]+\s+){0,4}?|[(:-]?\s*)" + _OTHER_APPS)
 _OTHER_BEFORE = re.compile(
     r"(messagerie|boite mail|boite aux lettres|webmail|wi-?fi|ordinateur|session windows|"
     r"outlook|zimbra|helios|ensap|parapheur|intranet|logiciel)[^.?!\n]{0,25}$")
@@ -68,11 +68,15 @@ _EXPIRED_CUES = re.compile(
     r"(\bexpir\w*|\bexipr\w*|\bexprir\w*|\bexpier\w*|\bexir[eé]\w*|\bespir[eé]\w*|\bperim\w*|"
     r"\bplus (valide|valable|actif)\b|\barrive a (echeance|expiration)\b|\bechu\b|\bcaduc\w*|"
     r"\bobsolete\w*|\bexpired?\b|\boutdated\b|\bvalidite (est )?(depassee|expiree|terminee)\b|"
-    r"\bdate de validite\b|\b(validite|delai)\b[^.?!\n]{0,40}\b(depasse|expire|termine|echu)\w*)")
+    r"\bdate de validite\b|\b(validite|delai)\b[^.?!\n]{0,40}\b(depasse|expire|termine|echu)\w*|"
+    r"\bfin de (sa )?validite\b|\b(depasse|atteint)\w* (sa |la )?(duree|date|limite) de validite\b)")
 _FORGOTTEN_CUES = re.compile(
     r"(\boubli\w*|\boubier\b|\boublei\w*|\bobli(e|er|ee)\b|\bperdu\w*|\bperte\b|\begare\w*|"
     r"\bne (me )?(souviens|souvient|rappelle|rapelle) (plus|pas)\b|\b(souviens|rappelle) plus\b|"
-    r"\b(me )?(souvenir|rappeler) (de|du)\b|"
+    r"\b(me )?(souvenir|rappeler) (de|du|mon|le)\b|\bne (sais|connais) plus\b|"
+    r"\btrou de memoire\b|\b(impossible de|n'arrive plus a|ne parviens plus a) (me )?"
+    r"(retrouver|souvenir|rappeler)\b|"
+    r"\ben (r?envo|attribu|gene|donn|fourni|redonn)\w+ (un|une) (nouveau|nouvelle|autre)\b|"
     r"\bretrouve(r)? (plus|pas)\b|\b(plus|pas) (a )?retrouver\b|\bre-?initiali\w*|"
     r"\breinisiali\w*|\brenitiali\w*|\breinit\w*|\breset\w*|\bnouveau (mot|mdp|code)|"
     r"\b(r?envo\w+|attribu\w+|gene\w+|communiqu\w+|redonn\w+|donn\w+|fourni\w+|transmet\w*|"
@@ -87,6 +91,17 @@ _FUTURE_WISH = re.compile(
     r"en cas d'oubli|si besoin|le cas echeant)")
 _WISH_BEFORE = re.compile(r"(afin de|pour|de) pouvoir\s+(le |la |les |me |moi-?meme )?$")
 _ACTION_ON_OTHER = re.compile(r"\b(etre|soit|faire|sera)\s+$")
+# « pour éviter qu'il n'expire », « au cas où il expirerait », « si vous pensez que votre mot de
+# passe a expiré », « a été réinitialisé par vos services »: not a request.
+_HYPOTHETICAL = re.compile(
+    r"(\beviter qu|\bavant qu|\bde peur qu|\bau cas ou|\bdans le cas ou|\bsi jamais|"
+    r"\bsi vous|\ben cas d)[^.?!\n]{0,60}$")
+_REPORTED = re.compile(r"\b(a|ont|avait) (bien |deja )?ete\s+$|\b(avez|aviez) (bien |deja )?$")
+_CONDITIONAL = re.compile(r"(erait|eraient)$")
+_DISCLAIMER = re.compile(
+    r"^\s*(_{3,}|-{3,}\s*$|avertissement|ce (message|courriel|mail)( electronique)? (et|est|peut)|"
+    r"les informations contenues|this (e-?mail|message) (and|is|may)|confidenti|"
+    r"pensez a l'environnement)")
 _CLOSURE = re.compile(
     r"(c'est regle|c'est bon\b|c'est ok\b|c'est parfait|probleme (est )?(regle|resolu)|"
     r"tout (est rentre dans l'ordre|fonctionne|marche)|ca (re)?fonctionne|ca (re)?marche|"
@@ -145,6 +160,7 @@ def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, .
     folded = fold(text)
     anchors: list[tuple[int, int]] = []
     excluded: list[str] = []
+    foreign: list[tuple[int, int]] = []  # password mentions that belong to something else
     extra = [compile_pattern(p) for p in other_apps]
     for match in _PASSWORD.finditer(folded):
         after, before = folded[match.end():match.end() + 80], folded[:match.start()]
@@ -155,19 +171,21 @@ def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, .
             if hit is not None:
                 excluded.append(f"« {match.group(0)} … {hit.group(0)} » (motif de la "
                                 "configuration)")
+                foreign.append(match.span())
                 continue
         if owner or _OTHER_BEFORE.search(before):
             found = owner.group(0) if owner else ""
             excluded.append(f"« {match.group(0)}{found} »")
+            foreign.append(match.span())
             continue
         anchors.append((match.start(), match.end()))
     access = [(m.start(), m.end()) for m in _ACCESS.finditer(folded)]
     spans = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
     spans += _fuzzy(folded, _FUZZY_EXPIRED, spans)
-    expired = _near(folded, spans, anchors, access, anchor_anywhere)
+    expired = _near(folded, spans, anchors, access, anchor_anywhere, foreign)
     spans = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
     spans += _fuzzy(folded, _FUZZY_FORGOTTEN, spans)
-    forgotten = _near(folded, spans, anchors, access, anchor_anywhere)
+    forgotten = _near(folded, spans, anchors, access, anchor_anywhere, foreign)
     return Cues(expired, forgotten, excluded, bool(anchors or access))
 
 
@@ -182,10 +200,17 @@ def _fuzzy(folded: str, targets: tuple[str, ...], known: list[tuple[int, int, st
     return out
 
 
+def _distance(start: int, end: int, spans: list[tuple[int, int]]) -> int:
+    return min((max(s - end, start - e, 0) for s, e in spans), default=10**9)
+
+
 def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[int, int]],
-          access: list[tuple[int, int]], anchor_anywhere: bool) -> list[str]:
+          access: list[tuple[int, int]], anchor_anywhere: bool,
+          foreign: list[tuple[int, int]] = ()) -> list[str]:  # type: ignore[assignment]
     out = []
     for start, end, word in sorted(spans):
+        if foreign and _distance(start, end, list(foreign)) < _distance(start, end, anchors):
+            continue  # « le mot de passe de ma messagerie a expiré »: that one's, not ours
         before = folded[max(0, start - 40):start]
         after = folded[end:end + 70]
         if _NEGATION.search(before[-20:]):
@@ -197,6 +222,9 @@ def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[in
                 _FUTURE_WISH.match(after)):
             continue
         if word.startswith(("bloque", "verrouill")) and _ACTION_ON_OTHER.search(before):
+            continue
+        if (_HYPOTHETICAL.search(folded[max(0, start - 80):start]) or _REPORTED.search(before)
+                or _CONDITIONAL.search(word)):
             continue
         password_close = any(a_start - WINDOW <= start and end <= a_end + WINDOW
                              for a_start, a_end in anchors)
@@ -216,6 +244,15 @@ def _snippet(folded: str, start: int, end: int) -> str:
     right = folded.find(" ", end + 25)
     snippet = folded[left + 1 if left >= 0 else 0: right if right >= 0 else len(folded)]
     return " ".join(snippet.split())
+
+
+def _without_disclaimer(text: str) -> str:
+    """The text without a trailing confidentiality notice (it talks about the reader)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if i > 0 and _DISCLAIMER.match(fold(line)):
+            return "\n".join(lines[:i])
+    return text
 
 
 def _quoted_blocks(quoted: str) -> list[tuple[str, str]]:
@@ -252,15 +289,20 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     def say(text: str) -> None:
         reasons.append(Reason(NAME, text))
 
-    new_folded = fold(message.new_text)
+    new_text = _without_disclaimer(message.new_text)
+    new_folded = fold(new_text)
+    apps = ctx.settings.patterns.other_applications
     closure = _CLOSURE.search(new_folded)
-    if closure:
+    if closure and not find_cues(new_folded[closure.end():], other_apps=apps).any:
         say(f"le message clôt l'échange : « {closure.group(0)} »")
         return Finding(NAME, OTHER, tuple(reasons))
-    apps = ctx.settings.patterns.other_applications
     subject = find_cues(message.subject, other_apps=apps)
     short = len(new_folded.split()) <= 60
-    new = find_cues(message.new_text, anchor_anywhere=short and subject.anchored, other_apps=apps)
+    alone = find_cues(new_text, other_apps=apps)
+    # The subject anchors cues of a short new text, unless the text's own password mentions
+    # were all another application's.
+    lend = short and subject.anchored and not (alone.excluded and not alone.anchored)
+    new = find_cues(new_text, anchor_anywhere=lend, other_apps=apps) if lend else alone
     cues = Cues(subject.expired + new.expired, subject.forgotten + new.forgotten,
                 subject.excluded + new.excluded, subject.anchored or new.anchored)
     where = "l'objet et le nouveau texte"

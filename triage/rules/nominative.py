@@ -66,6 +66,9 @@ def _matches_name(tokens: list[str], local: str, name_words: list[str]) -> str |
     return None
 
 
+_ARTICLES = {"le", "la", "les", "de", "du", "des", "l", "d", "au", "aux"}
+
+
 def check(message: MessageView, ctx: Context) -> Finding[bool]:
     address: Address | None = message.sender_address
     if address is None:
@@ -73,23 +76,40 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
     settings = ctx.settings
     local = address.local_part.split("+")[0]
     tokens = _words(local)
-    name_words = _person_display(address.display_name, settings.organisation_words)
+    words = set(settings.role_words) | set(settings.organisation_words)
+    name_words = [w for w in _person_display(address.display_name, settings.organisation_words)
+                  if w not in words]
+    if name_words and any(w in _ARTICLES for w in _words(address.display_name)[:1]):
+        name_words = []  # « Le Maire de Chindrieux » is a title, not a person's name
     role = _role_word(tokens, settings.role_words)
     named = _matches_name(tokens, local, name_words) if name_words else None
     initial = (len(tokens) == 2 and len(tokens[0]) <= 2 and len(tokens[1]) >= 3
                and tokens[0] not in settings.role_words and re.match(r"^[a-z]{1,2}[._-]", local))
-    if role and initial and not named:
+    shape = (len(tokens) >= 2 and all(len(t) >= 2 for t in tokens[:2]) and not role
+             and not any(t in _ARTICLES for t in tokens))
+    if named:
+        return finding(NAME, True, f"adresse nominative : {address.address} correspond au nom "
+                                   f"« {address.display_name} »")
+    if role and initial:
         return finding(NAME, True, f"adresse nominative : {address.address} a la forme "
                                    "initiale.nom")
-    if role and not named:
+    if role:
         extra = f" (le nom affiché « {address.display_name} » n'y change rien)" \
             if address.display_name else ""
         return finding(NAME, False,
                        f"adresse de service : « {role} » dans {address.address}{extra}")
-    if named:
-        return finding(NAME, True, f"adresse nominative : {address.address} correspond au nom "
-                                   f"« {address.display_name} »")
-    if address.display_name and not name_words and _words(address.display_name):
+    if name_words:
+        # A person's name is shown but the address does not carry it: a shared address.
+        return finding(NAME, False, f"adresse de service : {address.address} ne porte pas le "
+                                    f"nom affiché « {address.display_name} »")
+    shown = {w for w in _words(address.display_name) if len(w) >= 3}
+    if address.display_name and shown & set(tokens):
+        return finding(NAME, False, f"adresse d'organisation : {address.address} reprend le nom "
+                                    f"affiché « {address.display_name} »")
+    if shape or initial:
+        return finding(NAME, True, f"adresse nominative : {address.address} a la forme "
+                                   "prénom.nom")
+    if address.display_name and _words(address.display_name):
         return finding(NAME, False, f"adresse d'organisation : le nom affiché "
                                     f"« {address.display_name} » n'est pas celui d'une personne")
     if name_key(local) in ctx.communes.by_name or name_key(local) == name_key(
@@ -98,7 +118,5 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
                                     "la commune ou du domaine")
     if not tokens:
         return finding(NAME, False, f"adresse sans nom de personne : {address.address}")
-    shape = len(tokens) >= 2 and all(len(t) >= 1 for t in tokens[:2])
-    why = "a la forme prénom.nom" if shape else (
-        "accompagne un nom de personne" if name_words else "ne contient aucun mot de service")
-    return finding(NAME, True, f"adresse nominative : {address.address} {why}")
+    return finding(NAME, True, f"adresse nominative : {address.address} ne contient aucun mot "
+                               "de service")
