@@ -39,6 +39,7 @@ class CommuneIndex:
     by_postal_code: dict[str, frozenset[str]]
     by_siren: dict[str, tuple[str, str]]  # SIREN -> (department, name)
     max_words: int
+    epcis: tuple[tuple[str, str, str], ...] = ()  # (compact name, department, official name)
 
     def departments_of_name(self, key: str) -> frozenset[str]:
         return frozenset(c.department for c in self.by_name.get(key, ()))
@@ -61,11 +62,19 @@ def commune_index() -> CommuneIndex:
             by_postal[code].add(c["department"])
         if c.get("siren"):
             by_siren[c["siren"]] = (c["department"], c["name"])
+    epcis = []
     for e in raw["epcis"]:
         by_siren[e["siren"]] = (e["department"], e["name"])
+        # « CA Annonay Rhône Agglo » is written « Annonay Rhône Agglo »: the kind prefix goes.
+        bare = re.sub(r"^(CC|CA|CU|Métropole|Communauté (de communes|d'agglomération)( du| de la"
+                      r"| des| de l'| de)?)\s+", "", e["name"], flags=re.IGNORECASE)
+        key = name_key(bare)
+        if len(key) >= 8:
+            epcis.append((key, e["department"], e["name"]))
     return CommuneIndex(
         {k: tuple(v) for k, v in by_name.items()},
         {k: frozenset(v) for k, v in by_postal.items()},
         by_siren,
         max_words,
+        tuple(epcis),
     )

@@ -20,6 +20,7 @@ from triage.rules import places
 from triage.rules.base import Context, Finding, Reason
 
 NAME = "department"
+ACCOUNT_WEIGHT = 8
 DESCRIPTION = "département où le compte a été créé (boîte destinataire ou lieu cité)"
 
 
@@ -56,8 +57,9 @@ def statements(message: MessageView, ctx: Context) -> list[places.Statement]:
     new, sig = message.new_text, message.signature
     body = new[: len(new) - len(sig)] if sig and new.endswith(sig) else new
     found: list[places.Statement] = []
-    found += places.department_names(body, 3, "le texte")
-    found += places.department_names(sig, 3, "la signature")
+    found += places.department_names(places.mask_epci_names(body, communes), 3, "le texte")
+    found += places.department_names(places.mask_epci_names(sig, communes), 3, "la signature")
+    found += places.epci_names(new, communes, "le message")
     found += places.department_names(message.subject, 2, "l'objet")
     found += places.postal_codes(body, communes, 3, "le texte")
     found += places.postal_codes(sig, communes, 4, "la signature")
@@ -84,8 +86,18 @@ def check(message: MessageView, ctx: Context) -> Finding[str | None]:
             reasons.append(Reason(NAME, "aucun lieu cité dans le message : département inconnu"))
         return Finding(NAME, default, tuple(reasons))
     totals: dict[str, int] = defaultdict(int)
-    for s in found:
+    counted: set[str] = set()
+    for s in sorted(found, key=lambda s: -s.weight):
+        if s.text in counted:
+            continue  # one piece of evidence counts once, wherever it was read
+        counted.add(s.text)
         totals[s.department] += s.weight
+    account = {s.department for s in found if s.weight >= ACCOUNT_WEIGHT}
+    if len(account) == 1:
+        # Where the account was created is what the department means: a clear statement of
+        # it settles the question.
+        code = next(iter(account))
+        totals[code] = max(totals.values()) + 1
     best = max(totals.values())
     leaders = sorted(d for d, w in totals.items() if w == best)
     seen: set[str] = set()

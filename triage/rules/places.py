@@ -43,13 +43,15 @@ _ACCOUNT_VERBS = re.compile(
     r"(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree|"
     r"aupres)[^.!?\n]{0,60}$")
 _POSTAL = re.compile(r"(?<![\d.,/\w])(\d{5})(?![\d,]|\.\d|/\d)")
+# « 73 230 St-Alban-Leysse », « F-74000 Annecy »: only when a capitalised name follows.
+_POSTAL_SPACED = re.compile(r"(?<![\d.,/\w])(?:F-)?(\d{2}) (\d{3})(?=\s+[A-ZÀ-Ý])")
 _NOT_POSTAL_BEFORE = re.compile(
     r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|\bdossier|"
     r"\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€|\bcommande|\bbc|"
     r"\bdevis|\bmarche|\bengagement|\bej|\bmandat|\btitre|\bbon)\s*(n°|no\.?|numero)?\s*:?\s*$")
 _NOT_POSTAL_AFTER = re.compile(r"^\s*(€|eur\b|euros?|ht\b|ttc|factures?|k€|m€|habitants)")
-_SIRET = re.compile(r"\b(siret|siren)\s*(n°|no|:)?\s*:?\s*((?:\d[\s.]?){9,14})", re.IGNORECASE)
-_BARE_SIRET = re.compile(r"(?<!\d)(2[1-8]\d{12})(?!\d)")
+_SIRET = re.compile(r"\b(siret|siren)\b[^\d\n]{0,40}?((?:\d[\s.]?){9,14})", re.IGNORECASE)
+_BARE_SIRET = re.compile(r"(?<![\d ])(2[1-8]\d{12}|2[1-8]\d[ .]\d{3}[ .]\d{3}[ .]\d{5})(?!\d)")
 _PLACE_BEFORE = re.compile(
     r"(mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|secretaire|"
     r"secretariat|syndicat|office|residence|agent|comptable)\s+"
@@ -88,8 +90,9 @@ def department_names(text: str, weight: int, where: str) -> list[Statement]:
 
 def postal_codes(text: str, communes: CommuneIndex, weight: int, where: str) -> list[Statement]:
     out = []
-    for match in _POSTAL.finditer(text):
-        code = match.group(1)
+    found = [(m, m.group(1)) for m in _POSTAL.finditer(text)]
+    found += [(m, m.group(1) + m.group(2)) for m in _POSTAL_SPACED.finditer(text)]
+    for match, code in found:
         before = fold(text[max(0, match.start() - 14):match.start()])
         after = fold(text[match.end():match.end() + 12])
         if _NOT_POSTAL_BEFORE.search(before) or _NOT_POSTAL_AFTER.match(after):
@@ -107,9 +110,9 @@ def postal_codes(text: str, communes: CommuneIndex, weight: int, where: str) -> 
 
 def sirets(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
     out = []
-    numbers = [re.sub(r"\D", "", m.group(3)) for m in _SIRET.finditer(text)]
-    numbers += [m.group(1) for m in _BARE_SIRET.finditer(text)]
-    for digits in numbers:
+    numbers = [re.sub(r"\D", "", m.group(2)) for m in _SIRET.finditer(text)]
+    numbers += [re.sub(r"\D", "", m.group(1)) for m in _BARE_SIRET.finditer(text)]
+    for digits in dict.fromkeys(numbers):
         if len(digits) not in (9, 14):
             continue
         siren = digits[:9]
@@ -133,6 +136,9 @@ def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
         tokens = list(_TOKEN.finditer(line))
         i = 0
         while i < len(tokens):
+            if tokens[i].start() > 0 and line[tokens[i].start() - 1] in "-'’":
+                i += 1  # never start a name in the middle of « Pont-de-Beauvoisin »
+                continue
             hit = _longest_commune(line, tokens, i, communes)
             if hit is None:
                 i += 1
@@ -149,23 +155,36 @@ def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
                                    ) and (not after or after[0] in "-–,(|")
             capitalised = name[:1].isupper()
             depts = communes.departments_of_name(key)
-            if (placed or postal_near or alone) and (capitalised or placed) and len(depts) == 1:
+            lowercase_ok = placed and key not in _COMMON_WORDS
+            if (placed or postal_near or alone) and (capitalised or lowercase_ok) and len(depts) == 1:
                 dept = next(iter(depts))
+                official = communes.by_name[key][0].name
                 out.append(Statement(dept, 3 if (placed or postal_near) else 2,
-                                     f"département {dept} : commune de {name} dans {where}"))
+                                     f"département {dept} : commune de {official} dans {where}"))
             i = j
     return out
 
 
+# Commune names that are also ordinary words: read only when written with a capital.
+_COMMON_WORDS = {"montagne", "plan", "bonne", "vif", "rives", "sales", "marches", "fontaine",
+                 "chatte", "allan", "corps", "mens", "die", "bourg", "pont", "ville", "vienne",
+                 "crest", "allex", "hostun", "lens", "saint", "mont", "val", "serre", "bois",
+                 "rochefort", "treffort", "champ", "moutiers", "ecole", "villard"}
+
+
 def _longest_commune(line: str, tokens: list[re.Match[str]], i: int, communes: CommuneIndex
                      ) -> tuple[int, str] | None:
+    article = fold(line[max(0, tokens[i].start() - 5):tokens[i].start()]).strip().split()[-1:]
+    prefixes = [""] + ({"du": ["le"], "des": ["les"], "au": ["le"], "aux": ["les"]}.get(
+        article[0], []) if article else [])
     for j in range(min(len(tokens), i + communes.max_words), i, -1):
         span = line[tokens[i].start():tokens[j - 1].end()]
         if re.search(r"[^\w\s'’-]", span):  # a place name is words, dashes and apostrophes
             continue
-        key = name_key(span)
-        if len(key) >= 3 and key in communes.by_name:
-            return j, key
+        for prefix in prefixes:  # « Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »
+            key = name_key(f"{prefix} {span}")
+            if len(key) >= 3 and key in communes.by_name:
+                return j, key
     return None
 
 
@@ -180,14 +199,40 @@ def domain_commune(domain: str, communes: CommuneIndex) -> list[Statement]:
     labels = domain.lower().split(".")
     if len(labels) < 2 or labels[-2] in _FREEMAIL:
         return []
-    label = labels[-2]
-    stem = _DOMAIN_PREFIX.sub("", label)
-    stem = re.sub(r"(0?7|26|38|73|74)$", "", stem) or stem
-    key = name_key(stem)
-    depts = communes.departments_of_name(key)
-    if len(key) >= 4 and len(depts) == 1:
-        dept = next(iter(depts))
-        name = communes.by_name[key][0].name
-        return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne la commune "
-                                   f"de {name}")]
+    label = re.sub(r"(0?7|26|38|73|74)$", "", labels[-2]) or labels[-2]
+    for stem in dict.fromkeys((label, _DOMAIN_PREFIX.sub("", label))):
+        key = name_key(stem)
+        depts = communes.departments_of_name(key)
+        if len(key) >= 4 and len(depts) == 1:
+            dept = next(iter(depts))
+            name = communes.by_name[key][0].name
+            return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne la "
+                                       f"commune de {name}")]
+    key = name_key(label)
+    for epci_key, dept, name in communes.epcis:
+        if key == epci_key:
+            return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne "
+                                       f"{name}")]
     return []
+
+
+def epci_names(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
+    """Names of groupings of communes (« Annonay Rhône Agglo », « Rumilly Terre de Savoie »)."""
+    out = []
+    for line in text.splitlines():
+        key = name_key(line)
+        for epci_key, dept, name in communes.epcis:
+            if epci_key in key:
+                out.append(Statement(dept, 3, f"département {dept} : {name} dans {where}"))
+    return out
+
+
+def mask_epci_names(text: str, communes: CommuneIndex) -> str:
+    """``text`` with grouping names blanked, so « … Terre de Savoie » is not read as 73."""
+    out = []
+    for line in text.splitlines():
+        key = name_key(line)
+        if any(epci_key in key for epci_key, _d, _n in communes.epcis):
+            line = " "
+        out.append(line)
+    return "\n".join(out)
