@@ -69,7 +69,8 @@ _EXPIRED_CUES = re.compile(
     r"\bplus (valide|valable|actif)\b|\barrive a (echeance|expiration)\b|\bechu\b|\bcaduc\w*|"
     r"\bobsolete\w*|\bexpired?\b|\boutdated\b|\bvalidite (est )?(depassee|expiree|terminee)\b|"
     r"\bdate de validite\b|\b(validite|delai)\b[^.?!\n]{0,40}\b(depasse|expire|termine|echu)\w*|"
-    r"\bfin de (sa )?validite\b|\b(depasse|atteint)\w* (sa |la )?(duree|date|limite) de validite\b)")
+    r"\bfin de (sa )?validite\b|"
+    r"\b(depasse|atteint)\w* (sa |la )?(duree|date|limite) de validite\b)")
 _FORGOTTEN_CUES = re.compile(
     r"(\boubli\w*|\boubier\b|\boublei\w*|\bobli(e|er|ee)\b|\bperdu\w*|\bperte\b|\begare\w*|"
     r"\bne (me )?(souviens|souvient|rappelle|rapelle) (plus|pas)\b|\b(souviens|rappelle) plus\b|"

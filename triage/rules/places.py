@@ -156,7 +156,8 @@ def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
             capitalised = name[:1].isupper()
             depts = communes.departments_of_name(key)
             lowercase_ok = placed and key not in _COMMON_WORDS
-            if (placed or postal_near or alone) and (capitalised or lowercase_ok) and len(depts) == 1:
+            readable = capitalised or lowercase_ok
+            if (placed or postal_near or alone) and readable and len(depts) == 1:
                 dept = next(iter(depts))
                 official = communes.by_name[key][0].name
                 out.append(Statement(dept, 3 if (placed or postal_near) else 2,
