@@ -122,15 +122,33 @@ def eval_command(config_path: Path | None, min_accuracy: float | None, folder: P
 @CONFIG_OPTION
 @click.option("--mailbox", default=None, help="Receiving mailbox address, when known.")
 @click.option("--dry-run", is_flag=True, help="Decide and report; write nothing.")
-@click.argument("paths", nargs=-1, required=True)
-def replay(config_path: Path | None, mailbox: str | None, dry_run: bool,
-           paths: tuple[str, ...]) -> None:
-    """Push .eml files, folders or mbox files through the whole pipeline into the store."""
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --dry-run and no PATHS: decide again the mail the store received in "
+                   "the last DAYS days and print the decisions that would change.")
+@click.option("--store-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --days: the configuration whose store holds the archived mail "
+                   "(default: $TRIAGE_CONFIG, else config/departments.yaml).")
+@click.argument("paths", nargs=-1)
+def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: float | None,
+           store_config: Path | None, paths: tuple[str, ...]) -> None:
+    """Push .eml files, folders or mbox files through the whole pipeline into the store.
+
+    To try a configuration change first: `triage replay --dry-run --days 30 --config NEW.yaml`.
+    """
     from triage.pipeline import triage_bytes
     from triage.sources import count_sources, iter_sources
     from triage.store import Store
 
     settings = settings_or_exit(config_path)
+    if days is not None:
+        if not dry_run or paths:
+            click.echo("error: --days goes with --dry-run and no PATHS", err=True)
+            sys.exit(2)
+        _what_would_change(settings, store_config, days)
+        return
+    if not paths:
+        click.echo("error: give PATHS to replay, or --dry-run --days N", err=True)
+        sys.exit(2)
     try:
         total = count_sources(list(paths))
         store = None if dry_run else Store.open(settings)
@@ -151,6 +169,33 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool,
         sys.exit(2)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     click.echo(f"{total} messages ({summary})" + ("" if dry_run else f"; {created} new tickets"))
+
+
+def _what_would_change(candidate: Settings, store_config: Path | None, days: float) -> None:
+    """`replay --dry-run --days N`: print the archived messages whose decision would change."""
+    from triage.live import COMPARED, decisions_that_change
+    from triage.store import Store
+
+    try:
+        store = Store.open(settings_or_exit(store_config))
+        total = changed = 0
+        by_field: dict[str, int] = {}
+        for change in decisions_that_change(candidate, store, days):
+            total += 1
+            if change is None:
+                continue
+            changed += 1
+            click.echo(change.describe())
+            for key in COMPARED:
+                if change.before[key] != change.after[key]:
+                    by_field[key] = by_field.get(key, 0) + 1
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(by_field.items()))
+    click.echo(f"{total} messages of the last {days:g} days decided again with "
+               f"{candidate.source}: {changed} decisions would change"
+               + (f" ({detail})" if detail else ""))
 
 
 @main.command()
@@ -207,12 +252,21 @@ def status(config_path: Path | None) -> None:
     sys.exit(0 if all(r.connection == "ok" and r.reconciled for r in rows) else 1)
 
 
-def _serve_web(settings: Settings, store: Any, config_path: Path | None) -> None:
+def _serve_web(settings: Settings, store: Any, live: Any) -> None:
+    """Serve the review app with the live configuration ``live`` (a settings getter).
+
+    SIGHUP reloads the configuration; after uvicorn's graceful stop on SIGTERM the signal is
+    handed to a handler that lets the caller's clean-up run (the default one would kill).
+    """
+    import signal
+
     import uvicorn
 
     from triage.review.web import create_app
 
-    app = create_app(settings, store)
+    app = create_app(live, store)
+    live.reload_on_sighup()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning",
                 proxy_headers=True, server_header=False)
 
@@ -235,7 +289,14 @@ def web(config_path: Path | None, host: str | None, port: int | None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"triage web on http://{settings.web.host}:{settings.web.port}/", err=True)
-    _serve_web(settings, store, config_path)
+    from triage.live import LiveConfig
+
+    live = LiveConfig(settings, config_path)
+    live.watch()
+    try:
+        _serve_web(settings, store, live)
+    finally:
+        live.stop()
 
 
 def _with_listen(settings: Settings, host: str | None, port: int | None) -> Settings:
@@ -266,9 +327,26 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     daemon = Daemon(settings, config_path, store)
     daemon.start()
     try:
-        _serve_web(settings, store, config_path)
+        _serve_web(settings, store, daemon.live)
     finally:
         daemon.stop()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Listen address of the web application.")
+@click.option("--port", type=int, default=None,
+              help="Listen port of the web application (default: 8080 if free, else any).")
+@click.option("--imap", "imap_kind", type=click.Choice(["auto", "dovecot", "pymap"]),
+              default="auto", show_default=True,
+              help="IMAP server: Dovecot if installed (auto), or the pure-Python pymap.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="warning", show_default=True, help="What the service logs on stderr.")
+def demo(host: str, port: int | None, imap_kind: str, log_level: str) -> None:
+    """Run the whole service on throwaway loopback servers with sample mail (Ctrl-C stops)."""
+    from triage.demo.run import main as run_demo
+
+    sys.exit(run_demo(host=host, port=port, imap=imap_kind, log_level=log_level))
 
 
 @main.group()
@@ -287,7 +365,8 @@ def _password(prompt: bool, from_stdin: bool) -> str:
 @CONFIG_OPTION
 @click.argument("login")
 @click.option("--departments", "-d", required=True, help="Department codes, comma-separated.")
-@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent")
+@click.option("--role", type=click.Choice(["agent", "lead", "admin"]), default="agent",
+              help="agent; lead (team lead: also the dashboard); admin (everything).")
 @click.option("--name", default="", help="Full name shown in the pages.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def agents_add(config_path: Path | None, login: str, departments: str, role: str, name: str,
@@ -399,9 +478,11 @@ def audit(config_path: Path | None, ticket: int | None, login: str | None,
 
 def _register_data_commands() -> None:
     from triage.retention import export_command, purge_command
+    from triage.store.commands import db
 
     main.add_command(purge_command)
     main.add_command(export_command)
+    main.add_command(db)
 
 
 _register_data_commands()

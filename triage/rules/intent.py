@@ -54,8 +54,13 @@ _OTHER_APPS = (
     r"office|intranet|logiciel|berger|cosoluce|jvs|segilog|horizon|magnus|xemelios|pes\b|cdg|"
     r"dematerialisation|demat|e-?magnus|antai|ants|chorus formation|formation)")
 _OTHER_OWNER = re.compile(
-    r"^\s*((de|du|des|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
-    r"([\w'.-]+\s+){0,4}?|[(:-]?\s*)" + _OTHER_APPS)
+    r"^\s*(((de|du|des|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
+    r"([\w'.-]+\s+){0,4}?|[(:-]?\s*)" + _OTHER_APPS + r"|"
+    # « pour le site Démarches Simplifiées », « de l'espace X »: a named place that is not ours
+    r"(de|du|pour|sur|of|for)\s+(le |la |l'|mon |ma |notre |votre |the |my )?"
+    r"(site|portail|plateforme|espace|application|appli|logiciel|outil|service)\s+(web |en ligne )?"
+    r"(?!chorus|pro\b|personnel|perso\b|utilisateur|client|professionnel|securise|xt\b|-xt|"
+    r"de connexion|en ligne|mot|public|internet|web\b)[a-z][\w.-]+)")
 _OTHER_BEFORE = re.compile(
     r"(messagerie|boite mail|boite aux lettres|webmail|wi-?fi|ordinateur|session windows|"
     r"outlook|zimbra|helios|ensap|parapheur|intranet|logiciel)[^.?!\n]{0,25}$")
@@ -267,6 +272,12 @@ def _quoted_blocks(quoted: str) -> list[tuple[str, str]]:
     return [(fold(" ".join(b[:2])), "\n".join(b)) for b in blocks if b]
 
 
+def _helpdesk_asks_password(message: MessageView) -> bool:
+    """True when a quoted block written by the helpdesk talks about the password."""
+    return any(_HELPDESK_BLOCK.search(head) and _PASSWORD.search(fold(text))
+               for head, text in _quoted_blocks(message.quoted_text))
+
+
 def _sender_blocks(message: MessageView) -> tuple[str, bool]:
     """The quoted text without the helpdesk's blocks, and whether the sender wrote some of it."""
     sender = message.sender_address
@@ -300,10 +311,15 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     subject = find_cues(message.subject, other_apps=apps)
     short = len(new_folded.split()) <= 60
     alone = find_cues(new_text, other_apps=apps)
-    # The subject anchors cues of a short new text, unless the text's own password mentions
-    # were all another application's.
-    lend = short and subject.anchored and not (alone.excluded and not alone.anchored)
+    foreign_only = bool(alone.excluded) and not alone.anchored
+    # A short new text borrows the password mention of the subject, or of the helpdesk's
+    # quoted question it answers (« Expiré. » under « oublié ou expiré ? »), unless the text's
+    # own password mentions were all another application's.
+    asked = short and bool(message.quoted_text) and _helpdesk_asks_password(message)
+    lend = short and (subject.anchored or asked) and not foreign_only
     new = find_cues(new_text, anchor_anywhere=lend, other_apps=apps) if lend else alone
+    if foreign_only:
+        subject = Cues([], [], subject.excluded, subject.anchored)
     cues = Cues(subject.expired + new.expired, subject.forgotten + new.forgotten,
                 subject.excluded + new.excluded, subject.anchored or new.anchored)
     where = "l'objet et le nouveau texte"

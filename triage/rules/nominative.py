@@ -79,8 +79,10 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
     words = set(settings.role_words) | set(settings.organisation_words)
     name_words = [w for w in _person_display(address.display_name, settings.organisation_words)
                   if w not in words]
-    if name_words and any(w in _ARTICLES for w in _words(address.display_name)[:1]):
-        name_words = []  # « Le Maire de Chindrieux » is a title, not a person's name
+    shown_words = _words(address.display_name)
+    if name_words and (any(w in _ARTICLES for w in shown_words[:1]) or any(
+            w in _ARTICLES - {"de", "d"} for w in shown_words[1:])):
+        name_words = []  # « Le Maire de X », « SIAEP des Vallons »: not a person's name
     role = _role_word(tokens, settings.role_words)
     named = _matches_name(tokens, local, name_words) if name_words else None
     initial = (len(tokens) == 2 and len(tokens[0]) <= 2 and len(tokens[1]) >= 3

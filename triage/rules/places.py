@@ -63,6 +63,11 @@ _IN_COMMUNE_NAME = re.compile(r"\w-(d'|de-l'|de l'|du-|des-|de-|l'|la-|sur-)$")
 _BARE_NUMBER = re.compile(r"\((0?7|26|38|73|74)\)")
 
 
+# « envoyée par erreur à la DDFIP de la Savoie »: a wrong recipient, not where the account is.
+_MISDIRECTED = re.compile(r"(par erreur|envoye\w* a|transmis\w* a|ecrit a|adresse\w* a|"
+                          r"copie a|cc a)[^.!?\n]{0,40}$")
+
+
 def department_names(text: str, weight: int, where: str) -> list[Statement]:
     folded = fold(text)
     out = []
@@ -71,6 +76,8 @@ def department_names(text: str, weight: int, where: str) -> list[Statement]:
             before = folded[max(0, match.start() - 80):match.start()]
             if _IN_COMMUNE_NAME.search(before[-12:]):
                 continue  # Val-d'Isère, Pont-de-l'Isère: a commune's name, not a statement
+            if _MISDIRECTED.search(before):
+                continue
             account = bool(_ACCOUNT_VERBS.search(before))
             out.append(Statement(code, weight + (6 if account else 0),
                                  f"département {code} : « {_NAMES[code]} » cité dans {where}"

@@ -19,13 +19,10 @@ from triage.errors import StoreError
 from triage.pipeline import Outcome
 from triage.store.identity import content_digest, identity
 from triage.store.models import (
-    SCHEMA_VERSION,
     AuditEvent,
     OutboxItem,
-    Base,
     DraftRow,
     MailboxState,
-    SchemaInfo,
     Ticket,
     TicketSource,
 )
@@ -42,6 +39,16 @@ class Seen:
     uidvalidity: int
     uid: int
     folder: str | None = None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``: the SQLite file's folder created, its pragmas set."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -69,12 +76,7 @@ class Store:
     @classmethod
     def from_url(cls, url: str, create: bool = True) -> Store:
         try:
-            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, future=True, pool_pre_ping=True)
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            store = cls(engine)
+            store = cls(make_engine(url))
             store._prepare(create)
         except StoreError:
             raise
@@ -83,18 +85,10 @@ class Store:
         return store
 
     def _prepare(self, create: bool) -> None:
-        """Create the schema of an empty database; refuse one at another version."""
-        with self.engine.begin() as conn:
-            if create:
-                Base.metadata.create_all(conn)
-        with self.session() as s:
-            info = s.get(SchemaInfo, 1)
-            if info is None:
-                s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-                s.commit()
-            elif info.version != SCHEMA_VERSION:
-                raise StoreError(f"the store's schema is version {info.version}; this triage "
-                                 f"expects {SCHEMA_VERSION}: run `triage db upgrade`")
+        """Create the schema of an empty database; refuse one at another revision."""
+        from triage.store import migrate
+
+        migrate.check(self.engine, create=create)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
