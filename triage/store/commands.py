@@ -19,7 +19,6 @@ def db() -> None:
 
 def _engine(config_path: Path | None):  # type: ignore[no-untyped-def]
     from triage.cli import settings_or_exit
-
     from triage.store.store import make_engine
 
     return make_engine(settings_or_exit(config_path).store_url)

@@ -73,7 +73,8 @@ def check(engine: Engine, create: bool = True) -> None:
         raise StoreError("the database has tables but no schema revision: it was not created "
                          "by triage (or by a version before migrations); run `triage db upgrade`"
                          " after a backup")
-    known = {s.revision for s in ScriptDirectory.from_config(alembic_config(engine)).walk_revisions()}
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    known = {s.revision for s in scripts.walk_revisions()}
     if current in known:
         raise StoreError(f"the database schema is at revision {current}, older than this "
                          f"triage's {head}: run `triage db upgrade`")

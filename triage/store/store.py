@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -20,9 +20,9 @@ from triage.pipeline import Outcome
 from triage.store.identity import content_digest, identity
 from triage.store.models import (
     AuditEvent,
-    OutboxItem,
     DraftRow,
     MailboxState,
+    OutboxItem,
     Ticket,
     TicketSource,
 )
