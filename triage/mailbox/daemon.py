@@ -3,8 +3,9 @@
 APScheduler runs one polling job per mailbox (``imap.poll_interval``) and a housekeeping job;
 an IDLE watcher wakes a mailbox's job as soon as mail arrives. SIGTERM and SIGINT stop the
 daemon (the batch in hand is finished or abandoned, never half-done: its tickets commit before
-its moves); SIGHUP reloads the configuration, and an invalid one is refused with one log line
-while the previous one keeps running.
+its moves); SIGHUP or an edit of the configuration file reloads the configuration
+(:class:`triage.live.LiveConfig`), and an invalid one is refused with one log line while the
+previous one keeps running.
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from triage.config import Settings, load_settings
-from triage.errors import ConfigError
+from triage.config import Settings
+from triage.live import DEFAULT_INTERVAL, LiveConfig
 from triage.mailbox.idle import IdleWatcher
 from triage.mailbox.worker import NETWORK_ERRORS, Counts, MailboxWorker
+from triage.metrics import MeasuredWorker
 from triage.store import Store
 
 log = logging.getLogger("triage.daemon")
 
 
 class Daemon:
-    def __init__(self, settings: Settings, config_path: Path | None, store: Store) -> None:
-        self._settings = settings
+    def __init__(self, settings: Settings, config_path: Path | None, store: Store,
+                 watch_interval: float = DEFAULT_INTERVAL) -> None:
+        # -- live configuration: file changes and SIGHUP (see triage.live) --
+        self.live = LiveConfig(settings, config_path)
+        self.live.subscribe(self._config_changed)
+        self.watch_interval = watch_interval
         self.config_path = config_path
         self.store = store
         self.stopping = threading.Event()
@@ -39,11 +45,11 @@ class Daemon:
         self._reload_requested = threading.Event()
 
     def settings(self) -> Settings:
-        return self._settings
+        return self.live()
 
     def _make_workers(self) -> None:
-        self.workers = {box.address: MailboxWorker(self.settings, box, self.store, self.stopping)
-                        for box in self._settings.mailboxes}
+        self.workers = {box.address: MeasuredWorker(self.settings, box, self.store, self.stopping)
+                        for box in self.settings().mailboxes}
 
     # -- once ------------------------------------------------------------------------------
     def run_once(self) -> dict[str, Counts | str]:
@@ -63,8 +69,12 @@ class Daemon:
 
     # -- forever ---------------------------------------------------------------------------
     def start(self) -> None:
+        self._start_workers()
+        self.live.watch(self.watch_interval)
+
+    def _start_workers(self) -> None:
         self._make_workers()
-        settings = self._settings
+        settings = self.settings()
         workers = len(self.workers)
         self.scheduler = BackgroundScheduler(
             timezone=UTC, executors={"default": {"type": "threadpool",
@@ -101,7 +111,7 @@ class Daemon:
         from triage.send.sender import send_due
 
         try:
-            return send_due(self._settings, self.store, self.worker_name)
+            return send_due(self.settings(), self.store, self.worker_name)
         except Exception:  # the next run retries; one failure must not end the job
             log.exception("outbox run failed", extra={"event": "outbox.error"})
             return 0
@@ -120,9 +130,13 @@ class Daemon:
                             "error": worker.last_error})
 
     def stop(self) -> None:
+        self.live.stop()
         if self.stopping.is_set():
             return
         log.info("stopping", extra={"event": "daemon.stop"})
+        self._stop_workers()
+
+    def _stop_workers(self) -> None:
         self.stopping.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
@@ -134,20 +148,19 @@ class Daemon:
 
     def reload(self) -> None:
         """Load the configuration again; keep the running one if the new one is invalid."""
-        try:
-            new = load_settings(self.config_path)
-        except ConfigError as exc:
-            log.error("configuration reload refused: %s", exc, extra={"event": "config.refused"})
+        self.live.reload(force=True)
+
+    def _config_changed(self, old: Settings, new: Settings) -> None:
+        """After a reload: restart the mailbox workers if their settings changed."""
+        if self.scheduler is None or self.stopping.is_set():
             return
-        old = self._settings
-        self._settings = new
-        log.info("configuration reloaded", extra={"event": "config.reloaded"})
-        if new.mailboxes != old.mailboxes or new.imap != old.imap:
-            log.info("mailbox settings changed: restarting the workers")
-            self.stop()
+        if new.mailboxes != old.mailboxes or new.imap != old.imap or new.smtp != old.smtp:
+            log.info("mailbox settings changed: restarting the workers",
+                     extra={"event": "config.restart-workers"})
+            self._stop_workers()
             self.stopping = threading.Event()
             self.watchers = []
-            self.start()
+            self._start_workers()
 
     def serve_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads."""

@@ -11,7 +11,8 @@ from triage.config import Settings
 from triage.errors import TriageError
 from triage.store import Agent, AuditEvent, Ticket, TicketSource
 
-ROLES = ("agent", "admin")
+#: agent: reviews drafts; lead: also sees the dashboard; admin: everything, every department.
+ROLES = ("agent", "lead", "admin")
 _hasher = PasswordHasher()
 
 

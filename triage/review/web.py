@@ -8,6 +8,7 @@ GET never changes state. Responses carry a strict Content-Security-Policy.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,9 +26,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from triage import metrics
 from triage.config import TEMPLATE_NAMES, Settings
 from triage.review import views
 from triage.review.agents import may_see, verify_password
+from triage.review.dashboard import DASHBOARD_ROLES, dashboard_page
 from triage.review.moderation import Forbidden, ModerationError, Verb, handle, viewed
 from triage.review.sessions import (
     SessionCodec,
@@ -65,7 +68,7 @@ class ReviewApp:
         env = self.templates.env
         env.globals.update(ACTIONS=views.ACTIONS, INTENTS=views.INTENTS, STATUSES=views.STATUSES,
                            TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age,
-                           EVENTS=views.EVENTS)
+                           EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES)
         self.extra_routes: list[Route] = []
 
     # -- plumbing --------------------------------------------------------------------------
@@ -251,6 +254,10 @@ class ReviewApp:
             Route("/tickets/{ticket_id:int}/{verb:str}", self.authenticated(self.act),
                   methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
+            # -- observability and dashboard (triage.metrics, triage.review.dashboard) --
+            *metrics.routes(self.store, self.settings),
+            Route("/dashboard", self.authenticated(functools.partial(dashboard_page, self)),
+                  methods=["GET"]),
             *self.extra_routes,
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
