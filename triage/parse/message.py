@@ -57,7 +57,11 @@ class MessageView:
     signature: str
     quote_kind: str | None  # "reply", "forward" or None
     attachments: tuple[Attachment, ...] = ()
-    part_types: tuple[str, ...] = ()
+    part_types: tuple[str, ...] = ()  # every part, attached messages' parts included
+    #: The machine-readable report part (``message/delivery-status``,
+    #: ``…/disposition-notification``, ``…/feedback-report``) of the message itself, not of a
+    #: message attached to it.
+    report: str | None = None
     defects: tuple[str, ...] = ()
     violations: tuple[str, ...] = field(default=())
 

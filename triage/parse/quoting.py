@@ -15,15 +15,19 @@ from dataclasses import dataclass
 from triage.text import fold
 
 _FORWARD_MARKERS = re.compile(
-    r"^\s*(-{2,}\s*(message transf[eé]r[eé]|forwarded message|original message|message "
-    r"d'origine|courriel d'origine|mail d'origine|message original)\s*-{2,}|d[ée]but du message "
-    r"(r[ée]exp[ée]di[ée]|transf[ée]r[ée])\s*:|begin forwarded message\s*:|-{3,}\s*(mail|message) "
-    r"transf[eé]r[eé]\s*-{3,})",
+    r"^\s*(-{2,}\s*(message transf[eé]r[eé]|forwarded message|mail transf[eé]r[eé]|courriel "
+    r"transf[eé]r[eé])\s*-{2,}|d[ée]but du message (r[ée]exp[ée]di[ée]|transf[ée]r[ée])\s*:|"
+    r"begin forwarded message\s*:)",
     re.IGNORECASE,
 )
-_REPLY_MARKERS = re.compile(r"^\s*-{3,}\s*(original message|message d'origine|réponse)\s*-{3,}",
-                            re.IGNORECASE)
+# Outlook writes "-----Message d'origine-----" above replies and forwards alike: the subject
+# (TR:, Fwd:) tells a forward apart, in the reader.
+_REPLY_MARKERS = re.compile(
+    r"^\s*-{2,}\s*(original message|message d'origine|courriel d'origine|mail d'origine|"
+    r"message original|r[ée]ponse)\s*-{2,}", re.IGNORECASE)
 _ATTRIBUTION = re.compile(r"(a [ée]crit|wrote|schrieb|escribi[óo])\s*:\s*$", re.IGNORECASE)
+# The attribution wrapped inside « a écrit » itself: "Le …, Jean Dupont a" / "écrit :".
+_ATTRIBUTION_TAIL = re.compile(r"^\s*([ée]crit|wrote)\s*:\s*$", re.IGNORECASE)
 _ATTRIBUTION_START = re.compile(r"^\s*(le|on|am|el)\s.{4,}", re.IGNORECASE)
 _OUTLOOK_FROM = re.compile(r"^\s*\*?(de|from|exp[ée]diteur)\s*\*?\s*:\s*\S", re.IGNORECASE)
 _OUTLOOK_FIELDS = re.compile(
@@ -65,6 +69,7 @@ def split_quoted(text: str) -> Split:
 
 def _first_marker(lines: list[str]) -> tuple[int, str | None]:
     n = len(lines)
+    block_follows = _QuoteBlock(lines)
     for i, line in enumerate(lines):
         stripped = line.strip()
         if not stripped:
@@ -73,6 +78,9 @@ def _first_marker(lines: list[str]) -> tuple[int, str | None]:
             return i, "forward"
         if _REPLY_MARKERS.match(stripped):
             return i, "reply"
+        if (_ATTRIBUTION_TAIL.match(stripped) and i > 0 and _ATTRIBUTION_START.match(lines[i - 1])
+                and re.search(r"\s(a|has)\s*$", lines[i - 1], re.IGNORECASE)):
+            return i - 1, "reply"
         if _ATTRIBUTION.search(stripped) and (
             _ATTRIBUTION_START.match(stripped) or (i > 0 and _ATTRIBUTION_START.match(lines[i - 1]))
         ):
@@ -86,7 +94,7 @@ def _first_marker(lines: list[str]) -> tuple[int, str | None]:
             following = [x for x in lines[i + 1:i + 7] if x.strip()]
             if sum(1 for x in following[:5] if _OUTLOOK_FIELDS.match(x)) >= 2:
                 return i, _outlook_kind(lines, i)
-        if stripped.startswith(">") and _quote_block_follows(lines, i):
+        if stripped.startswith(">") and block_follows(i):
             return i, "reply"
     return n, None
 
@@ -99,11 +107,30 @@ def _outlook_kind(lines: list[str], start: int) -> str:
     return "reply"
 
 
-def _quote_block_follows(lines: list[str], i: int) -> bool:
-    """True when ``>`` lines run from ``i`` to the end, blank lines and a short tail aside."""
-    rest = [ln for ln in lines[i:] if ln.strip()]
-    quoted = sum(1 for ln in rest if ln.lstrip().startswith(">"))
-    return quoted >= max(1, len(rest) - 2)
+class _QuoteBlock:
+    """Whether ``>`` lines run from line ``i`` to the end, blank lines and a short tail aside.
+
+    The counts of the lines after each position are computed once, backwards, so that a text
+    of many interleaved ``>`` lines is read in linear time.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.after: list[tuple[int, int]] | None = None
+
+    def __call__(self, i: int) -> bool:
+        if self.after is None:
+            after = [(0, 0)] * (len(self.lines) + 1)
+            rest = quoted = 0
+            for j in range(len(self.lines) - 1, -1, -1):
+                line = self.lines[j]
+                if line.strip():
+                    rest += 1
+                    quoted += line.lstrip().startswith(">")
+                after[j] = (rest, quoted)
+            self.after = after
+        rest, quoted = self.after[i]
+        return quoted >= max(1, rest - 2)
 
 
 def _unquote(line: str) -> str:

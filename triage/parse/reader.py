@@ -1,12 +1,16 @@
-"""Turn raw bytes into a :class:`MessageView`, within limits, without ever raising."""
+"""Turn raw bytes into a :class:`MessageView`, within limits, without ever raising.
+
+The steps: a linear prescan checks the limits on the bytes (:mod:`triage.parse.prescan`); the
+message is parsed whole, or for its headers only when it is over a limit; headers are decoded
+(:mod:`triage.parse.decode`), address headers parsed strictly
+(:mod:`triage.parse.addresses`); the parts are walked iteratively, the text parts decoded
+(no more of each than the text limit needs) and the others listed as attachments; and the text
+is split into the new part, the quoted part and the signature (:mod:`triage.parse.quoting`).
+"""
 
 from __future__ import annotations
 
-import email.errors
 import email.message
-import email.parser
-import email.policy
-import email.utils
 import hashlib
 import re
 from collections.abc import Iterator
@@ -14,55 +18,45 @@ from collections.abc import Iterator
 from email_validator import EmailNotValidError, validate_email
 
 from triage.config import Limits
-from triage.parse.decode import decode_bytes, decode_header
+from triage.parse.addresses import parse_addresses
+from triage.parse.decode import decode_bytes, decode_header, recover_8bit
 from triage.parse.html import html_to_text
 from triage.parse.message import Address, Attachment, MessageView
+from triage.parse.mime import parse_bytes
+from triage.parse.prescan import scan
 from triage.parse.quoting import split_quoted
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FORWARD_SUBJECT = re.compile(r"^\s*((re|aw|sv)\s*:\s*)*(tr|fwd?|wg|transf[ée]r[ée]?)\s*:", re.I)
+#: Of an HTML part, at most this many times the text limit is read (markup is verbose).
+_HTML_FACTOR = 20
+_LEADING_BLANK = re.compile(rb"(?:[ \t]*(?:\r\n|\r|\n))+")
+_REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status",
+                 "message/disposition-notification", "message/feedback-report")
 
 
 def parse_message(raw: bytes, limits: Limits | None = None) -> MessageView:
     """Parse ``raw`` into a view. Limits exceeded are recorded in ``violations``."""
     limits = limits or Limits()
-    violations: list[str] = []
     defects: list[str] = []
-    digest = hashlib.sha256(raw).hexdigest()
-    size = len(raw)
-    header_block, body = _split_header_block(raw)
-    headers_only = False
-    if size > limits.max_message_bytes:
-        violations.append(f"message de {size} octets, au-delà de la limite de "
-                          f"{limits.max_message_bytes} octets")
-        headers_only = True
-    if len(header_block) > limits.max_header_bytes:
-        violations.append(f"en-têtes de {len(header_block)} octets, au-delà de la limite de "
-                          f"{limits.max_header_bytes} octets")
-        header_block = _cut_at_line(header_block, limits.max_header_bytes)
-        headers_only = True
-    to_parse = header_block + b"\n\n" if headers_only else raw
-    try:
-        msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-            to_parse, headersonly=headers_only)
-    except Exception as exc:  # the parser is tolerant; this is a last resort
-        defects.append(f"message unreadable by the MIME parser: {exc!r}")
-        msg = email.message.Message()
+    content = _strip_padding(raw, defects)
+    pre = scan(content, limits)
+    violations = list(pre.violations)
+    headers_only = pre.headers_only
+    msg = _parse(content, pre.parse_end, headers_only, violations, defects)
+    headers_only = headers_only or bool(violations)
     headers = _headers(msg, defects)
-    if len(headers) > limits.max_header_count:
-        violations.append(f"{len(headers)} en-têtes, au-delà de la limite de "
-                          f"{limits.max_header_count}")
-        headers = headers[: limits.max_header_count]
-        headers_only = True
 
     def get_all(name: str) -> list[str]:
         return [v for k, v in headers if k.lower() == name]
 
-    from_values = get_all("from")
-    from_addresses, from_problem = _from_addresses(msg, len(from_values))
-    text, attachments, part_types = "", [], []
+    raw_values = _raw_values(msg)
+    from_values = raw_values.get("from", [])
+    from_addresses, from_problem = _from_addresses(from_values)
+    text, report = "", None
+    attachments: list[Attachment] = []
+    part_types: list[str] = []
     if not headers_only:
-        text, attachments, part_types = _body(msg, limits, defects, violations)
+        text, attachments, part_types, report = _body(msg, limits, defects, violations)
     text = text[: limits.max_text_chars]
     split = split_quoted(text)
     subject = (get_all("subject") or [""])[0]
@@ -70,22 +64,22 @@ def parse_message(raw: bytes, limits: Limits | None = None) -> MessageView:
     if kind and _FORWARD_SUBJECT.match(subject):
         kind = "forward"
     return MessageView(
-        raw_size=size,
-        digest=digest,
+        raw_size=len(raw),
+        digest=hashlib.sha256(raw).hexdigest(),
         headers=tuple(headers),
-        message_id=_message_id((get_all("message-id") or [None])[0]),
+        message_id=_message_id(next(iter(get_all("message-id")), None)),
         subject=subject,
-        from_header=from_values[0] if from_values else "",
+        from_header=decode_header(from_values[0]) if from_values else "",
         from_addresses=from_addresses,
         from_problem=from_problem,
-        reply_to=_addresses(msg, "reply-to"),
-        sender=_addresses(msg, "sender"),
-        to=_addresses(msg, "to"),
-        cc=_addresses(msg, "cc"),
+        reply_to=_addresses(raw_values, "reply-to"),
+        sender=_addresses(raw_values, "sender"),
+        to=_addresses(raw_values, "to"),
+        cc=_addresses(raw_values, "cc"),
         delivered_to=tuple(
             a.address for name in ("delivered-to", "x-original-to")
-            for a in _addresses(msg, name)),
-        content_type=msg.get_content_type() if not headers_only else _ctype(headers),
+            for a in _addresses(raw_values, name)),
+        content_type=_ctype(headers) if headers_only else msg.get_content_type(),
         text=text,
         new_text=split.new_text,
         quoted_text=split.quoted_text,
@@ -93,26 +87,57 @@ def parse_message(raw: bytes, limits: Limits | None = None) -> MessageView:
         quote_kind=kind,
         attachments=tuple(attachments),
         part_types=tuple(part_types),
+        report=report,
         defects=tuple(defects),
         violations=tuple(violations),
     )
 
 
-def _split_header_block(raw: bytes) -> tuple[bytes, bytes]:
-    match = _HEADER_END.search(raw)
-    if match is None:
-        return raw, b""
-    return raw[: match.start()], raw[match.end():]
+def _strip_padding(raw: bytes, defects: list[str]) -> bytes:
+    """Without a UTF-8 byte order mark or blank lines before the first header.
+
+    The parser would read a leading blank line as the end of an empty header section and lose
+    every header; files saved by some tools start so.
+    """
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    match = _LEADING_BLANK.match(raw, start)
+    if match:
+        start = match.end()
+    if start:
+        defects.append(f"{start} bytes of padding before the first header ignored")
+    return raw[start:] if start else raw
 
 
-def _cut_at_line(block: bytes, limit: int) -> bytes:
-    cut = block.rfind(b"\n", 0, limit)
-    return block[: cut if cut > 0 else 0]
+def _parse(raw: bytes, parse_end: int, headers_only: bool, violations: list[str],
+           defects: list[str]) -> email.message.Message:
+    """Parse the whole message, or its kept headers only; never raises."""
+    if not headers_only:
+        try:
+            return parse_bytes(raw)
+        except RecursionError:
+            violations.append("structure MIME trop profondément imbriquée pour être lue")
+        except Exception as exc:  # the parser is tolerant; this is a last resort
+            defects.append(f"message unreadable by the MIME parser: {type(exc).__name__}")
+    try:
+        return parse_bytes(raw[:parse_end] + b"\n\n", headers_only=True)
+    except Exception as exc:
+        defects.append(f"headers unreadable by the MIME parser: {type(exc).__name__}")
+        return email.message.Message()
+
+
+def _raw_values(msg: email.message.Message) -> dict[str, list[str]]:
+    """The raw (undecoded) values of each header, by lower-cased name, top first."""
+    out: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        out.setdefault(str(name).lower(), []).append(str(value))
+    return out
 
 
 def _ctype(headers: list[tuple[str, str]]) -> str:
-    value = next((v for k, v in headers if k.lower() == "content-type"), "text/plain")
-    return value.split(";")[0].strip().lower() or "text/plain"
+    value = next((v for k, v in headers if k.lower() == "content-type"), "")
+    ctype = value.split(";")[0].strip().lower()
+    # As the parser does: a malformed type is text/plain.
+    return ctype if ctype.count("/") == 1 and " " not in ctype else "text/plain"
 
 
 def _headers(msg: email.message.Message, defects: list[str]) -> list[tuple[str, str]]:
@@ -121,8 +146,8 @@ def _headers(msg: email.message.Message, defects: list[str]) -> list[tuple[str, 
         try:
             out.append((str(name), decode_header(value)))
         except Exception as exc:  # one bad header must not lose the others
-            defects.append(f"header {name!r} undecodable: {exc!r}")
-            out.append((str(name), str(value)))
+            defects.append(f"header {name!r} undecodable: {type(exc).__name__}")
+            out.append((str(name), recover_8bit(str(value))))
     return out
 
 
@@ -134,42 +159,37 @@ def _message_id(value: str | None) -> str | None:
     return mid[:998] or None
 
 
-def _raw_header(msg: email.message.Message, name: str) -> list[str]:
-    values = msg.get_all(name) or []
-    return [decode_header(v) if not isinstance(v, str) or "\udc80" <= max(v, default=" ")
-            else str(v) for v in values]
+def _addresses(raw_values: dict[str, list[str]], name: str) -> tuple[Address, ...]:
+    """The addresses of a header, read leniently: routing evidence, never a reply target."""
+    return parse_addresses(raw_values.get(name, []), strict=False).addresses
 
 
-def _addresses(msg: email.message.Message, name: str) -> tuple[Address, ...]:
-    out = []
-    for display, addr in email.utils.getaddresses(_raw_header(msg, name)):
-        addr = addr.strip().lower()
-        if "@" not in addr:
-            continue
-        out.append(Address(decode_header(display).strip().strip('"'), addr))
-    return tuple(out)
-
-
-def _from_addresses(msg: email.message.Message, count: int) -> tuple[tuple[Address, ...], str | None]:
-    if count == 0:
+def _from_addresses(values: list[str]) -> tuple[tuple[Address, ...], str | None]:
+    if not values:
         return (), "aucun en-tête From"
-    raw = _raw_header(msg, "from")
-    if count > 1:
-        return _addresses(msg, "from"), f"{count} en-têtes From"
-    pairs = [(d, a) for d, a in email.utils.getaddresses(raw) if d or a]
+    parsed = parse_addresses(values, strict=True)
+    if len(values) > 1:
+        return parsed.addresses, f"{len(values)} en-têtes From"
+    shown = recover_8bit(values[0]).strip()[:80]
+    if not shown:
+        return (), "en-tête From vide"
+    if parsed.problem:
+        return parsed.addresses, f"en-tête From mal formé ({parsed.problem}) : {shown!r}"
+    pairs = [(d, a) for d, a in parsed.pairs if d or a]
     if not pairs:
         return (), "en-tête From vide"
     found: list[Address] = []
     for display, addr in pairs:
         if "@" not in addr:
-            return tuple(found), f"pas d'adresse électronique dans From ({raw[0][:80]!r})"
+            return tuple(found), f"pas d'adresse électronique dans From ({shown!r})"
+        if len(addr) > 320:
+            return tuple(found), "adresse de l'expéditeur trop longue"
         try:
             info = validate_email(addr, check_deliverability=False, allow_smtputf8=True,
                                   allow_quoted_local=True)
         except EmailNotValidError as exc:
             return tuple(found), f"adresse de l'expéditeur invalide ({addr[:80]!r} : {exc})"
-        found.append(Address(decode_header(display).strip().strip('"'),
-                             info.normalized.lower()))
+        found.append(Address(display, info.normalized.lower()))
     if len(found) > 1:
         return tuple(found), f"{len(found)} adresses dans From"
     return tuple(found), None
@@ -177,17 +197,21 @@ def _from_addresses(msg: email.message.Message, count: int) -> tuple[tuple[Addre
 
 def _walk(msg: email.message.Message, limits: Limits, violations: list[str]
           ) -> Iterator[tuple[email.message.Message, int, bool]]:
-    """Depth-first over the parts, iteratively (no recursion limit), within the limits."""
+    """Depth-first over the parts, iteratively (no recursion limit), within the limits.
+
+    Yields (part, depth, inside an attached message).
+    """
     stack: list[tuple[email.message.Message, int, bool]] = [(msg, 0, False)]
     count = 0
     while stack:
         part, depth, inner = stack.pop()
         count += 1
         if count > limits.max_parts:
-            violations.append(f"plus de {limits.max_parts} parties MIME")
+            violations.append(f"plus de {limits.max_parts} parties MIME, au-delà de la limite")
             return
         if depth > limits.max_depth:
-            violations.append(f"imbrication MIME au-delà de {limits.max_depth} niveaux")
+            violations.append(f"imbrication MIME de plus de {limits.max_depth} niveaux, "
+                              "au-delà de la limite")
             return
         yield part, depth, inner
         payload = part.get_payload()
@@ -199,71 +223,107 @@ def _walk(msg: email.message.Message, limits: Limits, violations: list[str]
 
 
 def _body(msg: email.message.Message, limits: Limits, defects: list[str],
-          violations: list[str]) -> tuple[str, list[Attachment], list[str]]:
+          violations: list[str]) -> tuple[str, list[Attachment], list[str], str | None]:
+    """The text, the attachments, the part types, and the type of the message's own report."""
     plain: list[str] = []
     html: list[str] = []
     inner_texts: list[str] = []
     attachments: list[Attachment] = []
     types: list[str] = []
+    report: str | None = None
+    budget = limits.max_text_chars
     for part, _depth, inner in _walk(msg, limits, violations):
         ctype = part.get_content_type()
         types.append(ctype)
+        if ctype in _REPORT_TYPES and not inner and report is None:
+            report = ctype
         if part.is_multipart() or part.get_content_maintype() == "message":
-            if ctype == "message/rfc822" or (part.get_filename() and ctype.startswith("message")):
+            if ctype == "message/rfc822" or (_filename(part) and ctype.startswith("message")):
                 attachments.append(Attachment(_filename(part) or "message.eml", ctype,
                                               _size(part)))
             continue
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        disposition = _disposition(part)
         filename = _filename(part)
         if disposition == "attachment" or filename or not ctype.startswith("text/"):
             attachments.append(Attachment(filename or "", ctype, _size(part)))
             continue
-        if ctype not in ("text/plain", "text/html"):
+        if ctype not in ("text/plain", "text/html") or budget <= 0:
             continue
-        text = _decode_part(part, defects)
+        factor = _HTML_FACTOR if ctype == "text/html" else 4
+        text = _decode_part(part, defects, limit=limits.max_text_chars * factor)
+        if ctype == "text/html":
+            text = html_to_text(text)
+        budget -= len(text)
         if inner:
-            inner_texts.append(html_to_text(text) if ctype == "text/html" else text)
+            inner_texts.append(text)
         elif ctype == "text/plain":
             plain.append(text)
         else:
             html.append(text)
     body = "\n\n".join(t for t in plain if t.strip())
     if not body.strip() and html:
-        body = "\n\n".join(html_to_text(h) for h in html)
+        body = "\n\n".join(html)
     if inner_texts:
         # Messages attached whole (forwards as attachment, bounced originals) read as quoted.
         body += "\n\n" + "\n".join("> " + ln for t in inner_texts for ln in t.splitlines())
-    return body.replace("\r\n", "\n").replace("\r", "\n"), attachments, types
+    return body.replace("\r\n", "\n").replace("\r", "\n"), attachments, types, report
+
+
+def _disposition(part: email.message.Message) -> str:
+    values = [str(v) for k, v in part.raw_items() if k.lower() == "content-disposition"]
+    return values[0].split(";")[0].strip().lower() if values else ""
 
 
 def _filename(part: email.message.Message) -> str | None:
     try:
         name = part.get_filename()
-    except Exception:
+    except Exception:  # a hostile parameter must not stop the parse
         return None
-    return decode_header(name) if name else None
+    return decode_header(name)[:255] if name else None
 
 
 def _size(part: email.message.Message) -> int:
-    payload = part.get_payload()
-    if isinstance(payload, str):
-        encoding = (part.get("Content-Transfer-Encoding") or "").strip().lower()
-        return len(payload) * 3 // 4 if encoding == "base64" else len(payload)
-    if isinstance(payload, list):
-        return sum(_size(p) for p in payload if isinstance(p, email.message.Message))
-    return 0
+    """The decoded size of a part, estimated from its encoded payload (nothing is decoded);
+    for an attached message, its headers and all its parts."""
+    total = 0
+    stack = [(part, False)]
+    while stack:
+        current, count_headers = stack.pop()
+        if count_headers:
+            total += sum(len(str(k)) + len(str(v)) + 4 for k, v in current.raw_items())
+        payload = current.get_payload()
+        if isinstance(payload, list):
+            stack.extend((p, True) for p in payload if isinstance(p, email.message.Message))
+        elif isinstance(payload, str):
+            encoding = str(current.get("Content-Transfer-Encoding", "")).strip().lower()
+            if encoding == "base64":
+                total += (len(payload) - payload.count("\n") - payload.count("\r")) * 3 // 4
+            else:
+                total += len(payload)
+    return total
 
 
-def _decode_part(part: email.message.Message, defects: list[str]) -> str:
+def _decode_part(part: email.message.Message, defects: list[str], *, limit: int) -> str:
+    """The text of a part, from its charset or the one it really uses; at most ``limit`` bytes."""
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
-        defects.append(f"part body undecodable: {exc!r}")
+        defects.append(f"part body undecodable: {type(exc).__name__}")
         data = None
     if not isinstance(data, bytes):
         payload = part.get_payload()
         data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
-    text, note = decode_bytes(data, part.get_content_charset())
+    if len(data) > limit:
+        # Cut at a line end, so that no multi-byte character is split (the strict decoders
+        # would then reject the whole text and fall back to windows-1252).
+        cut = data.rfind(b"\n", 0, limit)
+        data = data[: cut if cut > limit // 2 else limit]
+        defects.append(f"part text cut at {len(data)} bytes")
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    text, note = decode_bytes(data, charset)
     if note:
         defects.append(note)
     return text

@@ -1,37 +1,57 @@
 """Is this an automatic message (auto-reply, bounce, list or bulk mail, our own mail)?
 
-Signals, after RFC 3834 and the practice of RT and Sieve: ``Auto-Submitted`` other than ``no``;
-``X-Autoreply`` / ``X-Autorespond``; ``Precedence: bulk|junk|list|auto_reply``; ``List-Id`` /
-``List-Unsubscribe``; ``X-Auto-Response-Suppress`` (set by Exchange on its automatic mail);
-``X-Loop`` naming one of our mailboxes; a null return path or a MAILER-DAEMON / postmaster /
-no-reply sender; a ``multipart/report`` delivery status; mail sent by the helpdesk mailboxes
-themselves; and an out-of-office subject (« Réponse automatique », « Absence », « Out of
-Office »). Automatic messages are never answered: their text is never acted on.
+Automatic messages are never answered and their text is never acted on: answering them makes
+mail loops, and an out-of-office text may carry instructions nobody wrote to us. The signals,
+after RFC 3834 §2 and §5, RFC 5230 §4.5 (Sieve vacation), RFC 2369 / 2919 (list headers) and
+the practice of RT and Pigeonhole:
+
+- headers: ``Auto-Submitted`` other than ``no``; ``X-Autoreply`` / ``X-Autorespond``;
+  ``Precedence: bulk|junk|list|auto_reply``; any ``List-*`` header; ``X-Auto-Response-Suppress``
+  naming All, OOF or AutoReply (Exchange's own automatic mail); ``X-Loop`` (set by
+  autoresponders and list managers); our own loop header;
+- senders: a null return path (``Return-Path: <>``, ``From: <>``); MAILER-DAEMON, postmaster,
+  LISTSERV, majordomo, ``owner-*``, ``*-request`` in From, Sender or Return-Path; a no-reply
+  From; « Mail Delivery Subsystem » and the like as From's display name; the helpdesk mailboxes
+  themselves (From, Sender or Return-Path);
+- content: a report (``multipart/report``, or a delivery-status, disposition-notification or
+  feedback-report part of the message itself, not of a message attached to it); an automatic
+  reply's subject (« Réponse automatique », « Out of Office », « Undeliverable »); an automatic
+  reply's own wording at the top of the sender's new text (never in quoted or forwarded text,
+  so a person forwarding a portal notice that says « message automatique » is still answered).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
 from triage.text import fold
 
 NAME = "automatic"
-DESCRIPTION = "message automatique (réponse d'absence, rapport de non-remise, liste, envoi du service)"
+DESCRIPTION = ("message automatique (réponse d'absence, rapport de non-remise, liste, envoi du "
+               "service)")
 
 LOOP_HEADER = "X-Triage-Loop"
 
 _PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
-_AUTOMATED_LOCAL = re.compile(
-    r"^(mailer-daemon|postmaster|listserv|majordomo|no-?reply|ne-?pas-?repondre|donotreply|"
-    r"do-not-reply|nepasrepondre|bounces?|owner-.*|.*-request|.*-bounces?)$")
+_SUPPRESS = re.compile(r"\b(all|oof|autoreply)\b")
+# RFC 5230 §4.5: never answer these, in the envelope sender or the header sender.
+_SYSTEM_LOCAL = re.compile(r"^(mailer-daemon|postmaster|listserv|majordomo|owner-.+|.+-request)$")
+# In From only: senders that say they read no answers.
+_NO_REPLY_LOCAL = re.compile(
+    r"^(no-?reply|ne-?pas-?repondre|donotreply|do-not-reply|nepasrepondre|bounces?|"
+    r".+-bounces?|bounces?[-+.].+)$")
+_SYSTEM_DISPLAY = re.compile(
+    r"^(mail delivery (subsystem|system|service)|mailer[- ]daemon|postmaster|"
+    r"administrateur (systeme|de messagerie)|systemadministrator|mail administrator)$")
 _OOF_SUBJECT = re.compile(
     r"^\s*(r[ée]ponse automatique|automatic reply|auto(matic)?[- ]?reply|autoreply|"
     r"out of (the )?office|absence( du bureau)?\s*:|message d'absence|absent(e)?\s*:|"
     r"accus[ée] de r[ée]ception|notification d'absence|auto\s*:|r[ée]ponse automatique d'absence|"
     r"undeliver(ed|able)|delivery status notification|mail delivery (failed|subsystem)|"
-    r"non remis|non-remise|returned mail)", re.IGNORECASE)
+    r"non remis|non-remise|returned mail|delivery failure|failure notice)", re.IGNORECASE)
 _AUTO_TEXT = re.compile(
     r"(ceci est une reponse automatique|ceci est un (message|courriel|mail) automatique|"
     r"this is an automat(ic|ed) (reply|response|message)|reponse automatique d'absence|"
@@ -41,56 +61,93 @@ _ABSENCE_TEXT = re.compile(
     r"(je suis (actuellement )?absente? (du|jusqu|et je)|je serai absente? (du|jusqu)|"
     r"(je suis|actuellement) en conges? (du|jusqu)|absente? du bureau (du|jusqu))")
 _REPLY_SUBJECT = re.compile(r"^\s*(re|aw|sv|r[ée]p)\s*:", re.IGNORECASE)
+#: An automatic reply's own wording is looked for in this much of the new text, and only when
+#: the new text is short (an auto-reply is; a person's long message quoting one is not).
+_AUTO_TEXT_HEAD = 600
+_AUTO_TEXT_MAX = 1500
 
 
 def check(message: MessageView, ctx: Context) -> Finding[bool]:
-    """True, with the signal found, when the message was sent by a machine or by us."""
-    for reason in _signals(message, ctx):
-        return finding(NAME, True, reason)
-    return finding(NAME, False)
+    """True, with every signal found, when the message was sent by a machine or by us."""
+    reasons = list(dict.fromkeys(_signals(message, ctx)))
+    return finding(NAME, bool(reasons), *reasons)
 
 
-def _signals(message: MessageView, ctx: Context):  # type: ignore[no-untyped-def]
+def _address_of(value: str) -> str:
+    match = re.search(r"<([^<>]*)>", value)
+    return (match.group(1) if match else value).strip().lower()
+
+
+def _signals(message: MessageView, ctx: Context) -> Iterator[str]:
+    yield from _header_signals(message)
+    yield from _sender_signals(message, ctx)
+    yield from _content_signals(message)
+
+
+def _header_signals(message: MessageView) -> Iterator[str]:
     auto = message.header("Auto-Submitted")
     if auto is not None and fold(auto).split(";")[0].strip() not in ("no", ""):
-        yield f"en-tête Auto-Submitted: {auto.strip()[:60]}"
+        yield f"en-tête Auto-Submitted: {auto.strip()[:60]} (RFC 3834)"
     for name in ("X-Autoreply", "X-Autorespond", "X-Autorespons"):
         value = message.header(name)
         if value is not None and fold(value).strip() not in ("no", "false", "0"):
             yield f"en-tête {name}: {value.strip()[:60]}"
     precedence = message.header("Precedence")
-    if precedence and fold(precedence).strip() in _PRECEDENCE:
-        yield f"en-tête Precedence: {precedence.strip()}"
-    for name in ("List-Id", "List-Unsubscribe", "List-Post"):
-        if message.header(name) is not None:
-            yield f"message de liste de diffusion (en-tête {name})"
+    if precedence and (fold(precedence).split() or [""])[0].strip(" ;") in _PRECEDENCE:
+        yield f"en-tête Precedence: {precedence.strip()[:40]}"
+    for name, _value in message.headers:
+        if name.lower().startswith("list-"):
+            yield f"message de liste de diffusion (en-tête {name[:40]})"
+            break
     suppress = message.header("X-Auto-Response-Suppress")
-    if suppress and any(w in fold(suppress) for w in ("all", "oof", "autoreply")):
+    if suppress and _SUPPRESS.search(fold(suppress)):
         yield f"en-tête X-Auto-Response-Suppress: {suppress.strip()[:60]}"
-    own = ctx.settings.helpdesk_addresses
     for name in ("X-Loop", LOOP_HEADER):
-        for value in message.headers_named(name):
-            if name == LOOP_HEADER or any(a in value.lower() for a in own):
-                yield f"en-tête {name} : message déjà passé par le service ({value.strip()[:60]})"
+        for value in message.headers_named(name)[:1]:
+            yield f"en-tête {name} : message déjà passé par un répondeur ({value.strip()[:60]})"
+
+
+def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
+    own = ctx.settings.helpdesk_addresses
     return_path = message.header("Return-Path")
-    if return_path is not None and re.fullmatch(r"\s*<\s*>\s*", return_path):
-        yield "chemin de retour vide (Return-Path: <>), signe d'un message automatique"
-    sender = message.from_addresses[0] if message.from_addresses else None
-    if sender is not None:
-        if sender.address in own:
-            yield f"envoyé par une boîte du service ({sender.address})"
-        elif _AUTOMATED_LOCAL.match(sender.local_part):
-            yield f"expéditeur automatique ({sender.address})"
-    for s in message.sender:
-        if s.address in own:
-            yield f"envoyé au nom d'une boîte du service (Sender: {s.address})"
-    if message.content_type == "multipart/report" or "message/delivery-status" in message.part_types:
-        yield "rapport de remise (multipart/report, delivery-status)"
+    if return_path is not None:
+        envelope = _address_of(return_path)
+        if not envelope:
+            yield "chemin de retour vide (Return-Path: <>) : rapport ou réponse automatique"
+        elif envelope in own:
+            yield f"envoyé par une boîte du service (Return-Path: {envelope[:80]})"
+        elif _SYSTEM_LOCAL.match(envelope.rpartition("@")[0] or envelope):
+            yield f"expéditeur système dans Return-Path ({envelope[:80]})"
+    if re.fullmatch(r"\s*<\s*>\s*", message.from_header):
+        yield "expéditeur vide (From: <>) : rapport ou réponse automatique"
+    for address in message.from_addresses:
+        local = address.local_part
+        if address.address in own:
+            yield f"envoyé par une boîte du service ({address.address})"
+        elif _SYSTEM_LOCAL.match(local):
+            yield f"expéditeur système ({address.address}) : MAILER-DAEMON, postmaster, liste"
+        elif _NO_REPLY_LOCAL.match(local):
+            yield f"expéditeur automatique qui ne lit pas les réponses ({address.address})"
+        if _SYSTEM_DISPLAY.match(fold(address.display_name).strip()):
+            yield f"expéditeur système (nom affiché « {address.display_name[:60]} »)"
+    for address in message.sender:
+        if address.address in own:
+            yield f"envoyé au nom d'une boîte du service (Sender: {address.address})"
+        elif _SYSTEM_LOCAL.match(address.local_part):
+            yield f"expéditeur système dans Sender ({address.address})"
+
+
+def _content_signals(message: MessageView) -> Iterator[str]:
+    if message.content_type == "multipart/report":
+        yield "rapport de remise ou de lecture (multipart/report)"
+    elif message.report:
+        yield f"rapport de remise ou de lecture (partie {message.report})"
     if _OOF_SUBJECT.match(message.subject):
         yield f"objet de message automatique : « {message.subject[:80]} »"
-    head = fold(message.new_text[:600])
-    match = _AUTO_TEXT.search(head)
-    if match is None and _REPLY_SUBJECT.match(message.subject):
-        match = _ABSENCE_TEXT.search(head)
-    if match and len(message.new_text) < 1500:
-        yield f"texte de réponse automatique : « {match.group(0)} »"
+    if len(message.new_text) < _AUTO_TEXT_MAX:
+        head = fold(message.new_text[:_AUTO_TEXT_HEAD])
+        match = _AUTO_TEXT.search(head)
+        if match is None and _REPLY_SUBJECT.match(message.subject):
+            match = _ABSENCE_TEXT.search(head)
+        if match:
+            yield f"texte de réponse automatique : « {match.group(0)} »"

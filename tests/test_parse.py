@@ -1,0 +1,314 @@
+"""The parser: bytes to :class:`~triage.parse.MessageView`, on the fixtures of tests/data/parse/.
+
+Each fixture is a small message written for one behaviour: header and body decodings, HTML
+bodies, the quoted or forwarded part and the signature told apart from the sender's new text,
+attachments listed but never decoded, and the receiving mailbox read from the delivery headers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from triage.parse import MessageView, parse_message
+from triage.parse.decode import decode_bytes, decode_header
+from triage.parse.html import html_to_text
+from triage.parse.quoting import split_quoted
+
+DATA = Path(__file__).resolve().parent / "data" / "parse"
+
+
+def view(name: str) -> MessageView:
+    return parse_message((DATA / name).read_bytes())
+
+
+# -- headers ------------------------------------------------------------------------------------
+
+def test_rfc2047_subject_q_and_b_words_in_several_charsets():
+    """Q and B encoded words in UTF-8, ISO-8859-1 and windows-1252 decode and join without the
+    whitespace between adjacent words."""
+    v = view("rfc2047-subject.eml")
+    assert v.subject == "Mot de passe expiré - réinitialisation urgente – merci"
+
+
+def test_rfc2047_display_name_is_decoded_after_address_parsing():
+    """An encoded display name is decoded, and the address stays the one in angle brackets."""
+    v = view("rfc2047-subject.eml")
+    assert v.sender_address is not None
+    assert v.sender_address.display_name == "Renée François"
+    assert v.sender_address.address == "renee.francois@mairie-bozel.fr"
+
+
+def test_rfc2047_character_split_across_two_words():
+    """A UTF-8 character whose bytes are split between two encoded words is rebuilt whole."""
+    assert view("rfc2047-split-character.eml").subject == "Réinitialisé ✔ (compte jmartin-xt)"
+
+
+def test_encoded_word_never_becomes_an_address_or_a_line_break():
+    """An encoded word holding an address stays a display name, and an encoded CR LF in the
+    subject becomes a space (no header injection into a reply)."""
+    v = view("rfc2047-address-smuggling.eml")
+    assert v.sender_address is not None
+    assert v.sender_address.address == "pirate@example.net"
+    assert "\r" not in v.subject and "\n" not in v.subject
+    assert v.subject.startswith("Objet Bcc: victime@example.net")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("=?utf-8?q?caf=E9?=", "café"),  # declared UTF-8, Latin-1 byte: read as windows-1252
+    ("=?x-unknown-charset?q?d=C3=A9j=C3=A0?=", "déjà"),
+    ("=?utf-8?b?bW90IGRlIHBhc3Nl?=", "mot de passe"),  # base64 without its padding "="
+    ("Re: =?iso-8859-1?q?r=E9ponse?= finale", "Re: réponse finale"),
+    ("=?utf-8?q?incomplet", "=?utf-8?q?incomplet"),
+])
+def test_decode_header_tolerates_malformed_words(raw, expected):
+    """Wrong charsets, unknown charsets, missing padding and unfinished words never raise."""
+    assert decode_header(raw) == expected
+
+
+# -- body decodings -----------------------------------------------------------------------------
+
+def test_quoted_printable_body():
+    """A quoted-printable UTF-8 body is decoded, soft line breaks joined."""
+    v = view("quoted-printable.eml")
+    assert "s'il vous plaît ? Le portail m'indique que mon compte est bloqué" in v.text
+    assert "=\n" not in v.text and "=C3" not in v.text
+
+
+def test_base64_body():
+    """A base64 UTF-8 body is decoded."""
+    v = view("base64.eml")
+    assert "mon mot de passe a expiré, identifiant jmartin-xt." in v.text
+    assert "Mairie de Bozel — 73350 Bozel" in v.signature
+
+
+def test_latin1_declared_but_windows_1252_bytes():
+    """Bytes 0x92, 0x9c and 0x80 under a declared ISO-8859-1 read as ’, œ and € (windows-1252)."""
+    text = view("latin1-declared-cp1252-bytes.eml").text
+    assert "l’accès" in text and "cœur" in text and "120 €" in text
+    assert "\x92" not in text and "\x80" not in text
+
+
+def test_windows_1252_body():
+    """A declared windows-1252 body keeps its typographic quotes and dashes."""
+    assert "J’ai oublié mon mot de passe – merci « d’avance »." in view("windows-1252.eml").text
+
+
+def test_utf8_with_bad_bytes_keeps_the_good_text():
+    """A UTF-8 body with a stray Latin-1 byte keeps its UTF-8 accents and replaces the bad byte."""
+    v = view("utf8-bad-bytes.eml")
+    assert "mon mot de passe a expiré, je n’ai plus accès." in v.text
+    assert "Signature coup\ufffde" in v.text
+    assert any("invalid UTF-8" in d for d in v.defects)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("undeclared-8bit-utf8.eml", "j'ai oublié mon mot de passe (identifiant jmartin-xt)"),
+    ("undeclared-8bit-latin1.eml", "Réponse très attendue."),
+])
+def test_undeclared_8bit_body(name, expected):
+    """8-bit text with no declared charset is read as UTF-8 when it is, else windows-1252."""
+    assert expected in view(name).text
+
+
+def test_valid_utf8_wins_over_a_wrong_legacy_label():
+    """Bytes that are valid UTF-8 are read as UTF-8 even under a legacy charset label."""
+    text, note = decode_bytes("Мы получили ваш запрос".encode(), "x-mac-cyrillic")
+    assert text == "Мы получили ваш запрос"
+    assert note is not None and "wrong" in note
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+def test_html_only_body_is_read_as_text():
+    """Entities are decoded, <br> and <p> break lines, and the head, style and script vanish."""
+    v = view("html-only.eml")
+    assert "J’ai oublié mon mot de passe : identifiant jmartin-xt.\nMerci & bonne journée." in (
+        v.text)
+    assert "Titre caché" not in v.text and "color" not in v.text and "alert" not in v.text
+    assert v.new_text.splitlines()[0] == "Bonjour,"
+
+
+def test_html_quote_containers_become_quoted_text():
+    """Gmail's quote block and <blockquote> end up in the quoted part, not the new text."""
+    v = view("html-only.eml")
+    assert v.quote_kind == "reply"
+    assert "Votre demande a bien été reçue." in v.quoted_text
+    assert "reçue" not in v.new_text
+
+
+def test_html_outlook_reply_header_block_is_quoted():
+    """Outlook's divRplyFwdMsg block and the original below it are the quoted part."""
+    v = view("html-outlook-reply.eml")
+    assert v.new_text == "Toujours bloquée, merci de relancer."
+    assert "J'ai oublié mon mot de passe (jmartin-xt)." in v.quoted_text
+
+
+def test_html_attribute_holding_a_greater_than_sign():
+    """A ">" inside a quoted attribute value does not end the tag."""
+    assert html_to_text('<a href="mailto:<a@b.fr>">écrire</a> ici') == "écrire ici"
+
+
+# -- quoted and forwarded parts -----------------------------------------------------------------
+
+def test_outlook_french_header_block_starts_the_quote():
+    """« De : … Envoyé : … À : … Objet : » starts the quoted part of an Outlook reply."""
+    v = view("quote-outlook-fr.eml")
+    assert v.quote_kind == "reply"
+    assert v.new_text.endswith("pouvez-vous relancer ?\n\nJeanne Martin")
+    assert v.quoted_text.startswith("De : Jeanne Martin")
+    assert "identifiant jmartin-xt" in v.quoted_text and "jmartin-xt" not in v.new_text
+
+
+def test_outlook_english_header_block_after_underscores_is_a_forward():
+    """The underscore rule with From/Sent/To/Subject starts the quote; TR: makes it a forward."""
+    v = view("quote-outlook-en.eml")
+    assert v.quote_kind == "forward"
+    assert v.new_text == "Bonjour, voir ci-dessous."
+    assert "My password expired." in v.quoted_text
+
+
+def test_attribution_wrapped_over_two_lines():
+    """« Le … a écrit : » wrapped over two lines is recognised from its first line."""
+    v = view("quote-attribution-wrapped.eml")
+    assert v.new_text == "Merci, c'est bien l'identifiant jmartin-xt."
+    assert v.quoted_text.startswith("Le lun. 2 mars 2026")
+    assert "Quel est votre identifiant ?" in v.quoted_text
+
+
+@pytest.mark.parametrize("attribution", [
+    "Le lun. 2 mars 2026 à 09:00, Service DDFIP <ddfip73@example.fr> a écrit :",
+    "Le lun. 2 mars 2026 à 09:00, Service DDFIP <ddfip73@example.fr>\na écrit :",
+    "Le lun. 2 mars 2026 à 09:00, Service DDFIP <ddfip73@example.fr> a\nécrit :",
+    "On Mon, Mar 2, 2026 at 9:00 AM Service DDFIP <ddfip73@example.fr>\nwrote:",
+])
+def test_attribution_on_one_line_or_wrapped(attribution):
+    """The attribution starts the quote on one line or wrapped anywhere inside « a écrit »."""
+    split = split_quoted(f"Oui, jmartin-xt.\n\n{attribution}\n> Votre identifiant ?\n")
+    assert split.new_text == "Oui, jmartin-xt."
+    assert split.quoted_text.startswith(("Le lun.", "On Mon"))
+    assert split.kind == "reply"
+
+
+def test_interleaved_greater_than_lines_are_quoted():
+    """Inline « > » lines go to the quoted part; the answers between them stay new text."""
+    v = view("quote-gt-lines.eml")
+    assert v.quote_kind == "reply"
+    assert v.quoted_text == "Quel est votre identifiant ?\nEt votre commune ?"
+    assert "C'est jmartin-xt." in v.new_text and "Bozel." in v.new_text
+    assert ">" not in v.new_text
+
+
+def test_gmail_forward_separator():
+    """Gmail's « ---------- Message transféré --------- » starts a forwarded part."""
+    v = view("quote-gmail-forward.eml")
+    assert v.quote_kind == "forward"
+    assert v.new_text == "Bonjour, je vous transfère la demande de ma collègue."
+    assert "J'ai perdu mon mot de passe (mdurand-xt)." in v.quoted_text
+
+
+def test_apple_mail_forward_separator():
+    """Apple Mail's « Début du message réexpédié : » starts a forward, even without TR:."""
+    v = view("quote-apple-forward.eml")
+    assert v.quote_kind == "forward"
+    assert "Votre mot de passe expirera dans 7 jours." in v.quoted_text
+    assert "expirera" not in v.new_text
+
+
+def test_message_d_origine_separator_in_a_reply():
+    """« -----Message d'origine----- » starts the quote; with RE: in the subject it is a reply."""
+    v = view("quote-message-d-origine.eml")
+    assert v.quote_kind == "reply"
+    assert v.new_text == "Je confirme, mon mot de passe a expiré."
+    assert "Pouvez-vous préciser votre demande ?" in v.quoted_text
+
+
+def test_message_d_origine_with_a_forward_subject_is_a_forward():
+    """The same separator under a TR: subject makes the quoted part a forward."""
+    raw = (DATA / "quote-message-d-origine.eml").read_bytes().replace(b"RE: Chorus", b"TR: Chorus")
+    assert parse_message(raw).quote_kind == "forward"
+
+
+def test_text_without_markers_has_no_quote():
+    """A message with no marker is all new text."""
+    split = split_quoted("Bonjour,\nmot de passe oublié.\nMerci")
+    assert (split.quoted_text, split.kind) == ("", None)
+
+
+# -- signatures ---------------------------------------------------------------------------------
+
+def test_signature_after_dash_dash_delimiter():
+    """The lines after « -- » are the signature."""
+    v = view("signature-dashes.eml")
+    assert v.signature == "Jeanne Martin\nSecrétaire de mairie\nMairie de Bozel - 73350 Bozel"
+
+
+def test_signature_after_a_sign_off():
+    """Without « -- », the lines after a sign-off (« Bien cordialement, ») are the signature."""
+    v = view("signature-sign-off.eml")
+    assert v.signature == "Jeanne Martin\nMairie de Bozel\n04 79 00 00 00"
+
+
+# -- attachments --------------------------------------------------------------------------------
+
+def test_attachments_are_listed_not_decoded():
+    """Attachments are listed with name, type and approximate size; their content is not text."""
+    v = view("attachments.eml")
+    assert [(a.filename, a.content_type) for a in v.attachments] == [
+        ("facture.pdf", "application/pdf"), ("capture décran.png", "image/png")]
+    pdf, png = v.attachments
+    assert abs(pdf.size - 5754) < 10 and abs(png.size - 2048) < 10
+    assert "SECRET-PDF-CONTENT" not in v.text
+    assert v.new_text == "Ci-joint la capture d'écran de l'erreur."
+
+
+def test_attached_message_is_listed_and_read_as_quoted():
+    """A message/rfc822 attachment is listed, and its text is quoted, never new text."""
+    v = view("attached-message.eml")
+    assert [(a.filename, a.content_type) for a in v.attachments] == [
+        ("demande.eml", "message/rfc822")]
+    assert 200 < v.attachments[0].size < 300  # its headers and body, about 230 bytes
+    assert "J'ai perdu mon mot de passe Chorus Pro (mdurand-xt)." in v.quoted_text
+    assert "mdurand-xt" not in v.new_text
+    assert v.quote_kind == "forward"
+
+
+# -- delivery headers ---------------------------------------------------------------------------
+
+def test_delivered_to_and_x_original_to():
+    """Delivered-To and X-Original-To give the receiving mailbox when To names a group."""
+    v = view("delivered-to.eml")
+    assert v.to == ()
+    assert set(v.delivered_to) == {"ddfip74.pgp.spl-pes@dgfip.finances.gouv.fr"}
+    assert v.header("Return-Path") == "<jeanne.martin@mairie-bozel.fr>"
+
+
+# -- sender address parsing (CVE-2023-27043) -----------------------------------------------------
+
+@pytest.mark.parametrize("from_header, problem", [
+    ("alice@example.org)<bob@example.org>", "parenthèses"),
+    ("alice@example.org <bob@example.org>", "2 adresse(s) lue(s) pour 1"),
+    ("<a@b.fr> <c@d.fr>", "2 adresse(s) lue(s) pour 1"),
+    ("Jean <jean@[192.0.2.1]>", "crochet"),
+    ("=?utf-8?q?a=40b.fr?=", "pas d'adresse"),
+])
+def test_ambiguous_from_is_unusable(from_header, problem):
+    """A From header the address parser could misread gives no sender, with the reason."""
+    v = parse_message(f"From: {from_header}\nSubject: x\n\nBonjour\n".encode())
+    assert v.sender_address is None
+    assert v.from_problem is not None and problem in v.from_problem
+
+
+def test_display_name_with_comma_in_quotes_is_one_sender():
+    """A quoted display name holding a comma is still exactly one sender."""
+    v = parse_message(b'From: "Martin, Jeanne" <jeanne.martin@mairie-bozel.fr>\n\nBonjour\n')
+    assert v.sender_address is not None
+    assert v.sender_address.display_name == "Martin, Jeanne"
+
+
+def test_leading_blank_lines_do_not_hide_the_headers():
+    """Blank padding and a byte order mark before the first header are skipped."""
+    raw = b"\xef\xbb\xbf\n   \nFrom: jeanne.martin@mairie-bozel.fr\nSubject: x\n\nOui\n"
+    v = parse_message(raw)
+    assert v.sender_address is not None and v.subject == "x"
