@@ -102,8 +102,6 @@ def test_cli_explains_the_whole_corpus():
     assert not internal, internal
 
 
-@pytest.mark.xfail(strict=True, reason="triage/sources.py walks a folder by file suffix: it "
-                   "skips .box files and maildir names (cur/123.host!2,S); to fix there")
 def test_cli_folder_walk_reads_every_corpus_file():
     """Walking the corpus folder reads every file INDEX.tsv lists (mbox files may hold more)."""
     root, rows = corpus_or_skip()

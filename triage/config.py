@@ -81,6 +81,8 @@ class Limits(Frozen):
     max_header_count: int = Field(default=1000, gt=0)
     max_header_bytes: int = Field(default=256 * 1024, gt=0)
     max_text_chars: int = Field(default=100_000, gt=0)
+    max_lines: int = Field(default=1_000_000, gt=0)
+    max_seconds: float = Field(default=5.0, gt=0, description="time to triage one message")
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")

@@ -7,6 +7,7 @@ the caller.
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass, replace
 
@@ -35,6 +36,7 @@ def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
     download large attachments); the size limit applies to it.
     """
     view: MessageView | None = None
+    started = time.monotonic()
     try:
         view = parse_message(raw, settings.limits)
         limit = settings.limits.max_message_bytes
@@ -44,7 +46,15 @@ def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
         ctx = Context(settings=settings, mailbox=mailbox)
         findings = decision_mod.evaluate(view, ctx)
         decision = decision_mod.decide(findings)
-        draft = make_draft(view, decision, settings, mailbox) if decision.action is Action.DRAFT else None
+        draft = (make_draft(view, decision, settings, mailbox)
+                 if decision.action is Action.DRAFT else None)
+        elapsed = time.monotonic() - started
+        if elapsed > settings.limits.max_seconds and decision.action is not Action.IGNORE:
+            # The input limits bound the work; a message that still took too long is set aside
+            # for a person rather than trusted.
+            decision = decision_mod.quarantine(
+                f"traitement trop long ({elapsed:.1f} s, limite {settings.limits.max_seconds} s)")
+            return Outcome(view, decision, None, findings)
         return Outcome(view, decision, draft, findings)
     except Exception as exc:  # a failure on one message must not stop the service
         error = f"erreur de traitement : {type(exc).__name__}: {exc}"

@@ -9,7 +9,21 @@ from pathlib import Path
 
 from triage.errors import SourceError
 
-_MAIL_SUFFIXES = {".eml", ".msg", ".mail", ".txt", ""}
+_MAIL_SUFFIXES = {".eml", ".msg", ".mail", ".txt", ".box", ".mbox", ".mbx", ""}
+# Files that sit beside mail in a folder but are not mail (labels, notes).
+_NOT_MAIL = {".tsv", ".md", ".json", ".py", ".yaml", ".yml", ".csv", ".html", ".pdf", ".png",
+             ".jpg", ".gif", ".gz", ".zip", ".sh", ".toml", ".ini", ".cfg", ".log"}
+
+
+def looks_like_mail(path: Path) -> bool:
+    """Mail by its name: a mail suffix, none, or a maildir name (``123.host:2,S``)."""
+    name = path.name
+    if name.startswith("."):
+        return False
+    if ":2," in name or "!2," in name or path.parent.name in ("cur", "new"):
+        return True
+    suffix = path.suffix.lower()
+    return suffix in _MAIL_SUFFIXES or (suffix not in _NOT_MAIL and not suffix[1:].isalpha())
 
 
 @dataclass(frozen=True)
@@ -34,8 +48,7 @@ def iter_sources(paths: list[str]) -> Iterator[Source]:
         path = Path(given)
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                hidden = child.name.startswith(".")
-                if child.suffix.lower() in _MAIL_SUFFIXES | {".mbox"} and not hidden:
+                if looks_like_mail(child):
                     yield from _file(str(child), child)
         elif path.is_file():
             yield from _file(given, path)
