@@ -312,3 +312,15 @@ def test_leading_blank_lines_do_not_hide_the_headers():
     raw = b"\xef\xbb\xbf\n   \nFrom: jeanne.martin@mairie-bozel.fr\nSubject: x\n\nOui\n"
     v = parse_message(raw)
     assert v.sender_address is not None and v.subject == "x"
+
+
+def test_bottom_posted_and_inline_answers_are_new_text():
+    """Unquoted lines among or below '>' blocks are the sender's answers, in order."""
+    from triage.parse.quoting import split_quoted
+
+    text = ("Le 10/03/2026 à 14:20, DDFIP 38 a écrit :\n> Est-il oublié ou expiré ?\n"
+            "Expiré.\n> Votre identifiant ?\nmdurand-xt\n\nMerci, Marc\n")
+    split = split_quoted(text)
+    assert split.new_text.splitlines() == ["Expiré.", "mdurand-xt", "Merci, Marc"]
+    assert "Est-il oublié ou expiré ?" in split.quoted_text
+    assert "Expiré." not in split.quoted_text

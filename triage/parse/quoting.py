@@ -57,6 +57,11 @@ def split_quoted(text: str) -> Split:
     cut, kind = _first_marker(lines)
     new_lines = lines[:cut]
     quoted_lines = lines[cut:]
+    answers = _answers_below(quoted_lines)
+    if answers:
+        # Bottom-posted or inline answers: the sender's lines between and after '>' blocks.
+        new_lines = new_lines + [quoted_lines[i] for i in sorted(answers)]
+        quoted_lines = [ln for i, ln in enumerate(quoted_lines) if i not in answers]
     # Interleaved '>' lines inside the new part (inline replies) also count as quoted.
     kept = [ln for ln in new_lines if not ln.lstrip().startswith(">")]
     if len(kept) != len(new_lines):
@@ -65,6 +70,32 @@ def split_quoted(text: str) -> Split:
     new_text = "\n".join(kept).strip()
     quoted = "\n".join(_unquote(ln) for ln in quoted_lines).strip()
     return Split(new_text, quoted, kind if quoted else None, _signature(kept))
+
+
+def _answers_below(quoted: list[str]) -> set[int]:
+    """Indexes of unquoted lines written among or below a '>'-quoted block.
+
+    Only for '>'-style quoting (the block's first lines are an attribution then '>' lines, or
+    '>' lines): an Outlook-style quote is not prefixed, so its lines are never taken for new
+    text. The walk stops at a forwarded or Outlook header block, whose lines are unprefixed.
+    """
+    head = [ln for ln in quoted[:3] if ln.strip()]
+    if not head or not any(ln.lstrip().startswith(">") for ln in head[:2]):
+        return set()
+    if any(_OUTLOOK_FROM.match(_unquote(ln)) for ln in quoted[:6] if ln.lstrip().startswith(">")):
+        return set()  # an Outlook header shown quoted: the original below it is unprefixed
+    out: set[int] = set()
+    for i, line in enumerate(quoted):
+        stripped = line.strip()
+        if i == 0 and not stripped.startswith(">"):
+            continue  # the attribution line itself
+        if not stripped or stripped.startswith(">"):
+            continue
+        if _FORWARD_MARKERS.match(stripped) or _OUTLOOK_FROM.match(stripped) or (
+                _ATTRIBUTION.search(stripped)):
+            break
+        out.add(i)
+    return out
 
 
 def _first_marker(lines: list[str]) -> tuple[int, str | None]:

@@ -51,16 +51,22 @@ _OOF_SUBJECT = re.compile(
     r"out of (the )?office|absence( du bureau)?\s*:|message d'absence|absent(e)?\s*:|"
     r"accus[ée] de r[ée]ception|notification d'absence|auto\s*:|r[ée]ponse automatique d'absence|"
     r"undeliver(ed|able)|delivery status notification|mail delivery (failed|subsystem)|"
-    r"non remis|non-remise|returned mail|delivery failure|failure notice)", re.IGNORECASE)
+    r"non remis|non-remise|returned mail|delivery failure|failure notice|"
+    r"absente? (jusqu|du \d|a partir)|en cong[ée]s? (jusqu|du \d))", re.IGNORECASE)
+# « [Absence] RE: … », « [EXT] Réponse automatique : … »: a leading tag is not the subject.
+_SUBJECT_TAG = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)+")
 _AUTO_TEXT = re.compile(
     r"(ceci est une reponse automatique|ceci est un (message|courriel|mail) automatique|"
     r"this is an automat(ic|ed) (reply|response|message)|reponse automatique d'absence|"
-    r"i am (currently )?out of (the )?office)")
+    r"i am (currently )?out of (the )?office|^message automatique\s*:|"
+    r"votre (message|courriel|mail) (ne sera pas|n'est pas|ne sera pas) transfere)")
 # Absence wording alone could be a person's own note; it counts only in a reply's new text.
 _ABSENCE_TEXT = re.compile(
     r"(je suis (actuellement )?absente? (du|jusqu|et je)|je serai absente? (du|jusqu)|"
-    r"(je suis|actuellement) en conges? (du|jusqu)|absente? du bureau (du|jusqu))")
-_REPLY_SUBJECT = re.compile(r"^\s*(re|aw|sv|r[ée]p)\s*:", re.IGNORECASE)
+    r"(je suis|actuellement) en conges? (du|jusqu)|absente? du bureau (du|jusqu)|"
+    r"en conge (maternite|maladie|parental)|ne (pourrai|pourrons) pas traiter)")
+_REPLY_SUBJECT = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)*(re|aw|sv|r[ée]p)\s*:|\[absen",
+                            re.IGNORECASE)
 #: An automatic reply's own wording is looked for in this much of the new text, and only when
 #: the new text is short (an auto-reply is; a person's long message quoting one is not).
 _AUTO_TEXT_HEAD = 600
@@ -142,7 +148,8 @@ def _content_signals(message: MessageView) -> Iterator[str]:
         yield "rapport de remise ou de lecture (multipart/report)"
     elif message.report:
         yield f"rapport de remise ou de lecture (partie {message.report})"
-    if _OOF_SUBJECT.match(message.subject):
+    if _OOF_SUBJECT.match(_SUBJECT_TAG.sub("", message.subject)) or re.match(
+            r"^\s*\[(absence|absent|ooo|out of office|auto)", message.subject, re.IGNORECASE):
         yield f"objet de message automatique : « {message.subject[:80]} »"
     if len(message.new_text) < _AUTO_TEXT_MAX:
         head = fold(message.new_text[:_AUTO_TEXT_HEAD])
