@@ -120,6 +120,8 @@ class ImapDefaults(Frozen):
     full_fetch_bytes: int = Field(default=512 * 1024, ge=0,
                                   description="messages up to this size are fetched whole")
     max_backoff: float = Field(default=30.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=2, description="a dead instance's mailboxes "
+                                 "are taken over after this")
     folders: Folders = Folders()
 
 

@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from triage.config import Settings
 from triage.live import DEFAULT_INTERVAL, LiveConfig
 from triage.mailbox.idle import IdleWatcher
+from triage.mailbox.lease import LeaseKeeper
 from triage.mailbox.worker import NETWORK_ERRORS, Counts, MailboxWorker
 from triage.metrics import MeasuredWorker
 from triage.store import Store
@@ -43,6 +44,7 @@ class Daemon:
         self.watchers: list[IdleWatcher] = []
         self.scheduler: BackgroundScheduler | None = None
         self._reload_requested = threading.Event()
+        self.leases: LeaseKeeper | None = None
 
     def settings(self) -> Settings:
         return self.live()
@@ -52,11 +54,24 @@ class Daemon:
                         for box in self.settings().mailboxes}
 
     # -- once ------------------------------------------------------------------------------
+    def _lease_keeper(self) -> LeaseKeeper:
+        settings = self.settings()
+        return LeaseKeeper(self.store, [b.address for b in settings.mailboxes],
+                           settings.imap.lease_seconds)
+
     def run_once(self) -> dict[str, Counts | str]:
-        """Process every mailbox until its watched folder is empty; errors are reported."""
+        """Process every mailbox this instance may work until its watched folder is empty.
+
+        Mailboxes leased by another running instance are left to it and reported as such.
+        """
         self._make_workers()
+        self.leases = self._lease_keeper()
+        held = self.leases.heartbeat()
         results: dict[str, Counts | str] = {}
         for address, worker in self.workers.items():
+            if address not in held:
+                results[address] = "worked by another instance (lease held elsewhere)"
+                continue
             try:
                 results[address] = worker.process_once()
             except NETWORK_ERRORS as exc:
@@ -64,6 +79,7 @@ class Daemon:
                 log.error("mailbox failed: %s", exc, extra={"mailbox": address})
             finally:
                 worker.disconnect()
+        self.leases.release_all()
         self.send_replies()
         return results
 
@@ -80,8 +96,13 @@ class Daemon:
             timezone=UTC, executors={"default": {"type": "threadpool",
                                                  "max_workers": max(2, 2 * workers + 1)}},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        self.leases = self._lease_keeper()
+        self.leases.heartbeat()
+        self.scheduler.add_job(self._renew_leases, "interval",
+                               seconds=max(1.0, settings.imap.lease_seconds / 3), id="leases")
         for address, worker in self.workers.items():
-            self.scheduler.add_job(worker.poll, "interval", seconds=settings.imap.poll_interval,
+            self.scheduler.add_job(self._leased(worker), "interval",
+                                   seconds=settings.imap.poll_interval,
                                    id=f"poll:{address}", next_run_time=datetime.now(UTC))
             if settings.imap.idle:
                 watcher = IdleWatcher(self.settings, worker.box, self._waker(address),
@@ -95,6 +116,26 @@ class Daemon:
             watcher.start()
         log.info("daemon started with %d mailbox(es)", workers, extra={"event": "daemon.start"})
 
+    def _leased(self, worker: MailboxWorker) -> Any:
+        """The worker's poll, run only while this instance holds the mailbox's lease."""
+        def poll() -> None:
+            if self.leases is not None and self.leases.holds(worker.box.address):
+                worker.poll()
+        return poll
+
+    def _renew_leases(self) -> None:
+        if self.leases is None or self.stopping.is_set():
+            return
+        before = set(self.leases.held)
+        try:
+            held = self.leases.heartbeat()
+        except Exception:  # the store unreachable: keep going on the leases still valid
+            log.exception("lease heartbeat failed", extra={"event": "lease.error"})
+            return
+        for address in held - before:  # taken over: start on it at once
+            wake = self._waker(address)
+            wake()
+
     def _waker(self, address: str) -> Any:
         def wake() -> None:
             worker = self.workers.get(address)
@@ -102,7 +143,7 @@ class Daemon:
                 return
             worker.dirty.set()
             # A one-shot job: it waits for a running pass, which also sees the dirty flag.
-            self.scheduler.add_job(worker.poll, "date", run_date=datetime.now(UTC),
+            self.scheduler.add_job(self._leased(worker), "date", run_date=datetime.now(UTC),
                                    id=f"wake:{address}", replace_existing=True)
         return wake
 
@@ -145,6 +186,11 @@ class Daemon:
         for worker in self.workers.values():
             with worker.lock:
                 worker.disconnect()
+        if self.leases is not None:
+            try:
+                self.leases.release_all()
+            except Exception:  # leases expire on their own if the store is unreachable
+                log.exception("could not release the leases", extra={"event": "lease.error"})
 
     def reload(self) -> None:
         """Load the configuration again; keep the running one if the new one is invalid."""

@@ -11,6 +11,9 @@ from triage.store.models import (
     AuditEvent,
     DraftRow,
     Elimination,
+    Instance,
+    MailboxLease,
+    MailboxWork,
     LoginAttempt,
     MailboxState,
     OutboxItem,
@@ -20,6 +23,7 @@ from triage.store.models import (
 )
 from triage.store.store import Store
 
-__all__ = ["Agent", "AuditEvent", "DraftRow", "Elimination", "LoginAttempt", "MailboxState",
+__all__ = ["Agent", "AuditEvent", "DraftRow", "Elimination", "Instance", "LoginAttempt",
+           "MailboxLease", "MailboxState", "MailboxWork",
            "OutboxItem", "Store", "Ticket", "TicketSource", "Transfer", "content_digest",
            "identity"]

@@ -228,3 +228,37 @@ class Elimination(Base):
     authorisation: Mapped[str | None] = mapped_column(String(300))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Instance(Base):
+    """A running daemon, seen through its heartbeat (for sharing the mailboxes fairly)."""
+
+    __tablename__ = "instances"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MailboxLease(Base):
+    """Who works a mailbox, until when. Taken and renewed by compare-and-set updates."""
+
+    __tablename__ = "mailbox_leases"
+
+    mailbox: Mapped[str] = mapped_column(String(320), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acquired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MailboxWork(Base):
+    """One batch of work on a mailbox by one instance: the record that shows exclusivity."""
+
+    __tablename__ = "mailbox_work"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(320), index=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    messages: Mapped[int] = mapped_column(Integer, default=0)
