@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -52,15 +53,29 @@ MESSAGE_SECONDS = Histogram(
 
 
 class MeasuredWorker(MailboxWorker):
-    """A mailbox worker whose passes feed :data:`POLL_ERRORS` and :data:`MESSAGE_SECONDS`."""
+    """A mailbox worker whose passes feed :data:`POLL_ERRORS` and :data:`MESSAGE_SECONDS`.
+
+    When the daemon shares mailboxes with other instances (``leases`` set), a pass starts only
+    after the database confirms this instance's lease, and each pass that did work is recorded
+    with its owner and times, so that exclusive work can be checked afterwards.
+    """
+
+    leases: Any = None  # triage.mailbox.lease.LeaseKeeper, set by the daemon
 
     def process_once(self) -> Counts:
+        if self.leases is not None and not self.leases.confirm(self.box.address):
+            return Counts()
         started = time.perf_counter()
+        work = self.leases.begin_work(self.box.address) if self.leases is not None else None
         try:
             counts = super().process_once()
         except NETWORK_ERRORS:
             POLL_ERRORS.labels(self.box.address).inc()
+            if work is not None:
+                self.leases.end_work(work, 1)  # it may have moved mail: keep the record
             raise
+        if work is not None:
+            self.leases.end_work(work, counts.seen or counts.moved)
         if counts.seen:
             share = (time.perf_counter() - started) / counts.seen
             histogram = MESSAGE_SECONDS.labels(self.box.address)

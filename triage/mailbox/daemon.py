@@ -40,7 +40,7 @@ class Daemon:
         self.config_path = config_path
         self.store = store
         self.stopping = threading.Event()
-        self.workers: dict[str, MailboxWorker] = {}
+        self.workers: dict[str, MeasuredWorker] = {}
         self.watchers: list[IdleWatcher] = []
         self.scheduler: BackgroundScheduler | None = None
         self._reload_requested = threading.Event()
@@ -67,6 +67,8 @@ class Daemon:
         self._make_workers()
         self.leases = self._lease_keeper()
         held = self.leases.heartbeat()
+        for worker in self.workers.values():
+            worker.leases = self.leases
         results: dict[str, Counts | str] = {}
         for address, worker in self.workers.items():
             if address not in held:
@@ -98,6 +100,8 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self.leases = self._lease_keeper()
         self.leases.heartbeat()
+        for worker in self.workers.values():
+            worker.leases = self.leases
         self.scheduler.add_job(self._renew_leases, "interval",
                                seconds=max(1.0, settings.imap.lease_seconds / 3), id="leases")
         for address, worker in self.workers.items():

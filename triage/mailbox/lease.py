@@ -157,10 +157,25 @@ class LeaseKeeper:
                                                             datetime.min.replace(tzinfo=UTC))
                         > datetime.now(UTC))
 
-    def record(self, mailbox: str, started: datetime, ended: datetime, messages: int) -> None:
+    def begin_work(self, mailbox: str) -> int:
+        """Record that this instance starts a pass on ``mailbox``; returns the record's id."""
         with self.store.session() as s:
-            s.add(MailboxWork(mailbox=mailbox, owner=self.name, started_at=started,
-                              ended_at=ended, messages=messages))
+            row = MailboxWork(mailbox=mailbox, owner=self.name, started_at=datetime.now(UTC),
+                              messages=0)
+            s.add(row)
+            s.commit()
+            return row.id
+
+    def end_work(self, work_id: int, messages: int) -> None:
+        """Close the record; a pass with nothing to do leaves no record."""
+        with self.store.session() as s:
+            row = s.get(MailboxWork, work_id)
+            if row is None:
+                return
+            if messages:
+                row.ended_at, row.messages = datetime.now(UTC), messages
+            else:
+                s.delete(row)
             s.commit()
 
     def release_all(self) -> None:

@@ -88,13 +88,16 @@ def claim(s: Session, worker: str) -> OutboxItem | None:
     if s.bind is not None and s.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     for item in s.scalars(query):
-        if item.state != "approved" and not _claimant_gone(item.claimed_by, item.claimed_at, t):
-            continue
-        # Compare-and-set: only one sender wins the row even without row locks (SQLite).
+        if not _claimant_gone(item.claimed_by, item.claimed_at, t):
+            continue  # another live sender has it in hand
+        # Compare-and-set on (state, claimant, claim time): one sender wins the row even
+        # without row locks (SQLite), and a claim renewed meanwhile is not stolen.
         won = s.execute(update(OutboxItem).where(  # type: ignore[attr-defined]
             OutboxItem.id == item.id, OutboxItem.state == item.state,
             OutboxItem.claimed_by.is_(None) if item.claimed_by is None
             else OutboxItem.claimed_by == item.claimed_by,
+            OutboxItem.claimed_at.is_(None) if item.claimed_at is None
+            else OutboxItem.claimed_at == item.claimed_at,
         ).values(claimed_by=worker, claimed_at=t)).rowcount
         s.commit()
         if won:

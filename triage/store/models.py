@@ -260,5 +260,5 @@ class MailboxWork(Base):
     mailbox: Mapped[str] = mapped_column(String(320), index=True)
     owner: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # None: cut short
     messages: Mapped[int] = mapped_column(Integer, default=0)

@@ -34,7 +34,8 @@ class Deployment:
 
 def deploy(server: DovecotServer, folder: Path, codes: tuple[str, ...] = ("07", "26", "38",
            "73", "74"), imap: dict[str, Any] | None = None, store_url: str | None = None,
-           smtp_port: int | None = None, extra: dict[str, Any] | None = None) -> Deployment:
+           smtp_port: int | None = None, extra: dict[str, Any] | None = None,
+           extra_mailboxes: int = 0) -> Deployment:
     folder.mkdir(parents=True, exist_ok=True)
     data = yaml.safe_load(DEFAULT_CONFIG.read_text("utf-8"))
     data["templates_dir"] = str(DEFAULT_CONFIG.parent.parent / "templates")
@@ -49,6 +50,16 @@ def deploy(server: DovecotServer, folder: Path, codes: tuple[str, ...] = ("07", 
         address = f"ddfip{code}.pgp.spl-pes@dgfip.finances.gouv.fr"
         account = server.add_user()
         secret = folder / f"imap-{code}.secret"
+        secret.write_text(account.password)
+        secret.chmod(0o600)
+        accounts[address] = account
+        mailboxes.append({"address": address, "username": account.user,
+                          "password_file": str(secret)})
+    for n in range(1, extra_mailboxes + 1):
+        # Mailboxes beyond the five departments (a national helpdesk has many).
+        address = f"helpdesk{n:02d}.pgp.spl-pes@dgfip.finances.gouv.fr"
+        account = server.add_user()
+        secret = folder / f"imap-extra-{n}.secret"
         secret.write_text(account.password)
         secret.chmod(0o600)
         accounts[address] = account

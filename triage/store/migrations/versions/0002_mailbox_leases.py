@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('mailbox', sa.String(length=320), nullable=False),
     sa.Column('owner', sa.String(length=200), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('messages', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
