@@ -6,6 +6,7 @@ The helpers behind them live in :mod:`triage.testing`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,16 @@ def imap_account(dovecot: DovecotServer) -> ImapAccount:
         # A test that stopped the shared server must not break the ones after it.
         dovecot.start()
     return dovecot.add_user()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store tests run on both back ends: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.sqlite3"
+    else:
+        with temporary_database() as url:
+            yield url
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ REQUEST = ("From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
            "Message-ID: <loop-{n}@test>\r\n\r\nJ'ai oublie mon mot de passe, pmartin-xt ({n})\r\n")
 
 
-def test_fourth_draft_of_the_day_goes_to_an_agent(tmp_path):
+def test_fourth_draft_of_the_day_goes_to_an_agent(tmp_path, store_url):
     """With the default of 3 drafts per sender and day, the fourth request goes to an agent."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, store={"url": store_url})
     store = Store.open(settings)
     actions = []
     for n in range(5):

@@ -15,8 +15,8 @@ from triage.retention import ERASED, export_person, plan
 from triage.store import AuditEvent, Elimination, Store, Ticket
 
 
-def _store(tmp_path, **extra):
-    settings = make_settings(tmp_path, **extra)
+def _store(tmp_path, store_url, **extra):
+    settings = make_settings(tmp_path, store={"url": store_url}, **extra)
     store = Store.open(settings)
     for name in ("020.eml", "063.eml", "065.eml"):
         raw = (DEV / name).read_bytes()
@@ -37,9 +37,9 @@ def cli(settings, *args):
                           capture_output=True, text=True, timeout=60)
 
 
-def test_purge_needs_authorisation_and_records_elimination(tmp_path):
+def test_purge_needs_authorisation_and_records_elimination(tmp_path, store_url):
     """Purging old data needs the archive authorisation and leaves an elimination record."""
-    settings, store = _store(tmp_path)
+    settings, store = _store(tmp_path, store_url)
     _age(store, "020.eml", 400)
     dry = cli(settings, "purge", "--dry-run")
     assert dry.returncode == 0 and "raw_messages          1" in dry.stdout
@@ -58,9 +58,9 @@ def test_purge_needs_authorisation_and_records_elimination(tmp_path):
         assert plan(s, settings)["raw_messages"] == 0
 
 
-def test_purge_without_authorisation_when_none_applies(tmp_path):
+def test_purge_without_authorisation_when_none_applies(tmp_path, store_url):
     """Where the configuration says no authorisation applies, purge runs without one."""
-    settings, store = _store(tmp_path, retention={"authorisation_required": False,
+    settings, store = _store(tmp_path, store_url, retention={"authorisation_required": False,
                                                   "raw_messages_days": 30})
     _age(store, "063.eml", 31)
     assert cli(settings, "purge").returncode == 0
@@ -68,10 +68,10 @@ def test_purge_without_authorisation_when_none_applies(tmp_path):
         assert s.scalar(select(Elimination)).authorisation is None
 
 
-def test_export_gathers_one_person(tmp_path):
+def test_export_gathers_one_person(tmp_path, store_url):
     """The access export holds that person's messages, decisions, drafts and audit, and only
     theirs."""
-    settings, store = _store(tmp_path)
+    settings, store = _store(tmp_path, store_url)
     with store.session() as s:
         data = export_person(s, "Claire.Bouvier@ville-crolles.fr")
     assert [t["intent"] for t in data["tickets"]] == ["expired_password"]

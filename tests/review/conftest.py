@@ -31,8 +31,8 @@ def make_settings(folder: Path, **extra: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, store_url: str) -> Settings:
+    return make_settings(tmp_path, store={"url": store_url})
 
 
 @pytest.fixture
