@@ -10,6 +10,8 @@ _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´":
                               "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-",
                               "«": '"', "»": '"', "“": '"', "”": '"'})
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+# The combining diacritical marks block: what NFKD leaves of é, è, ç, ô…
+_COMBINING = dict.fromkeys(range(0x300, 0x370))
 
 
 def fold(text: str) -> str:
@@ -19,8 +21,12 @@ def fold(text: str) -> str:
     The length of the text may change (ligatures), so offsets are not carried over.
     """
     text = text.translate(_APOSTROPHES).translate(_LIGATURES)
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        if not text.isascii():
+            text = text.translate(_COMBINING)
+            if not text.isascii():  # rarer marks, outside the common block
+                text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return _SPACES.sub(" ", text.lower())
 
 

@@ -19,6 +19,7 @@ from triage.text import fold
 _ABBREVIATIONS = ((re.compile(r"\bste\b"), "sainte"), (re.compile(r"\bst\b"), "saint"))
 
 
+@lru_cache(maxsize=65536)
 def name_key(text: str) -> str:
     folded = fold(text).replace("-", " ").replace("'", " ")
     for pattern, full in _ABBREVIATIONS:

@@ -198,10 +198,16 @@ def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, .
 def _fuzzy(folded: str, targets: tuple[str, ...], known: list[tuple[int, int, str]]
            ) -> list[tuple[int, int, str]]:
     out = []
+    firsts = {t[0] for t in targets} | {t[1] for t in targets}
+    lengths = {len(t) + d for t in targets for d in (-1, 0, 1)}
     for m in _TOKEN.finditer(folded):
+        word = m.group(0)
+        # One edit keeps the length within one and the first or second letter in place.
+        if len(word) not in lengths or (word[0] not in firsts and word[1] not in firsts):
+            continue
         if any(s <= m.start() < e for s, e, _ in known):
             continue
-        if any(_one_edit(m.group(0), t) for t in targets):
+        if any(_one_edit(word, t) for t in targets):
             out.append((m.start(), m.end(), m.group(0)))
     return out
 

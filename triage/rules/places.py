@@ -141,12 +141,13 @@ def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
     out = []
     for line in text.splitlines():
         tokens = list(_TOKEN.finditer(line))
+        keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
         i = 0
         while i < len(tokens):
             if tokens[i].start() > 0 and line[tokens[i].start() - 1] in "-'’":
                 i += 1  # never start a name in the middle of « Pont-de-Beauvoisin »
                 continue
-            hit = _longest_commune(line, tokens, i, communes)
+            hit = _longest_commune(line, tokens, keys, i, communes)
             if hit is None:
                 i += 1
                 continue
@@ -180,17 +181,21 @@ _COMMON_WORDS = {"montagne", "plan", "bonne", "vif", "rives", "sales", "marches"
                  "rochefort", "treffort", "champ", "moutiers", "ecole", "villard"}
 
 
-def _longest_commune(line: str, tokens: list[re.Match[str]], i: int, communes: CommuneIndex
-                     ) -> tuple[int, str] | None:
-    article = fold(line[max(0, tokens[i].start() - 5):tokens[i].start()]).strip().split()[-1:]
-    prefixes = [""] + ({"du": ["le"], "des": ["les"], "au": ["le"], "aux": ["les"]}.get(
-        article[0], []) if article else [])
+_ARTICLE_OF = {"du": "le", "des": "les", "au": "le", "aux": "les"}
+_NOT_IN_NAME = re.compile(r"[^\w\s'’-]")
+
+
+def _longest_commune(line: str, tokens: list[re.Match[str]], keys: list[str], i: int,
+                     communes: CommuneIndex) -> tuple[int, str] | None:
+    before = line[max(0, tokens[i].start() - 5):tokens[i].start()].lower().split()
+    # « Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »
+    prefixes = ("", _ARTICLE_OF[before[-1]]) if before and before[-1] in _ARTICLE_OF else ("",)
     for j in range(min(len(tokens), i + communes.max_words), i, -1):
-        span = line[tokens[i].start():tokens[j - 1].end()]
-        if re.search(r"[^\w\s'’-]", span):  # a place name is words, dashes and apostrophes
-            continue
-        for prefix in prefixes:  # « Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »
-            key = name_key(f"{prefix} {span}")
+        if j - i > 1 and _NOT_IN_NAME.search(line, tokens[i].start(), tokens[j - 1].end()):
+            continue  # a place name is words, dashes and apostrophes
+        joined = "".join(keys[i:j])
+        for prefix in prefixes:
+            key = prefix + joined
             if len(key) >= 3 and key in communes.by_name:
                 return j, key
     return None
