@@ -9,6 +9,7 @@ translated to the server's hierarchy delimiter here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import ssl
@@ -72,6 +73,10 @@ class Connection:
         self.client: IMAPClient | None = None
         self.delimiter = "/"
         self.capabilities: frozenset[str] = frozenset()
+        # Folders known to exist on this connection: a move to an outcome folder then costs one
+        # round trip, not a LIST first. A folder deleted behind our back makes the command fail;
+        # the worker reconnects, with an empty cache.
+        self._existing: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> Connection:
@@ -104,10 +109,8 @@ class Connection:
         try:
             client.logout()
         except Exception:  # the connection may already be gone; nothing to save
-            try:
+            with contextlib.suppress(Exception):
                 client.shutdown()
-            except Exception:
-                pass
 
     def __enter__(self) -> Connection:
         return self.open() if self.client is None else self
@@ -143,6 +146,8 @@ class Connection:
 
     def ensure_folder(self, configured: str) -> str:
         name = self.folder(configured)
+        if name in self._existing:
+            return name
         if not self.imap.folder_exists(name):
             parts = configured.split("/")
             for i in range(1, len(parts) + 1):
@@ -153,6 +158,7 @@ class Connection:
                     except IMAPClientError:
                         if not self.imap.folder_exists(partial):  # created by another client
                             raise
+        self._existing.add(name)
         return name
 
     def select(self, configured: str) -> Selected:
@@ -200,4 +206,14 @@ class Connection:
         if not self.imap.folder_exists(name):
             return False
         self.imap.select_folder(name, readonly=True)
+        return self.selected_has_message_id(message_id)
+
+    def examine(self, configured: str) -> str:
+        """Open a configured folder read-only (EXAMINE), creating it if missing."""
+        name = self.ensure_folder(configured)
+        self.imap.select_folder(name, readonly=True)
+        return name
+
+    def selected_has_message_id(self, message_id: str) -> bool:
+        """Whether the selected folder holds a message with this Message-ID."""
         return bool(self.imap.search(["HEADER", "Message-ID", message_id]))

@@ -74,32 +74,56 @@ def walk_structure(bs: Any, prefix: str = "") -> Iterator[PartInfo]:
 
 
 def fetch_batch(conn: Connection, uids: list[int], full_fetch_bytes: int) -> list[Fetched]:
-    """The messages of ``uids`` that still exist, ready for :func:`triage.pipeline`."""
+    """The messages of ``uids`` that still exist, ready for :func:`triage.pipeline`.
+
+    A batch costs a fixed number of round trips whatever its size: one for the sizes and
+    structures, one for the small messages whole, and one per distinct set of text sections
+    among the large ones (most large messages share a structure, so usually one or two).
+    """
     if not uids:
         return []
     meta = conn.fetch(uids, ["RFC822.SIZE", "BODYSTRUCTURE"])
     small = [u for u in uids if u in meta and int(meta[u].get(b"RFC822.SIZE", 0))
              <= full_fetch_bytes]
-    large = [u for u in uids if u in meta and u not in small]
+    whole = set(small)
+    large = [u for u in uids if u in meta and u not in whole]
     out: dict[int, Fetched] = {}
     if small:
         for uid, data in conn.fetch(small, ["BODY.PEEK[]"]).items():
             raw = data.get(b"BODY[]") or b""
             out[uid] = Fetched(uid, int(meta[uid].get(b"RFC822.SIZE", len(raw))), raw, False)
+    # FETCH takes one list of items for all its UIDs: group the large messages by the sections
+    # they need, one command per group.
+    plans: dict[int, list[PartInfo]] = {}
+    groups: dict[tuple[str, ...], list[int]] = {}
     for uid in large:
-        size = int(meta[uid].get(b"RFC822.SIZE", 0))
-        out[uid] = Fetched(uid, size, _fetch_partial(conn, uid, meta[uid].get(b"BODYSTRUCTURE")),
-                           True)
+        structure = meta[uid].get(b"BODYSTRUCTURE")
+        plans[uid] = list(walk_structure(structure)) if structure is not None else []
+        groups.setdefault(tuple(_partial_items(plans[uid])), []).append(uid)
+    for items, group in groups.items():
+        fetched = conn.fetch(group, list(items))
+        for uid in group:
+            if uid not in fetched:
+                continue  # expunged meanwhile
+            size = int(meta[uid].get(b"RFC822.SIZE", 0))
+            out[uid] = Fetched(uid, size, _rebuild(uid, plans[uid], fetched[uid]), True)
     return [out[u] for u in uids if u in out]
 
 
-def _fetch_partial(conn: Connection, uid: int, structure: Any) -> bytes:
-    parts = list(walk_structure(structure)) if structure is not None else []
-    texts = [p for p in parts if p.is_text][:8]
+def _texts(parts: list[PartInfo]) -> list[PartInfo]:
+    return [p for p in parts if p.is_text][:8]
+
+
+def _partial_items(parts: list[PartInfo]) -> list[str]:
     items = ["BODY.PEEK[HEADER]"]
-    for p in texts:
+    for p in _texts(parts):
         items += [f"BODY.PEEK[{p.section}.MIME]", f"BODY.PEEK[{p.section}]"]
-    data = conn.fetch([uid], items).get(uid, {})
+    return items
+
+
+def _rebuild(uid: int, parts: list[PartInfo], data: dict[bytes, Any]) -> bytes:
+    """The stand-in message: the header, the text parts, a stub for every other part."""
+    texts = _texts(parts)
     header = data.get(b"BODY[HEADER]") or b""
     header = re.sub(rb"(?im)^(content-type|content-transfer-encoding):.*(\r?\n[ \t].*)*\r?\n",
                     b"", header).rstrip(b"\r\n")
