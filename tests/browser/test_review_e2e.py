@@ -64,7 +64,8 @@ def test_agent_edits_and_approves_in_the_browser(dovecot, tmp_path):
                 page.click("button[type=submit]")
                 wait(lambda: _ticket_listed(page, base), 30, "the ticket in the queue")
                 page.click("table.queue a[href^='/tickets/']")
-                assert "Aurélie MARTIN" in page.content() or "aurelie.martin" in page.content()
+                page.wait_for_selector("textarea[name=body]")
+                assert "aurelie.martin@ville-voiron.fr" in page.inner_text("#sender")
                 text = page.input_value("textarea[name=body]")
                 assert "a.martin-xt" in text
                 page.fill("textarea[name=body]", text.replace(
