@@ -73,12 +73,18 @@ def walk_structure(bs: Any, prefix: str = "") -> Iterator[PartInfo]:
     yield PartInfo(section, f"{maintype}/{subtype}", filename, size, is_text)
 
 
-def fetch_batch(conn: Connection, uids: list[int], full_fetch_bytes: int) -> list[Fetched]:
+def fetch_batch(conn: Connection, uids: list[int], full_fetch_bytes: int,
+                max_message_bytes: int | None = None, max_text_bytes: int | None = None
+                ) -> list[Fetched]:
     """The messages of ``uids`` that still exist, ready for :func:`triage.pipeline`.
 
     A batch costs a fixed number of round trips whatever its size: one for the sizes and
     structures, one for the small messages whole, and one per distinct set of text sections
     among the large ones (most large messages share a structure, so usually one or two).
+
+    A message over ``max_message_bytes`` (its ``RFC822.SIZE``, known before anything else is
+    fetched) gets only its header: it is quarantined for its size. Text parts are fetched up to
+    ``max_text_bytes`` each (an IMAP partial fetch), so no single part can flood memory.
     """
     if not uids:
         return []
@@ -98,8 +104,11 @@ def fetch_batch(conn: Connection, uids: list[int], full_fetch_bytes: int) -> lis
     groups: dict[tuple[str, ...], list[int]] = {}
     for uid in large:
         structure = meta[uid].get(b"BODYSTRUCTURE")
-        plans[uid] = list(walk_structure(structure)) if structure is not None else []
-        groups.setdefault(tuple(_partial_items(plans[uid])), []).append(uid)
+        oversize = max_message_bytes is not None and int(
+            meta[uid].get(b"RFC822.SIZE", 0)) > max_message_bytes
+        plans[uid] = (list(walk_structure(structure)) if structure is not None and not oversize
+                      else [])
+        groups.setdefault(tuple(_partial_items(plans[uid], max_text_bytes)), []).append(uid)
     for items, group in groups.items():
         fetched = conn.fetch(group, list(items))
         for uid in group:
@@ -114,10 +123,11 @@ def _texts(parts: list[PartInfo]) -> list[PartInfo]:
     return [p for p in parts if p.is_text][:8]
 
 
-def _partial_items(parts: list[PartInfo]) -> list[str]:
+def _partial_items(parts: list[PartInfo], max_text_bytes: int | None = None) -> list[str]:
     items = ["BODY.PEEK[HEADER]"]
+    cap = f"<0.{max_text_bytes}>" if max_text_bytes else ""
     for p in _texts(parts):
-        items += [f"BODY.PEEK[{p.section}.MIME]", f"BODY.PEEK[{p.section}]"]
+        items += [f"BODY.PEEK[{p.section}.MIME]", f"BODY.PEEK[{p.section}]{cap}"]
     return items
 
 
@@ -133,7 +143,8 @@ def _rebuild(uid: int, parts: list[PartInfo], data: dict[bytes, Any]) -> bytes:
     for p in texts:
         mime = data.get(f"BODY[{p.section}.MIME]".encode()) or b"Content-Type: text/plain\r\n\r\n"
         body += [b"--" + boundary + b"\r\n", mime.rstrip(b"\r\n") + b"\r\n\r\n",
-                 data.get(f"BODY[{p.section}]".encode()) or b"", b"\r\n"]
+                 data.get(f"BODY[{p.section}]".encode())
+                 or data.get(f"BODY[{p.section}]<0>".encode()) or b"", b"\r\n"]
     for p in parts:
         if p.is_text:
             continue

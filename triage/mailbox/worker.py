@@ -253,7 +253,9 @@ class MailboxWorker:
                        TicketSource.uid.in_(uids)))
             done = {int(uid): str(action) for uid, action in rows}
         todo = [u for u in uids if u not in done]
-        return Batch(done, fetch_batch(conn, todo, settings.imap.full_fetch_bytes))
+        return Batch(done, fetch_batch(conn, todo, settings.imap.full_fetch_bytes,
+                                       settings.limits.max_message_bytes,
+                                       4 * settings.limits.max_text_chars))
 
     def _commit(self, settings: Settings, selected: Selected, batch: Batch,
                 counts: Counts) -> dict[int, str]:
