@@ -88,6 +88,13 @@ class Limits(Frozen):
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
+def _refuse_inline_password(cls: type, data: Any) -> Any:
+    """Secrets come from the environment or a file, never from the YAML."""
+    if isinstance(data, dict) and "password" in data:
+        raise ValueError("passwords never go in this file: use password_env or password_file")
+    return data
+
+
 class Folders(Frozen):
     """IMAP folders: the one watched and one per outcome (``/`` is the hierarchy separator)."""
 
@@ -144,13 +151,7 @@ class Mailbox(Frozen):
     security: Literal["tls", "starttls", "plain"] | None = None
     folders: Folders | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_secret_inline(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "password" in data:
-            raise ValueError("passwords never go in this file: use password_env or "
-                             "password_file")
-        return data
+    _no_secret_inline = model_validator(mode="before")(_refuse_inline_password)
 
     @model_validator(mode="after")
     def _one_credential(self) -> Mailbox:
@@ -226,13 +227,7 @@ class Smtp(Frozen):
     retry_max_backoff: float = Field(default=300.0, gt=0)
     poll_interval: float = Field(default=2.0, gt=0)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_secret_inline(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "password" in data:
-            raise ValueError("passwords never go in this file: use password_env or "
-                             "password_file")
-        return data
+    _no_secret_inline = model_validator(mode="before")(_refuse_inline_password)
 
     @property
     def effective_port(self) -> int:

@@ -113,6 +113,19 @@ class ReviewApp:
                 return await handler(request, s, agent, data)
         return endpoint
 
+    def refuse(self, request: Request, s: Session, agent: Agent, data: SessionData,
+               ticket: Ticket | None) -> Response | None:
+        """404 for no such ticket, 403 for another department's; None when the agent may see it.
+
+        Every read and every action on a ticket goes through here, whatever the route.
+        """
+        if ticket is None:
+            return self.error(request, 404, "Demande introuvable.", data, agent)
+        if not may_see(s, self.settings(), agent, ticket):
+            return self.error(request, 403, "Cette demande relève d'un autre département.",
+                              data, agent)
+        return None
+
     def ticket_for(self, request: Request, s: Session, agent: Agent) -> Ticket | None:
         try:
             ticket = s.get(Ticket, int(request.path_params["ticket_id"]))
@@ -179,11 +192,9 @@ class ReviewApp:
                           data: SessionData) -> Response:
         settings = self.settings()
         ticket = self.ticket_for(request, s, agent)
-        if ticket is None:
-            return self.error(request, 404, "Demande introuvable.", data, agent)
-        if not may_see(s, settings, agent, ticket):
-            return self.error(request, 403, "Cette demande relève d'un autre département.",
-                              data, agent)
+        refused = self.refuse(request, s, agent, data, ticket)
+        if refused is not None or ticket is None:
+            return refused or self.error(request, 404, "Demande introuvable.", data, agent)
         viewed(s, ticket, agent)
         s.commit()
         page = views.ticket_page(s, settings, ticket)
@@ -195,11 +206,9 @@ class ReviewApp:
     async def attachment(self, request: Request, s: Session, agent: Agent,
                          data: SessionData) -> Response:
         ticket = self.ticket_for(request, s, agent)
-        if ticket is None:
-            return self.error(request, 404, "Demande introuvable.", data, agent)
-        if not may_see(s, self.settings(), agent, ticket):
-            return self.error(request, 403, "Cette demande relève d'un autre département.",
-                              data, agent)
+        refused = self.refuse(request, s, agent, data, ticket)
+        if refused is not None or ticket is None:
+            return refused or self.error(request, 404, "Demande introuvable.", data, agent)
         found = views.attachment_bytes(ticket.raw, int(request.path_params["index"]))
         if found is None:
             return self.error(request, 404, "Pièce jointe introuvable.", data, agent)
@@ -216,11 +225,9 @@ class ReviewApp:
                   data: SessionData) -> Response:
         settings = self.settings()
         ticket = self.ticket_for(request, s, agent)
-        if ticket is None:
-            return self.error(request, 404, "Demande introuvable.", data, agent)
-        if not may_see(s, settings, agent, ticket):
-            return self.error(request, 403, "Cette demande relève d'un autre département.",
-                              data, agent)
+        refused = self.refuse(request, s, agent, data, ticket)
+        if refused is not None or ticket is None:
+            return refused or self.error(request, 404, "Demande introuvable.", data, agent)
         try:
             verb = Verb(request.path_params["verb"])
         except ValueError:

@@ -46,20 +46,13 @@ def deploy(server: DovecotServer, folder: Path, codes: tuple[str, ...] = ("07", 
                     "max_backoff": 2, **(imap or {})}
     accounts: dict[str, ImapAccount] = {}
     mailboxes = []
-    for code in codes:
-        address = f"ddfip{code}.pgp.spl-pes@dgfip.finances.gouv.fr"
+    # The department mailboxes, then any beyond them (a national helpdesk has many).
+    names = [(f"ddfip{code}", code) for code in codes] + [
+        (f"helpdesk{n:02d}", f"extra-{n}") for n in range(1, extra_mailboxes + 1)]
+    for local, tag in names:
+        address = f"{local}.pgp.spl-pes@dgfip.finances.gouv.fr"
         account = server.add_user()
-        secret = folder / f"imap-{code}.secret"
-        secret.write_text(account.password)
-        secret.chmod(0o600)
-        accounts[address] = account
-        mailboxes.append({"address": address, "username": account.user,
-                          "password_file": str(secret)})
-    for n in range(1, extra_mailboxes + 1):
-        # Mailboxes beyond the five departments (a national helpdesk has many).
-        address = f"helpdesk{n:02d}.pgp.spl-pes@dgfip.finances.gouv.fr"
-        account = server.add_user()
-        secret = folder / f"imap-extra-{n}.secret"
+        secret = folder / f"imap-{tag}.secret"
         secret.write_text(account.password)
         secret.chmod(0o600)
         accounts[address] = account
