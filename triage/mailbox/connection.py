@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shlex
 import ssl
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,38 +201,6 @@ class Connection:
     def append(self, configured: str, raw: bytes) -> None:
         self.imap.append(self.ensure_folder(configured), raw)
 
-    def append_many(self, configured: str, messages: Sequence[bytes]) -> None:
-        """APPEND ``messages`` to a folder, pipelined when the server offers LITERAL+.
-
-        With non-synchronising literals (RFC 7888) every APPEND is sent without waiting for the
-        server's go-ahead, and the replies are read afterwards, in order: one round trip for
-        the lot instead of two per message. Without LITERAL+ they go one by one. Raises if
-        any of them failed (the others are in the folder).
-        """
-        name = self.ensure_folder(configured)
-        if not messages:
-            return
-        if not self.has("LITERAL+"):
-            for raw in messages:
-                self.imap.append(name, raw)
-            return
-        imap = self.imap._imap  # imapclient has no pipelining: talk through its imaplib
-        folder = self.imap._normalise_folder(name)
-        folder = folder if isinstance(folder, bytes) else folder.encode("ascii")
-        tags = []
-        for raw in messages:
-            tag = imap._new_tag()
-            imap.send(b"%s APPEND %s {%d+}\r\n%s\r\n" % (tag, folder, len(raw), raw))
-            tags.append(tag)
-        refused = []
-        for tag in tags:
-            typ, data = imap._command_complete("APPEND", tag)
-            if typ != "OK":
-                refused.append(f"{typ} {data!r}")
-        if refused:
-            raise MailboxError(f"{self.box.address}: APPEND to {name} refused "
-                               f"({len(refused)} of {len(messages)}): {refused[0]}")
-
     def has_message_id(self, configured: str, message_id: str) -> bool:
         name = self.folder(configured)
         if not self.imap.folder_exists(name):
@@ -250,31 +217,3 @@ class Connection:
     def selected_has_message_id(self, message_id: str) -> bool:
         """Whether the selected folder holds a message with this Message-ID."""
         return bool(self.imap.search(["HEADER", "Message-ID", message_id]))
-
-    def selected_message_ids(self, message_ids: Iterable[str]) -> set[str]:
-        """Those of ``message_ids`` that the selected folder holds, in two commands per 50.
-
-        They match as ``SEARCH HEADER Message-ID`` matches one (RFC 9051 §6.4.4): a
-        case-insensitive substring of the header. One ``SEARCH`` with ``OR`` finds the messages
-        that hold any of them, one ``FETCH`` of their Message-ID headers tells which.
-        """
-        wanted = list(dict.fromkeys(m for m in message_ids if m))
-        found: set[str] = set()
-        for start in range(0, len(wanted), 50):
-            chunk = wanted[start:start + 50]
-            criteria: list[str] = []
-            for i, message_id in enumerate(chunk):
-                if i < len(chunk) - 1:
-                    criteria.append("OR")
-                criteria += ["HEADER", "Message-ID", message_id]
-            uids = self.imap.search(criteria)
-            if not uids:
-                continue
-            values = []
-            for data in self.imap.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]).values():
-                for key, raw in data.items():
-                    if isinstance(key, bytes) and key.startswith(b"BODY[HEADER.FIELDS"):
-                        text = re.sub(r"\r?\n[ \t]+", " ", raw.decode("utf-8", "replace"))
-                        values += [line.partition(":")[2].lower() for line in text.splitlines()]
-            found.update(m for m in chunk if any(m.lower() in v for v in values))
-        return found

@@ -71,7 +71,6 @@ class Daemon:
             worker.leases = self.leases
         results: dict[str, Counts | str] = {}
         for address, worker in self.workers.items():
-            held = self.leases.heartbeat()  # renew before each mailbox: a pass can be long
             if address not in held:
                 results[address] = "worked by another instance (lease held elsewhere)"
                 continue

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from triage.config import Mailbox, Settings
 from triage.mailbox.connection import Connection, MailboxError, Selected
@@ -39,8 +38,6 @@ NETWORK_ERRORS = (MailboxError, IMAPClientError, OSError)
 #: bursts: while it flows, a quick look finds the next message sooner. A quiet mailbox costs
 #: these few extra passes once per burst.
 FOLLOW_UP = (0.1, 0.1, 0.2, 0.4)
-#: Copies to Transféré sent in one pipelined group (and marked done in one transaction).
-TRANSFER_GROUP, TRANSFER_BYTES = 50, 8 << 20
 
 
 @dataclass(frozen=True)
@@ -323,55 +320,27 @@ class MailboxWorker:
         s.add(Transfer(ticket_id=ticket.id, target=target.mailbox))
 
     def _transfers(self, conn: Connection, settings: Settings, counts: Counts) -> None:
-        """Copy into this mailbox the messages other mailboxes routed to this department.
-
-        A message already in the folder (a crash after the copy, before its transfer was
-        marked done) is not copied again: the folder is searched for their Message-IDs first,
-        for all of them in a few commands. The copies go in pipelined groups, each group's
-        transfers marked done in one transaction once the server has them all.
-        """
+        """Copy into this mailbox the messages other mailboxes routed to this department."""
         folder = settings.mailbox_folders(self.box).transferred
         with self.store.session() as s:
-            pending = [(transfer, message_id) for transfer, message_id in s.execute(
-                select(Transfer, Ticket.message_id).join(Ticket, Ticket.id == Transfer.ticket_id)
-                .where(Transfer.target == self.box.address, Transfer.done_at.is_(None))
-                .order_by(Transfer.id))]
+            pending = list(s.scalars(select(Transfer).where(
+                Transfer.target == self.box.address, Transfer.done_at.is_(None))))
             if not pending:
                 return
-            conn.examine(folder)  # read-only, open for the whole run
-            present = conn.selected_message_ids(mid for _, mid in pending if mid)
-            copied: list[str] = []  # Message-IDs appended in this run, folded
-            group: list[tuple[Transfer, str | None]] = []
-            raws: list[bytes] = []
-            for i, (transfer, message_id) in enumerate(pending):
+            # The folder stays open (read-only) for the whole run: a search per message, no
+            # LIST and SELECT each time.
+            conn.examine(folder)
+            for transfer in pending:
                 if self.stopping.is_set():
                     break
-                there = message_id is not None and (
-                    message_id in present or any(message_id.lower() in c for c in copied))
-                if not there:
-                    ticket = s.get(Ticket, transfer.ticket_id)
-                    if ticket is None:
-                        continue
-                    raws.append(ticket.raw)
-                    if message_id:
-                        copied.append(message_id.lower())
-                group.append((transfer, message_id))
-                if (len(group) >= TRANSFER_GROUP or sum(map(len, raws)) >= TRANSFER_BYTES
-                        or i == len(pending) - 1):
-                    self._copy(s, conn, folder, group, raws, counts)
-                    group, raws = [], []
-            if group:  # stopped half-way: what was gathered still goes
-                self._copy(s, conn, folder, group, raws, counts)
-
-    def _copy(self, s: Session, conn: Connection, folder: str,
-              group: list[tuple[Transfer, str | None]], raws: list[bytes],
-              counts: Counts) -> None:
-        conn.append_many(folder, raws)
-        for transfer, _ in group:
-            transfer.done_at = datetime.now(UTC)
-        s.commit()
-        counts.transferred += len(group)
-        for transfer, message_id in group:
-            log.info("ticket %s copied to %s", transfer.ticket_id, folder,
-                     extra={"mailbox": self.box.address, "ticket": transfer.ticket_id,
-                            "message_id": message_id, "event": "ticket.transferred"})
+                ticket = s.get(Ticket, transfer.ticket_id)
+                if ticket is None:
+                    continue
+                if not (ticket.message_id and conn.selected_has_message_id(ticket.message_id)):
+                    conn.append(folder, ticket.raw)
+                transfer.done_at = datetime.now(UTC)
+                s.commit()
+                counts.transferred += 1
+                log.info("ticket %s copied to %s", ticket.id, folder,
+                         extra={"mailbox": self.box.address, "ticket": ticket.id,
+                                "message_id": ticket.message_id, "event": "ticket.transferred"})
