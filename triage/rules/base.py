@@ -16,6 +16,7 @@ from triage.parse import MessageView
 
 if TYPE_CHECKING:
     from triage.rules.communes import CommuneIndex
+    from triage.rules.places import Geography
 
 T = TypeVar("T")
 
@@ -49,10 +50,15 @@ class Context:
     extra: dict[str, object] = field(default_factory=dict)
 
     @cached_property
-    def communes(self) -> CommuneIndex:
-        from triage.rules.communes import commune_index
+    def geography(self) -> Geography:
+        """The configured departments, their names and communes (cached per configuration)."""
+        from triage.rules.places import geography
 
-        return commune_index()
+        return geography(self.settings.departments)
+
+    @property
+    def communes(self) -> CommuneIndex:
+        return self.geography.communes
 
 
 class Rule(Protocol):

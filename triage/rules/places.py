@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from triage.rules.communes import CommuneIndex, name_key
+from triage.config import Department, compile_pattern
+from triage.rules.communes import CommuneIndex, commune_index, french_departments, name_key
 from triage.text import fold
-
-DEPARTMENT_CODES = ("07", "26", "38", "73", "74")
 
 
 @dataclass(frozen=True)
@@ -27,18 +28,79 @@ class Statement:
     text: str  # French, for the agent
 
 
-_DEPT_NAMES = (
-    ("74", re.compile(r"(?<![\w-])(haute|hte|h\.?)[\s-]*savoie(?![\w-])")),
-    ("73", re.compile(r"(?<![\w-])(?<!haute )(?<!haute-)(?<!hte )(?<!hte-)(?<!h\. )(?<!h\.)"
-                      r"savoie(?![\w-])(?! mont[\s-]blanc)")),
-    ("38", re.compile(r"(?<![\w-])(?<!sur )isere(?![\w-])")),
-    ("26", re.compile(r"(?<![\w-])(?<!sur )drome(?![\w-])")),
-    ("07", re.compile(r"(?<![\w-])(?<!sur )ardeche(?![\w-])")),
-)
-_NAMES = {"07": "Ardèche", "26": "Drôme", "38": "Isère", "73": "Savoie", "74": "Haute-Savoie"}
-_DEPT_NUMBER = re.compile(
-    r"(?<![\w-])(ddfip|dgfip|departement|dept|dpt|dep)\.?\s*(n°|no|du|de la|de l'|de)?\s*"
-    r"(0?7|26|38|73|74)(?!\d)")
+@dataclass(frozen=True)
+class _Name:
+    code: str
+    name: str
+    pattern: re.Pattern[str]  # the name itself, separators free (Python re, linear: a literal)
+    extra: tuple[Any, ...]  # the configured name_patterns (RE2)
+    not_names: tuple[Any, ...]  # the configured not_names (RE2)
+
+
+@dataclass(frozen=True)
+class Geography:
+    """What the place rules know, from the configuration and the data: the configured
+    departments (codes, names, other spellings), the communes of those departments, and the
+    names of every other department (to recognise a statement about another DDFIP)."""
+
+    codes: frozenset[str]
+    names: dict[str, str]  # configured code -> name
+    spelled: tuple[_Name, ...]
+    communes: CommuneIndex
+    foreign: dict[str, str]  # compact name of a department not configured -> code
+    foreign_pattern: re.Pattern[str] | None
+    number: re.Pattern[str]
+    bare_number: re.Pattern[str]
+    trailing_code: re.Pattern[str]
+
+    def code_of(self, written: str) -> str | None:
+        """A department number as written (« 7 », « 07 », « 2a ») -> its configured or known
+        code, or None."""
+        code = written.upper()
+        if len(code) == 1:
+            code = code.zfill(2)
+            return code if code in self.codes else None  # « 7 » alone only for a configured 07
+        return code if code in self.codes or code in self.foreign.values() else None
+
+
+def _literal(name: str) -> re.Pattern[str]:
+    words = [re.escape(w) for w in re.split(r"[\s'-]+", fold(name)) if w]
+    return re.compile(r"(?<![\w-])" + r"[\s'-]*".join(words) + r"(?![\w-])")
+
+
+@lru_cache(maxsize=8)
+def geography(departments: tuple[Department, ...]) -> Geography:
+    """The geography of a configuration (cached: computed once per set of departments)."""
+    codes = frozenset(d.code for d in departments)
+    spelled = tuple(_Name(d.code, d.name, _literal(d.name),
+                          tuple(compile_pattern(p) for p in d.name_patterns),
+                          tuple(compile_pattern(p) for p in d.not_names))
+                    for d in departments)
+    others = {fold(name): code for code, name in french_departments().items()
+              if code not in codes}
+    foreign = {name_key(name): code for name, code in others.items()}
+    foreign_pattern = None
+    if others:
+        names = "|".join(r"[\s'-]*".join(re.escape(w) for w in re.split(r"[\s'-]+", n) if w)
+                         for n in sorted(others, key=len, reverse=True))
+        # Only where it names a DDFIP or a department: « la DDFIP du Rhône », « département de
+        # l'Ain ». A bare « Nord » or « Lot » is too often a word.
+        foreign_pattern = re.compile(
+            r"(?<![\w-])(ddfip|drfip|dgfip|finances publiques|departement|dept)\.?\s*"
+            r"(de la |de l'|du |des |de |d'|l')?\s*(" + names + r")(?![\w-])")
+    one_digit = "|".join(c[1] for c in sorted(codes) if c.startswith("0"))
+    number = re.compile(
+        r"(?<![\w-])(ddfip|dgfip|drfip|departement|dept|dpt|dep)\.?\s*(n°|no|du|de la|de l'|de)?"
+        r"\s*(\d{2,3}|2a|2b" + (f"|{one_digit}" if one_digit else "") + r")(?![\d\w])")
+    configured = "|".join(sorted({re.escape(c.lower()) for c in codes}
+                                 | {c[1] for c in codes if c.startswith("0")}))
+    return Geography(
+        codes, {d.code: d.name for d in departments}, spelled, commune_index(codes), foreign,
+        foreign_pattern, number,
+        re.compile(r"\((" + configured + r")\)"),
+        re.compile(r"(" + configured + r")$"))
+
+
 _ACCOUNT_VERBS = re.compile(
     r"(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree|"
     r"aupres)[^.!?\n]{0,60}$")
@@ -59,8 +121,9 @@ _PLACE_BEFORE = re.compile(
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 
 
-_IN_COMMUNE_NAME = re.compile(r"\w-(d'|de-l'|de l'|du-|des-|de-|l'|la-|sur-)$")
-_BARE_NUMBER = re.compile(r"\((0?7|26|38|73|74)\)")
+# « Val-d'Isère », « Pont-de-l'Isère », « Romans-sur-Isère », « Tournon sur Rhône »: a
+# commune's name, not a statement about the department.
+_IN_COMMUNE_NAME = re.compile(r"(\w-(d'|de-l'|de l'|du-|des-|de-|l'|la-|sur-|en-)|\bsur )$")
 
 
 # « envoyée par erreur à la DDFIP de la Savoie »: a wrong recipient, not where the account is.
@@ -68,34 +131,68 @@ _MISDIRECTED = re.compile(r"(par erreur|envoye\w* a|transmis\w* a|ecrit a|adress
                           r"copie a|cc a)[^.!?\n]{0,40}$")
 
 
-def department_names(text: str, weight: int, where: str) -> list[Statement]:
+def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
+    """(start, end, code) of each configured department's name, a longer name winning over
+    one inside it (« Haute-Savoie » over « Savoie »)."""
+    found: list[tuple[int, int, str]] = []
+    for spelled in geo.spelled:
+        spans = [m.span() for m in spelled.pattern.finditer(folded)]
+        for extra in spelled.extra:
+            for m in extra.finditer(folded):
+                start, end = m.span()
+                if start < end and (start == 0 or not (folded[start - 1].isalnum()
+                                                       or folded[start - 1] == "-")):
+                    if end == len(folded) or not (folded[end].isalnum() or folded[end] == "-"):
+                        spans.append((start, end))
+        excluded = [m.span() for p in spelled.not_names for m in p.finditer(folded)]
+        for start, end in spans:
+            if not any(s <= start and end <= e for s, e in excluded):
+                found.append((start, end, spelled.code))
+    return [(s, e, c) for s, e, c in found
+            if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _c in found)]
+
+
+def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
     folded = fold(text)
     out = []
-    for code, pattern in _DEPT_NAMES:
-        for match in pattern.finditer(folded):
-            before = folded[max(0, match.start() - 80):match.start()]
-            if _IN_COMMUNE_NAME.search(before[-12:]):
-                continue  # Val-d'Isère, Pont-de-l'Isère: a commune's name, not a statement
-            if _MISDIRECTED.search(before):
-                continue
-            account = bool(_ACCOUNT_VERBS.search(before))
-            out.append(Statement(code, weight + (6 if account else 0),
-                                 f"département {code} : « {_NAMES[code]} » cité dans {where}"
-                                 + (" comme département du compte" if account else "")))
-    for match in _DEPT_NUMBER.finditer(folded):
-        code = match.group(3).zfill(2)
+    for start, _end, code in sorted(set(_name_spans(folded, geo))):
+        before = folded[max(0, start - 80):start]
+        if _IN_COMMUNE_NAME.search(before[-12:]):
+            continue  # Val-d'Isère, Pont-de-l'Isère: a commune's name, not a statement
+        if _MISDIRECTED.search(before):
+            continue
+        account = bool(_ACCOUNT_VERBS.search(before))
+        out.append(Statement(code, weight + (6 if account else 0),
+                             f"département {code} : « {geo.names[code]} » cité dans {where}"
+                             + (" comme département du compte" if account else "")))
+    for match in geo.number.finditer(folded):
+        code = geo.code_of(match.group(3))
+        if code is None:
+            continue
         before = folded[max(0, match.start() - 80):match.start()]
+        if _MISDIRECTED.search(before):
+            continue
         account = bool(_ACCOUNT_VERBS.search(before))
         out.append(Statement(code, weight + (6 if account else 0),
                              f"département {code} : « {match.group(0).strip()} » dans {where}"))
-    for match in _BARE_NUMBER.finditer(folded):
-        code = match.group(1).zfill(2)
+    for match in geo.bare_number.finditer(folded):
+        code = match.group(1).zfill(2).upper()
         out.append(Statement(code, weight - 1,
                              f"département {code} : « {match.group(0)} » dans {where}"))
+    if geo.foreign_pattern is not None:
+        for match in geo.foreign_pattern.finditer(folded):
+            code = geo.foreign.get(name_key(match.group(3)))
+            before = folded[max(0, match.start() - 80):match.start()]
+            if code is None or _MISDIRECTED.search(before):
+                continue
+            account = bool(_ACCOUNT_VERBS.search(before))
+            out.append(Statement(code, weight + (6 if account else 0),
+                                 f"département {code} : « {match.group(0).strip()} » dans "
+                                 f"{where}, un département que le service ne gère pas"))
     return out
 
 
-def postal_codes(text: str, communes: CommuneIndex, weight: int, where: str) -> list[Statement]:
+def postal_codes(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
     out = []
     found = [(m, m.group(1)) for m in _POSTAL.finditer(text)]
     found += [(m, m.group(1) + m.group(2)) for m in _POSTAL_SPACED.finditer(text)]
@@ -104,18 +201,19 @@ def postal_codes(text: str, communes: CommuneIndex, weight: int, where: str) -> 
         after = fold(text[match.end():match.end() + 12])
         if _NOT_POSTAL_BEFORE.search(before) or _NOT_POSTAL_AFTER.match(after):
             continue
-        depts = communes.by_postal_code.get(code)
+        depts = geo.communes.by_postal_code.get(code)
+        prefix = code[:3] if code.startswith("97") else code[:2]
         if depts and len(depts) == 1:
             dept = next(iter(depts))
-        elif code[:2] in DEPARTMENT_CODES and (depts is None or code[:2] in depts):
-            dept = code[:2]
+        elif prefix in geo.codes and (depts is None or prefix in depts):
+            dept = prefix
         else:
             continue  # another department's code: not a statement about ours
         out.append(Statement(dept, weight, f"département {dept} : code postal {code} dans {where}"))
     return out
 
 
-def sirets(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
+def sirets(text: str, geo: Geography, where: str) -> list[Statement]:
     out = []
     numbers = [re.sub(r"\D", "", m.group(2)) for m in _SIRET.finditer(text)]
     numbers += [re.sub(r"\D", "", m.group(1)) for m in _BARE_SIRET.finditer(text)]
@@ -123,21 +221,23 @@ def sirets(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
         if len(digits) not in (9, 14):
             continue
         siren = digits[:9]
-        known = communes.by_siren.get(siren)
+        known = geo.communes.by_siren.get(siren)
         if known:
-            dept, name = known
-            out.append(Statement(dept, 5,
-                                 f"département {dept} : SIREN {siren} ({name}) dans {where}"))
-        elif siren[0] == "2" and siren[1] in "12345678" and siren[2:4] in DEPARTMENT_CODES:
+            depts, name = known
+            if len(depts) == 1:
+                out.append(Statement(depts[0], 5, f"département {depts[0]} : SIREN {siren} "
+                                                  f"({name}) dans {where}"))
+        elif siren[0] == "2" and siren[1] in "12345678" and siren[2:4] in geo.codes:
             dept = siren[2:4]
             out.append(Statement(dept, 4, f"département {dept} : SIREN {siren} d'une collectivité "
                                           f"du {dept} dans {where}"))
     return out
 
 
-def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
+def commune_names(text: str, geo: Geography, where: str, signature: bool
                   ) -> list[Statement]:
     """Commune names written as places; in a signature, also alone or beside a separator."""
+    communes = geo.communes
     out = []
     for line in text.splitlines():
         tokens = list(_TOKEN.finditer(line))
@@ -207,12 +307,13 @@ _FREEMAIL = {"gmail", "googlemail", "orange", "wanadoo", "free", "laposte", "hot
 _DOMAIN_PREFIX = re.compile(r"^(mairiede|villede|communede|mairie|ville|commune|ccas|cias)[-.]?")
 
 
-def domain_commune(domain: str, communes: CommuneIndex) -> list[Statement]:
+def domain_commune(domain: str, geo: Geography) -> list[Statement]:
     """A sender domain that names a commune (``mairie-bozel.fr``, ``saint-agreve.fr``)."""
+    communes = geo.communes
     labels = domain.lower().split(".")
     if len(labels) < 2 or labels[-2] in _FREEMAIL:
         return []
-    label = re.sub(r"(0?7|26|38|73|74)$", "", labels[-2]) or labels[-2]
+    label = geo.trailing_code.sub("", labels[-2]) or labels[-2]
     for stem in dict.fromkeys((label, _DOMAIN_PREFIX.sub("", label))):
         key = name_key(stem)
         depts = communes.departments_of_name(key)
@@ -222,30 +323,33 @@ def domain_commune(domain: str, communes: CommuneIndex) -> list[Statement]:
             return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne la "
                                        f"commune de {name}")]
     key = name_key(label)
-    for epci_key, dept, name in communes.epcis:
-        if key == epci_key:
-            return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne "
-                                       f"{name}")]
+    for epci in communes.epcis:
+        if key == epci.key and epci.department is not None:
+            return [Statement(epci.department, 2, f"département {epci.department} : le domaine "
+                                                  f"{domain} désigne {epci.name}")]
     return []
 
 
-def epci_names(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
-    """Names of groupings of communes (« Annonay Rhône Agglo », « Rumilly Terre de Savoie »)."""
+def epci_names(text: str, geo: Geography, where: str) -> list[Statement]:
+    """Names of groupings of communes (« Annonay Rhône Agglo », « Rumilly Terre de Savoie »).
+
+    A grouping whose communes span several departments says nothing about which one."""
     out = []
     for line in text.splitlines():
         key = name_key(line)
-        for epci_key, dept, name in communes.epcis:
-            if epci_key in key:
-                out.append(Statement(dept, 3, f"département {dept} : {name} dans {where}"))
+        for epci in geo.communes.epcis:
+            if epci.key in key and epci.department is not None:
+                out.append(Statement(epci.department, 3,
+                                     f"département {epci.department} : {epci.name} dans {where}"))
     return out
 
 
-def mask_epci_names(text: str, communes: CommuneIndex) -> str:
+def mask_epci_names(text: str, geo: Geography) -> str:
     """``text`` with grouping names blanked, so « … Terre de Savoie » is not read as 73."""
     out = []
     for line in text.splitlines():
         key = name_key(line)
-        if any(epci_key in key for epci_key, _d, _n in communes.epcis):
+        if any(epci.key in key for epci in geo.communes.epcis):
             line = " "
         out.append(line)
     return "\n".join(out)
