@@ -131,6 +131,11 @@ _MISDIRECTED = re.compile(r"(par erreur|envoye\w* a|transmis\w* a|ecrit a|adress
                           r"copie a|cc a)[^.!?\n]{0,40}$")
 
 
+def _joined(folded: str, i: int) -> bool:
+    """True when position ``i`` continues a word (a name inside « Pont-de-Savoie-Est »)."""
+    return 0 <= i < len(folded) and (folded[i].isalnum() or folded[i] == "-")
+
+
 def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
     """(start, end, code) of each configured department's name, a longer name winning over
     one inside it (« Haute-Savoie » over « Savoie »)."""
@@ -140,10 +145,8 @@ def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
         for extra in spelled.extra:
             for m in extra.finditer(folded):
                 start, end = m.span()
-                if start < end and (start == 0 or not (folded[start - 1].isalnum()
-                                                       or folded[start - 1] == "-")):
-                    if end == len(folded) or not (folded[end].isalnum() or folded[end] == "-"):
-                        spans.append((start, end))
+                if start < end and not _joined(folded, start - 1) and not _joined(folded, end):
+                    spans.append((start, end))
         excluded = [m.span() for p in spelled.not_names for m in p.finditer(folded)]
         for start, end in spans:
             if not any(s <= start and end <= e for s, e in excluded):
@@ -166,28 +169,30 @@ def department_names(text: str, geo: Geography, weight: int, where: str) -> list
                              f"département {code} : « {geo.names[code]} » cité dans {where}"
                              + (" comme département du compte" if account else "")))
     for match in geo.number.finditer(folded):
-        code = geo.code_of(match.group(3))
-        if code is None:
+        number = geo.code_of(match.group(3))
+        if number is None:
             continue
         before = folded[max(0, match.start() - 80):match.start()]
         if _MISDIRECTED.search(before):
             continue
         account = bool(_ACCOUNT_VERBS.search(before))
-        out.append(Statement(code, weight + (6 if account else 0),
-                             f"département {code} : « {match.group(0).strip()} » dans {where}"))
+        out.append(Statement(number, weight + (6 if account else 0),
+                             f"département {number} : « {match.group(0).strip()} » dans {where}"
+                             + ("" if number in geo.codes else
+                                ", un département que le service ne gère pas")))
     for match in geo.bare_number.finditer(folded):
         code = match.group(1).zfill(2).upper()
         out.append(Statement(code, weight - 1,
                              f"département {code} : « {match.group(0)} » dans {where}"))
     if geo.foreign_pattern is not None:
         for match in geo.foreign_pattern.finditer(folded):
-            code = geo.foreign.get(name_key(match.group(3)))
+            other = geo.foreign.get(name_key(match.group(3)))
             before = folded[max(0, match.start() - 80):match.start()]
-            if code is None or _MISDIRECTED.search(before):
+            if other is None or _MISDIRECTED.search(before):
                 continue
             account = bool(_ACCOUNT_VERBS.search(before))
-            out.append(Statement(code, weight + (6 if account else 0),
-                                 f"département {code} : « {match.group(0).strip()} » dans "
+            out.append(Statement(other, weight + (6 if account else 0),
+                                 f"département {other} : « {match.group(0).strip()} » dans "
                                  f"{where}, un département que le service ne gère pas"))
     return out
 
