@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from triage.config import compile_pattern
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
 from triage.text import fold
@@ -52,13 +53,27 @@ _OOF_SUBJECT = re.compile(
     r"accus[ée] de r[ée]ception|notification d'absence|auto\s*:|r[ée]ponse automatique d'absence|"
     r"undeliver(ed|able)|delivery status notification|mail delivery (failed|subsystem)|"
     r"non remis|non-remise|returned mail|delivery failure|failure notice|"
-    r"absente? (jusqu|du \d|a partir)|en cong[ée]s? (jusqu|du \d))", re.IGNORECASE)
+    r"absente? (jusqu|du \d|a partir)|en cong[ée]s? (jusqu|du \d)|"
+    # Outlook's and others' out-of-office subjects in the languages seen at the helpdesk
+    r"away\s*:|away from (the )?office|on (annual )?leave\s*:|on vacation\s*:|on holiday\s*:|"
+    r"abwesend|abwesenheits?(notiz|meldung)?\s*:|automatische antwort|"
+    r"respuesta autom[aá]tica|fuera de la oficina|ausente\s*:|risposta automatica|"
+    r"fuori ufficio|assente\s*:|automatisch antwoord|afwezig\s*:|resposta autom[aá]tica)",
+    re.IGNORECASE)
 # « [Absence] RE: … », « [EXT] Réponse automatique : … »: a leading tag is not the subject.
 _SUBJECT_TAG = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)+")
 _AUTO_TEXT = re.compile(
     r"(ceci est une reponse automatique|ceci est un (message|courriel|mail) automatique|"
     r"this is an automat(ic|ed) (reply|response|message)|reponse automatique d'absence|"
     r"i am (currently )?out of (the )?office|^message automatique\s*:|"
+    # absence notices in English, German, Spanish, Italian, Dutch: a person's request in
+    # these words would not be about a Chorus Pro password
+    r"\bi('m| am) (currently )?(away|out of (the )?office|on (annual |parental |sick )?leave|"
+    r"on (vacation|holiday))\b|\bi will be (away|out of (the )?office)\b|"
+    r"\bi('m| am) (currently )?not in the office\b|\bwith (limited|no) access to (my )?e-?mail|"
+    r"\bich bin (derzeit |zurzeit |bis )?(nicht im buro|abwesend|im urlaub)|"
+    r"\bestoy (fuera de la oficina|de vacaciones|ausente)|\bsono (fuori ufficio|assente|in ferie)|"
+    r"\bik ben (afwezig|niet op kantoor|met vakantie)|"
     r"votre (message|courriel|mail) (ne sera pas|n'est pas|ne sera pas) transfere)")
 # Absence wording alone could be a person's own note; it counts only in a reply's new text.
 _ABSENCE_TEXT = re.compile(
@@ -87,11 +102,12 @@ def _address_of(value: str) -> str:
 def _signals(message: MessageView, ctx: Context) -> Iterator[str]:
     yield from _header_signals(message)
     yield from _sender_signals(message, ctx)
-    yield from _content_signals(message)
+    yield from _content_signals(message, ctx)
 
 
 def _header_signals(message: MessageView) -> Iterator[str]:
     auto = message.header("Auto-Submitted")
+    person = auto is not None and fold(auto).split(";")[0].strip() == "no"
     if auto is not None and fold(auto).split(";")[0].strip() not in ("no", ""):
         yield f"en-tête Auto-Submitted: {auto.strip()[:60]} (RFC 3834)"
     for name in ("X-Autoreply", "X-Autorespond", "X-Autorespons"):
@@ -106,7 +122,9 @@ def _header_signals(message: MessageView) -> Iterator[str]:
             yield f"message de liste de diffusion (en-tête {name[:40]})"
             break
     suppress = message.header("X-Auto-Response-Suppress")
-    if suppress and _SUPPRESS.search(fold(suppress)):
+    # « Auto-Submitted: no » says a person wrote it; Outlook adds X-Auto-Response-Suppress to
+    # a person's mail too (to keep auto-replies away), so that header does not overrule it.
+    if suppress and _SUPPRESS.search(fold(suppress)) and not person:
         yield f"en-tête X-Auto-Response-Suppress: {suppress.strip()[:60]}"
     for name in ("X-Loop", LOOP_HEADER):
         for value in message.headers_named(name)[:1]:
@@ -114,13 +132,13 @@ def _header_signals(message: MessageView) -> Iterator[str]:
 
 
 def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
-    own = ctx.settings.helpdesk_addresses
+    own = ctx.settings.is_helpdesk_address
     return_path = message.header("Return-Path")
     if return_path is not None:
         envelope = _address_of(return_path)
         if not envelope:
             yield "chemin de retour vide (Return-Path: <>) : rapport ou réponse automatique"
-        elif envelope in own:
+        elif own(envelope):
             yield f"envoyé par une boîte du service (Return-Path: {envelope[:80]})"
         elif _SYSTEM_LOCAL.match(envelope.rpartition("@")[0] or envelope):
             yield f"expéditeur système dans Return-Path ({envelope[:80]})"
@@ -128,7 +146,7 @@ def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
         yield "expéditeur vide (From: <>) : rapport ou réponse automatique"
     for address in message.from_addresses:
         local = address.local_part
-        if address.address in own:
+        if own(address.address):
             yield f"envoyé par une boîte du service ({address.address})"
         elif _SYSTEM_LOCAL.match(local):
             yield f"expéditeur système ({address.address}) : MAILER-DAEMON, postmaster, liste"
@@ -136,14 +154,19 @@ def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
             yield f"expéditeur automatique qui ne lit pas les réponses ({address.address})"
         if _SYSTEM_DISPLAY.match(fold(address.display_name).strip()):
             yield f"expéditeur système (nom affiché « {address.display_name[:60]} »)"
+        for pattern in ctx.settings.patterns.ignore_senders:
+            if compile_pattern(pattern).search(fold(address.address)):
+                yield (f"expéditeur à ignorer selon la configuration ({address.address} : "
+                       f"motif « {pattern[:60]} »)")
+                break
     for address in message.sender:
-        if address.address in own:
+        if own(address.address):
             yield f"envoyé au nom d'une boîte du service (Sender: {address.address})"
         elif _SYSTEM_LOCAL.match(address.local_part):
             yield f"expéditeur système dans Sender ({address.address})"
 
 
-def _content_signals(message: MessageView) -> Iterator[str]:
+def _content_signals(message: MessageView, ctx: Context) -> Iterator[str]:
     if message.content_type == "multipart/report":
         yield "rapport de remise ou de lecture (multipart/report)"
     elif message.report:
@@ -151,6 +174,12 @@ def _content_signals(message: MessageView) -> Iterator[str]:
     if _OOF_SUBJECT.match(_SUBJECT_TAG.sub("", message.subject)) or re.match(
             r"^\s*\[(absence|absent|ooo|out of office|auto)", message.subject, re.IGNORECASE):
         yield f"objet de message automatique : « {message.subject[:80]} »"
+    subject = fold(message.subject)
+    for pattern in ctx.settings.patterns.automatic_subjects:
+        if compile_pattern(pattern).search(subject):
+            yield (f"objet de message automatique selon la configuration : "
+                   f"« {message.subject[:80]} » (motif « {pattern[:60]} »)")
+            break
     if len(message.new_text) < _AUTO_TEXT_MAX:
         head = fold(message.new_text[:_AUTO_TEXT_HEAD])
         match = _AUTO_TEXT.search(head)

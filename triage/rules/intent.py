@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from triage.config import compile_pattern
 from triage.parse import MessageView
+from triage.rules import scope
 from triage.rules.base import Context, Finding, Reason
 from triage.text import fold
 
@@ -67,7 +68,8 @@ _OTHER_BEFORE = re.compile(
 # Things that expire or get blocked other than the password (« le lien d'activation a expiré »).
 _OTHER_OBJECTS = re.compile(
     r"\b(lien|invitation|activation|certificat|carte|abonnement|contrat|convention|facture|"
-    r"delai de paiement|bon de commande|marche|devis|piece|session de formation)\b")
+    r"delai de paiement|bon de commande|marche|devis|piece|session de formation|numero|"
+    r"portable|telephone)\b")
 
 _EXPIRED_CUES = re.compile(
     r"(\bexpir\w*|\bexipr\w*|\bexprir\w*|\bexpier\w*|\bexir[eé]\w*|\bespir[eé]\w*|\bperim\w*|"
@@ -95,13 +97,17 @@ _FORGOT_TO = re.compile(r"^\w*\s+d(e\s+|')(vous|te|lui|leur|le |la |les |l'|me |
 _FUTURE_WISH = re.compile(
     r"^[^.?!\n]{0,60}\b(moi-?meme|nous-?memes?|par moi-?meme|a l'avenir|la prochaine fois|"
     r"en cas d'oubli|si besoin|le cas echeant)")
-_WISH_BEFORE = re.compile(r"(afin de|pour|de) pouvoir\s+(le |la |les |me |moi-?meme )?$")
+_WISH_BEFORE = re.compile(r"((afin de|pour|de) pouvoir|so (that )?i can|in order to|to be able to)"
+                          r"\s+(le |la |les |me |moi-?meme |myself )?$")
 _ACTION_ON_OTHER = re.compile(r"\b(etre|soit|faire|sera)\s+$")
 # « pour éviter qu'il n'expire », « au cas où il expirerait », « si vous pensez que votre mot de
 # passe a expiré », « a été réinitialisé par vos services »: not a request.
 _HYPOTHETICAL = re.compile(
     r"(\beviter qu|\bavant qu|\bde peur qu|\bau cas ou|\bdans le cas ou|\bsi jamais|"
-    r"\bsi vous|\ben cas d)[^.?!\n]{0,60}$")
+    r"\bsi vous|\ben cas d|"
+    # « lorsqu'un agent a oublié… », « quand nos agents… »: anyone, not the sender
+    r"\blorsqu'?\s?(un|une|nos|les|des|l'|le|la|on)\b|\bquand (un|une|nos|les|des|on)\b|"
+    r"\bsi (un|une|nos|des|on)\b|\bif (a|an|one|someone|somebody|a user)\b)[^.?!\n]{0,60}$")
 _REPORTED = re.compile(r"\b(a|ont|avait) (bien |deja )?ete\s+$|\b(avez|aviez) (bien |deja )?$")
 _CONDITIONAL = re.compile(r"(erait|eraient)$")
 _DISCLAIMER = re.compile(
@@ -126,6 +132,14 @@ _REFERS_BELOW = re.compile(
     r"pour suite a donner|pour info|transmets?|fais suivre)")
 _HELPDESK_BLOCK = re.compile(r"(ddfip|dgfip|pgp spl pes|spl-pes|finances publiques)")
 _TOKEN = re.compile(r"[a-z]{5,}")
+# Cues that state the password's condition (rather than only ask for a new one).
+_STATE = re.compile(r"(expir|exipr|exprir|expier|exir|espir|perim|plus va|echeance|echu|caduc|"
+                    r"obsolet|outdated|validite|oubli|oubier|oublei|obli|perdu|perte|egare|"
+                    r"souvien|rappel|memoire|retrouv|bloqu|verrouill|forgot|lost|remember)")
+# « expire dans 7 jours », « expirera », « va expirer », « will expire »: a warning, not a state.
+_FUTURE_AFTER = re.compile(r"^\s*(dans \d|dans les|bientot|prochainement|le \d|d'ici|sous \d|"
+                           r"in \d|soon|on \d)")
+_FUTURE_BEFORE = re.compile(r"(\bva|\bvont|\bsur le point d'|\bwill|\babout to|\bgoing to)\s+$")
 _FUZZY_EXPIRED = ("expire", "expiree", "expirer", "expiration", "perime", "perimee")
 _FUZZY_FORGOTTEN = ("oublie", "oubliee", "oublier")
 
@@ -238,6 +252,10 @@ def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[in
         if (_HYPOTHETICAL.search(folded[max(0, start - 80):start]) or _REPORTED.search(before)
                 or _CONDITIONAL.search(word)):
             continue
+        if word.startswith(("expir", "arrive", "expire")) and (
+                word.startswith(("expirera", "expireront")) or _FUTURE_BEFORE.search(before)
+                or _FUTURE_AFTER.match(folded[end:end + 30])):
+            continue  # a warning of an expiry to come asks for nothing yet
         password_close = any(a_start - WINDOW <= start and end <= a_end + WINDOW
                              for a_start, a_end in anchors)
         nearest_other = max((m.end() for m in _OTHER_OBJECTS.finditer(before)), default=-1)
@@ -340,6 +358,15 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
                 where = "le message cité ou transféré (le nouveau texte y renvoie)"
     for ex in cues.excluded:
         say(f"mot de passe d'une autre application, ignoré : {ex}")
+    if cues.any:
+        own_cues = subject.expired + new.expired + subject.forgotten + new.forgotten
+        stated = any(_STATE.search(c) for c in own_cues)
+        judged = scope.judge(new_folded, fold(message.subject), where,
+                             where != "l'objet et le nouveau texte", stated)
+        for text in judged.reasons:
+            say(text)
+        if not judged.in_scope:
+            return Finding(NAME, OTHER, tuple(reasons))
     if cues.expired:
         extra = f" (l'oubli est aussi cité : « {cues.forgotten[0]} » ; l'expiration prime)" \
             if cues.forgotten else ""

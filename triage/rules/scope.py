@@ -1,0 +1,145 @@
+"""Is the password request in scope: the reset or renewal of a Chorus Pro ``-xt`` password,
+asked by the sender?
+
+:mod:`triage.rules.intent` finds the cues (« oublié », « expiré », « réinitialiser ») near a
+password; this module judges what they are about before a reply is drafted, because a draft
+for a message that asks no reset is the costly error. It answers three questions and records
+each answer for the agent:
+
+- **which application**: a named other application or object (ANTS, S2LOW, Hélios, a signing
+  certificate, a DGFiP mailbox…) with no mention of Chorus Pro or of an ``-xt`` account is not
+  ours; nor is a Chorus Pro account that the sender says is not an ``-xt`` one (a login that is
+  an e-mail address);
+- **which request**: a question about the procedure in general, registering or changing a
+  mobile number, creating an account or adding a user, a report of a suspicious message, are
+  other requests, unless the sender also states that their own password is forgotten, lost,
+  blocked or expired;
+- **who asks**: the sender in their own words, for themselves or a colleague, or the requester
+  whose message is forwarded.
+
+Only the sender's own words decide (new text and subject; quoted text where the intent rule
+read it). An unclear case is not drafted: it goes to an agent with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Applications and objects whose passwords or validity the helpdesk does not manage. Names
+# only (a word such as « mail » is too common to mean the topic).
+_OTHER_APPLICATION = re.compile(
+    r"\b(ants|s2low|helios|xemelios|ensap|net-?entreprises|demarches[- ]simplifiees|ameli|"
+    r"cnracl|e-?magnus|i?x?parapheur|ixbus|pastell|docapost|achatpublic|marches-?publics|"
+    r"impots\.gouv(\.fr)?|espace (professionnel|particulier) (sur |d')?impots|dgfip mail|"
+    r"boite (mail |aux lettres |de messagerie )?(dgfip|professionnelle|fonctionnelle)|"
+    r"messagerie (dgfip|professionnelle|melanie|zimbra|outlook)|nubo|ulysse|hubee|"
+    r"certificats?( (de signature|electronique|rgs|numerique|serveur|logiciel|chorus))?|"
+    r"signature electronique|carte (agent|cps|a puce|de signature)|cle (usb|rgs|de signature)|"
+    r"token|chorus formation|plateforme de formation)\b")
+_CHORUS = re.compile(r"\b(chorus( ?pro)?|cpp|-\s?xt\b|\w-xt\b|portail (de )?facturation)")
+_NOT_XT = re.compile(
+    r"(\b(pas|plus|non|jamais) (un |d'|de )?(compte |identifiant )?(en |de type )?-?\s?xt\b|"
+    r"\bsans (le )?(suffixe )?-?\s?xt\b|\bcompte (fournisseur|entreprise|prive|personnel "
+    r"fournisseur)\b|\b(identifiant|login|connexion)( chorus( pro)?)? (est|:|=)?\s?(mon |mon "
+    r"adresse )?[\w.+-]+@[\w-]+\.[\w.]+)")
+# A question about the procedure for anyone, not a request for one's own account.
+_GENERAL = re.compile(
+    r"(\bprocedure (a suivre |pour |en cas|lorsqu|quand|si\b)|\bmarche a suivre\b|"
+    r"\bdemarche a suivre\b|\bque (faut-il|doit-on|dois-je|devons-nous) faire\b|\bque faire (si|en "
+    r"cas|lorsqu|quand)\b|\bcomment (proceder|procede-t-on|fait-on|doit-on)\b|"
+    r"\b(un|une|nos|les|des) (agents?|utilisateurs?|collegues?|collaborat\w+) (qui|dont)\b|"
+    r"\bwhat is the procedure\b|\bhow does (one|the reset)\b)")
+_MOBILE = re.compile(
+    r"(\b(enregistr|ajout|modifi|chang|mettre a jour|mise a jour|renseign|declar|associer|"
+    r"updat|regist|add(ed|ing)?\b)\w*\b[^.?!\n]{0,50}\b(numero|n°|telephone|tel|portable|mobile|"
+    r"phone|cell)\b|\b(numero|telephone|portable|mobile|phone( number)?)\b[^.?!\n]{0,30}\b"
+    r"(a (changer|modifier|mettre a jour|enregistrer)|(a|ont) change|has changed|changed|"
+    r"nouveau|new)\b)")
+_MOBILE_NEGATED = re.compile(r"\b(pas|jamais|aucun|sans|no|not|never|n'ai)\b[^.?!\n]{0,25}$")
+_ACCOUNT_CREATION = re.compile(
+    r"(\b(creer|creation|ouvrir|ouverture)( d'un| de| un| d'une| une)? (nouveau |nouvel )?"
+    r"(compte|acces|identifiant)\b|\bajout(er)? (d')?(un|une|de|des) (nouvel(le)? |nouveau )?"
+    r"(utilisateur|agent|gestionnaire|collegue|secretaire|compte)|"
+    r"\b(nouvel(le)?|nouveau) (utilisateur|agent|gestionnaire|collegue|secretaire) (a|au|sur|dans)"
+    r"\b|\bcreate an? (new )?account\b|\badd an? (new )?user\b)")
+_SUSPICIOUS = re.compile(
+    r"\b(phishing|hameconnage|arnaque|frauduleu\w*|escroquer\w*|malveillant\w*|spam|scam|"
+    r"(mail|message|courriel|e-?mail|lien|sms) (suspect|douteux|bizarre|etrange)\w*|"
+    r"tentative de fraude|est-ce (bien )?(un message |un mail |un courriel )?(legitime|officiel|"
+    r"de chez vous|de vos services|normal)|is (this|it) (legit|genuine))")
+# The sender's own state: what makes a request a request even beside another topic.
+_OWN_STATE = re.compile(
+    r"(\b(j'ai|j ai|i have|i've|i|je l'ai|nous avons|on a) (oubli|perdu|egare|forgot|lost)\w*|"
+    r"\b(mon|ma|notre|my|son|sa|leur) (mot de passe|mdp|password|compte|acces|identifiant)\b"
+    r"[^.?!\n]{0,60}\b(expir|perim|bloqu|verrouill|oubli|perdu|plus valide|has expired|"
+    r"is expired|expired|locked|blocked)\w*|\bje (ne )?(n')?(peux|arrive|parviens) (plus|pas) "
+    r"(a )?(me connecter|acceder|me reconnecter|entrer)|\bi (can'?t|cannot) (log ?in|sign in|"
+    r"access)|\bne me souviens plus\b|\bje ne (sais|connais) plus\b)")
+_IDENTIFIER = re.compile(r"[a-z0-9]-\s?xt\b")
+_ON_BEHALF = re.compile(
+    r"\b(pour|de la part de|a la place de|au nom de) (ma |mon |notre |la |le )?(collegue|"
+    r"secretaire|agent|adjointe?|comptable|gestionnaire|maire|directrice|directeur|"
+    r"remplacante?|predecesseur)\b")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whether the cues found ask for an ``-xt`` reset or renewal, and why (French)."""
+
+    in_scope: bool
+    reasons: tuple[str, ...]
+
+
+def judge(own: str, subject: str, where: str, forwarded_requester: bool, stated: bool
+          ) -> Scope:
+    """Judge the scope of a request whose cues were found in ``where``.
+
+    ``own`` is the sender's folded new text, ``subject`` the folded subject;
+    ``forwarded_requester`` says the cues came from a quoted or forwarded message; ``stated``
+    that the sender's own words state the password forgotten, lost, blocked or expired.
+    """
+    text = f"{subject}\n{own}"
+    own_state = stated or _OWN_STATE.search(text)
+    chorus = _CHORUS.search(text)
+    for name, pattern, reason in _TOPICS:
+        match = pattern.search(text)
+        if match is None or (name == "mobile" and _MOBILE_NEGATED.search(
+                text[max(0, match.start() - 30):match.start()])):
+            continue
+        if name == "application" and chorus:
+            continue  # both named: the intent rule's proximity test settled which password
+        if name == "not-xt" and _IDENTIFIER.search(text):
+            continue  # an -xt identifier given: the account is one
+        if name in ("mobile", "account", "general") and own_state:
+            continue  # « j'ai oublié mon mot de passe » beside it: still a request
+        return Scope(False, (f"hors du champ : {reason} « {match.group(0).strip()[:60]} »",
+                             "incertain : pas de brouillon, à traiter par un agent"))
+    reasons = [_application(chorus), _who(text, forwarded_requester, where)]
+    return Scope(True, tuple(reasons))
+
+
+_TOPICS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("suspicious", _SUSPICIOUS, "signalement d'un message suspect, aucune demande propre :"),
+    ("not-xt", _NOT_XT, "compte Chorus Pro qui n'est pas un compte -xt :"),
+    ("application", _OTHER_APPLICATION, "autre application ou objet que Chorus Pro nommé :"),
+    ("mobile", _MOBILE, "demande sur le numéro de téléphone portable :"),
+    ("account", _ACCOUNT_CREATION, "création de compte ou ajout d'utilisateur :"),
+    ("general", _GENERAL, "question générale sur la procédure, pas une demande pour un compte :"),
+)
+
+
+def _application(chorus: re.Match[str] | None) -> str:
+    if chorus is not None:
+        return f"application : Chorus Pro (« {chorus.group(0).strip()} » dans le message)"
+    return ("application : aucune autre n'est nommée ; Chorus Pro, seule application de ce "
+            "service")
+
+
+def _who(text: str, forwarded_requester: bool, where: str) -> str:
+    if forwarded_requester:
+        return f"qui demande : le demandeur du message cité ou transféré ({where})"
+    behalf = _ON_BEHALF.search(text)
+    if behalf:
+        return f"qui demande : l'expéditeur, pour un tiers (« {behalf.group(0)} »)"
+    return "qui demande : l'expéditeur, dans son propre texte"
