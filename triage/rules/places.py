@@ -155,6 +155,35 @@ def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
             if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _c in found)]
 
 
+# A clause that says where the account was created, or where the sender worked before
+# (« créé quand je travaillais à la mairie de Bozel », « anciennement à Chambéry »).
+_ACCOUNT_CLAUSE = re.compile(
+    r"(\b(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree)"
+    r"\b|\b(quand|lorsque|lorsqu'|alors que) (je|j'|j) ?(travaillais|etais|exercais|occupais)|"
+    r"\banciennement\b|\bprecedemment\b|\bauparavant\b|\ba l'epoque\b|\bmon ancien(ne)? "
+    r"(poste|employeur|commune|collectivite|mairie|structure)\b)")
+_CLAUSE_END = re.compile(r"[.;!?\n]|,|\bmais\b|\bet (je|j'|maintenant|desormais|aujourd)|"
+                         r"\b(maintenant|desormais|aujourd'hui|actuellement)\b")
+
+
+def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
+    """Communes and postal codes in a clause about where the account was created (or where
+    the sender worked before): they outweigh where the sender works now."""
+    if not _ACCOUNT_CLAUSE.search(fold(text)):
+        return []  # the common case, at the cost of one search
+    # Fold character by character, so that offsets in the folded text are offsets in ``text``
+    # (commune names are read with their capitals).
+    folded = "".join((fold(ch) or " ")[:1] for ch in text)
+    out = []
+    for match in _ACCOUNT_CLAUSE.finditer(folded):
+        end = _CLAUSE_END.search(folded, match.end())
+        clause = text[match.start():end.start() if end else len(text)]
+        for s in postal_codes(clause, geo, 3, where) + commune_names(clause, geo, where, False):
+            out.append(Statement(s.department, s.weight + 6,
+                                 f"{s.text}, là où le compte a été créé"))
+    return out
+
+
 def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
     folded = fold(text)
     out = []
@@ -173,9 +202,9 @@ def department_names(text: str, geo: Geography, weight: int, where: str) -> list
         if number is None:
             continue
         before = folded[max(0, match.start() - 80):match.start()]
-        if _MISDIRECTED.search(before):
-            continue
         account = bool(_ACCOUNT_VERBS.search(before))
+        if _MISDIRECTED.search(before) or (number not in geo.codes and not account):
+            continue
         out.append(Statement(number, weight + (6 if account else 0),
                              f"département {number} : « {match.group(0).strip()} » dans {where}"
                              + ("" if number in geo.codes else
@@ -188,10 +217,11 @@ def department_names(text: str, geo: Geography, weight: int, where: str) -> list
         for match in geo.foreign_pattern.finditer(folded):
             other = geo.foreign.get(name_key(match.group(3)))
             before = folded[max(0, match.start() - 80):match.start()]
-            if other is None or _MISDIRECTED.search(before):
+            # Only a statement about the account counts: « j'ai appelé la DDFIP du Rhône qui
+            # m'a dit de vous écrire » says nothing about where it was created.
+            if other is None or _MISDIRECTED.search(before) or not _ACCOUNT_VERBS.search(before):
                 continue
-            account = bool(_ACCOUNT_VERBS.search(before))
-            out.append(Statement(other, weight + (6 if account else 0),
+            out.append(Statement(other, weight + 6,
                                  f"département {other} : « {match.group(0).strip()} » dans "
                                  f"{where}, un département que le service ne gère pas"))
     return out
