@@ -101,9 +101,14 @@ def _explain_text(record: dict[str, Any], outcome: Any) -> str:
 @CONFIG_OPTION
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=None,
               help="Exit 1 when the share of fully right messages is below this.")
+@click.option("--max-wrong-drafts", type=click.IntRange(min=0), default=None,
+              help="Exit 1 when more drafts than this are wrong (drafted for a message that "
+                   "wants none, or from another template).")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def eval_command(config_path: Path | None, min_accuracy: float | None, folder: Path) -> None:
-    """Compare decisions with FOLDER/labels.tsv: accuracy per field, confusion, errors."""
+def eval_command(config_path: Path | None, min_accuracy: float | None,
+                 max_wrong_drafts: int | None, folder: Path) -> None:
+    """Compare decisions with FOLDER/labels.tsv: accuracy per field, confusion matrices of
+    actions and templates, draft precision, errors."""
     from triage.evaluate import evaluate_folder
 
     settings = settings_or_exit(config_path)
@@ -113,8 +118,15 @@ def eval_command(config_path: Path | None, min_accuracy: float | None, folder: P
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo("\n".join(report.lines()))
+    failed = False
     if min_accuracy is not None and report.accuracy < min_accuracy:
         click.echo(f"\nFAIL: accuracy {report.accuracy:.3f} below {min_accuracy:.3f}", err=True)
+        failed = True
+    if max_wrong_drafts is not None and len(report.wrong_drafts) > max_wrong_drafts:
+        click.echo(f"\nFAIL: {len(report.wrong_drafts)} wrong drafts, more than "
+                   f"{max_wrong_drafts}", err=True)
+        failed = True
+    if failed:
         sys.exit(1)
 
 

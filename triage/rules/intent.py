@@ -43,7 +43,8 @@ EXPIRED = "expired_password"
 OTHER = "other"
 
 _PASSWORD = re.compile(
-    r"(\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
+    r"(\bcelui (de|du|pour|d'acces a) (chorus|mon compte|compte|l'application chorus|cpp)\b|"
+    r"\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
     r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)")
 # Objects that stand for the password when people do not name it.
 _ACCESS = re.compile(
@@ -53,7 +54,8 @@ _OTHER_APPS = (
     r"wi-?fi|ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|ensap|parapheur|ameli|"
     r"impots|net-?entreprises|cnracl|urssaf|caf\b|telephone|portable|banque|cloud|teams|"
     r"office|intranet|logiciel|berger|cosoluce|jvs|segilog|horizon|magnus|xemelios|pes\b|cdg|"
-    r"dematerialisation|demat|e-?magnus|antai|ants|chorus formation|formation)")
+    r"dematerialisation|demat|e-?magnus|antai|ants|chorus formation|formation|"
+    + scope.NAMED_APPLICATIONS + ")")
 _OTHER_OWNER = re.compile(
     r"^\s*(((de|du|des|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
     r"([\w'.-]+\s+){0,4}?|[(:-]?\s*)" + _OTHER_APPS + r"|"
@@ -93,6 +95,13 @@ _FORGOTTEN_CUES = re.compile(
     r"\bdebloqu\w*|\bbloque\w*|\bverrouill\w*|\bforgot\w*|\blost\b|"
     r"\b(can'?t|cannot|don'?t|do not) remember\b|\bplus (le|mon|son) (mot|mdp)\b)")
 _NEGATION = re.compile(r"(\bpas|\bjamais|\bnot|\bnever|\bnon)\s+(encore\s+|du tout\s+|deja\s+)?$")
+# « je n'ai pas besoin que vous le réinitialisiez », « no need to reset it »
+_NO_NEED = re.compile(r"(pas besoin|plus besoin|no need|don'?t need|do not need)\b[^.?!\n]{0,30}$")
+# « j'ai oublié mon identifiant », « je ne me souviens plus si… »: not the password forgotten.
+_FORGOT_OTHER = re.compile(
+    r"^\s*(mon |son |l'|le |my |your )?(identifiant|login|nom d'utilisateur|username|user ?name)"
+    r"\b(?![^.?!\n]{0,25}\b(et|ni|and|ou)\b[^.?!\n]{0,12}\b(mot de passe|mdp|password))|"
+    r"^\s*(plus |pas )?(si|de quel|quel|quelle|lequel|laquelle|whether|which)\b")
 _FORGOT_TO = re.compile(r"^\w*\s+d(e\s+|')(vous|te|lui|leur|le |la |les |l'|me |m'|y |\w+er\b)")
 _FUTURE_WISH = re.compile(
     r"^[^.?!\n]{0,60}\b(moi-?meme|nous-?memes?|par moi-?meme|a l'avenir|la prochaine fois|"
@@ -106,7 +115,8 @@ _HYPOTHETICAL = re.compile(
     r"(\beviter qu|\bavant qu|\bde peur qu|\bau cas ou|\bdans le cas ou|\bsi jamais|"
     r"\bsi vous|\ben cas d|"
     # « lorsqu'un agent a oublié… », « quand nos agents… »: anyone, not the sender
-    r"\blorsqu'?\s?(un|une|nos|les|des|l'|le|la|on)\b|\bquand (un|une|nos|les|des|on)\b|"
+    r"\blorsqu'?\s?(un|une|nos|les|des|l'|le|la|on|il|elle)\b|\bquand (un|une|nos|les|des|on|il|"
+    r"elle)\b|\bla prochaine fois|\bcomme pour\b|\bnext time\b|"
     r"\bsi (un|une|nos|des|on)\b|\bif (a|an|one|someone|somebody|a user)\b)[^.?!\n]{0,60}$")
 _REPORTED = re.compile(r"\b(a|ont|avait) (bien |deja )?ete\s+$|\b(avez|aviez) (bien |deja )?$")
 _CONDITIONAL = re.compile(r"(erait|eraient)$")
@@ -120,7 +130,12 @@ _CLOSURE = re.compile(
     r"(nouveau )?(mot de passe|mdp|il|cela|le lien) (re)?(fonctionne|marche)|"
     r"j'ai (pu|reussi a) (me )?(re)?connect|je (peux|parviens a) (de nouveau|a nouveau) me "
     r"connecter|j'ai retrouve mon (mot|mdp)|ne (plus )?tenez pas compte|annule(r)? ma demande|"
-    r"demande (est )?(resolue|sans objet)|it works now|problem solved)")
+    r"demande (est )?(resolue|sans objet)|it works now|problem solved|tout est (en ordre|ok\b)|"
+    r"(vous pouvez|merci de|vous pourrez) (clore|cloturer|fermer|classer) (ma|la|cette|notre) "
+    r"demande|je (vous )?confirme (avoir )?(bien )?(recu|recupere)|"
+    r"j'ai (finalement |enfin |bien )?(pu|reussi a) (le |la |mon |ma )?(renouveler|reinitialiser|"
+    r"changer|modifier|debloquer|retrouver)|you can close|\bannul\w* (de )?(ma |la |cette )?"
+    r"demande)")
 _THANKS_ONLY = re.compile(
     r"^(bonjour|bonsoir|madame|monsieur|,|\.|!|\s)*((un )?grand |mille |tous mes )?"
     r"(merci|thanks|thank you|parfait|super|top|ok|tres bien|bien recu|c'est note|note)"
@@ -132,13 +147,14 @@ _REFERS_BELOW = re.compile(
     r"pour suite a donner|pour info|transmets?|fais suivre)")
 _HELPDESK_BLOCK = re.compile(r"(ddfip|dgfip|pgp spl pes|spl-pes|finances publiques)")
 _TOKEN = re.compile(r"[a-z]{5,}")
-# Cues that state the password's condition (rather than only ask for a new one).
-_STATE = re.compile(r"(expir|exipr|exprir|expier|exir|espir|perim|plus va|echeance|echu|caduc|"
-                    r"obsolet|outdated|validite|oubli|oubier|oublei|obli|perdu|perte|egare|"
-                    r"souvien|rappel|memoire|retrouv|bloqu|verrouill|forgot|lost|remember)")
+_SENTENCE_END = re.compile(r"[.!?\n]")
+_QUOTED_HEADER = re.compile(
+    r"^[>\s]*\*?(de|from|envoye|sent|date|a|à|to|cc|objet|subject|pour|von|gesendet|betreff)"
+    r"\s*\*?\s*:.*$", re.I | re.M)
+_FORWARD_SUBJECT = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)*(tr|fw|fwd|wg|rv|doorst|i)\s*:", re.I)
 # « expire dans 7 jours », « expirera », « va expirer », « will expire »: a warning, not a state.
 _FUTURE_AFTER = re.compile(r"^\s*(dans \d|dans les|bientot|prochainement|le \d|d'ici|sous \d|"
-                           r"in \d|soon|on \d)")
+                           r"in \d|soon|on \d|aujourd'hui|ce soir|demain|today|tomorrow)")
 _FUTURE_BEFORE = re.compile(r"(\bva|\bvont|\bsur le point d'|\bwill|\babout to|\bgoing to)\s+$")
 _FUZZY_EXPIRED = ("expire", "expiree", "expirer", "expiration", "perime", "perimee")
 _FUZZY_FORGOTTEN = ("oublie", "oubliee", "oublier")
@@ -243,6 +259,11 @@ def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[in
             continue
         if word.startswith("oubli") and _FORGOT_TO.match(folded[start:start + 40]):
             continue
+        if _FORGOT_OTHER.match(folded[end:end + 80]) or _NO_NEED.search(before):
+            continue
+        if word.startswith(("oubli", "expir")) and re.search(r"(erai|eras|era|erons|erez|eront)$",
+                                                             word):
+            continue  # « la prochaine fois que j'oublierai », « il expirera »: not yet
         if _WISH_BEFORE.search(before) or (
                 word.startswith(("reinit", "re-init", "reset", "debloq")) and
                 _FUTURE_WISH.match(after)):
@@ -329,10 +350,20 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     new_folded = fold(new_text)
     apps = ctx.settings.patterns.other_applications
     closure = _CLOSURE.search(new_folded)
-    if closure and not find_cues(new_folded[closure.end():], other_apps=apps).any:
-        say(f"le message clôt l'échange : « {closure.group(0)} »")
-        return Finding(NAME, OTHER, tuple(reasons))
+    if closure:
+        # What follows the closing sentence may be a new request (« c'est réglé pour Paul,
+        # mais le mien a expiré »); the closing sentence itself is not.
+        stop = _SENTENCE_END.search(new_folded, closure.end())
+        rest = new_folded[stop.end():] if stop else ""
+        if not find_cues(rest, other_apps=apps).any:
+            say(f"le message clôt l'échange : « {closure.group(0)} »")
+            return Finding(NAME, OTHER, tuple(reasons))
     subject = find_cues(message.subject, other_apps=apps)
+    if _FORWARD_SUBJECT.match(message.subject):
+        # « TR: Votre mot de passe expire… » is the forwarded message's subject, not the
+        # sender's words: its cues count with the forwarded text, its mention of the password
+        # still lends itself to a short new text (« il a expiré »).
+        subject = Cues([], [], subject.excluded, subject.anchored)
     short = len(new_folded.split()) <= 60
     alone = find_cues(new_text, other_apps=apps)
     foreign_only = bool(alone.excluded) and not alone.anchored
@@ -352,17 +383,17 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
         refers = (_REFERS_BELOW.search(new_folded) or message.quote_kind == "forward" or own
                   or len(new_folded.split()) < 8)
         if refers:
-            quoted = find_cues(text, other_apps=apps)
+            # The header lines of a quoted or forwarded message (« Objet : Expiration de votre
+            # mot de passe ») name its topic; only its text can state or ask anything.
+            quoted = find_cues(_QUOTED_HEADER.sub("", text), other_apps=apps)
             if quoted.any:
                 cues = quoted
                 where = "le message cité ou transféré (le nouveau texte y renvoie)"
     for ex in cues.excluded:
         say(f"mot de passe d'une autre application, ignoré : {ex}")
     if cues.any:
-        own_cues = subject.expired + new.expired + subject.forgotten + new.forgotten
-        stated = any(_STATE.search(c) for c in own_cues)
         judged = scope.judge(new_folded, fold(message.subject), where,
-                             where != "l'objet et le nouveau texte", stated)
+                             where != "l'objet et le nouveau texte")
         for text in judged.reasons:
             say(text)
         if not judged.in_scope:

@@ -26,32 +26,61 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Applications and objects whose passwords or validity the helpdesk does not manage. Names
-# only (a word such as « mail » is too common to mean the topic).
-_OTHER_APPLICATION = re.compile(
-    r"\b(ants|s2low|helios|xemelios|ensap|net-?entreprises|demarches[- ]simplifiees|ameli|"
+#: Applications and objects whose passwords or validity the helpdesk does not manage, by name
+#: (folded text). A word such as « mail » is too common to mean the topic; the intent rule
+#: adds such words where they sit next to the password (« le mot de passe de ma messagerie »).
+NAMED_APPLICATIONS = (
+    r"ants|s2low|helios|xemelios|ensap|net-?entreprises|demarches[- ]simplifiees|ameli|"
     r"cnracl|e-?magnus|i?x?parapheur|ixbus|pastell|docapost|achatpublic|marches-?publics|"
-    r"impots\.gouv(\.fr)?|espace (professionnel|particulier) (sur |d')?impots|dgfip mail|"
+    r"profil acheteur|plateforme (de )?(des )?marches( publics)?|"
+    r"impots\.gouv(\.fr)?|espace (professionnel|particulier) (sur |d')?impots|"
     r"boite (mail |aux lettres |de messagerie )?(dgfip|professionnelle|fonctionnelle)|"
     r"messagerie (dgfip|professionnelle|melanie|zimbra|outlook)|nubo|ulysse|hubee|"
-    r"certificats?( (de signature|electronique|rgs|numerique|serveur|logiciel|chorus))?|"
-    r"signature electronique|carte (agent|cps|a puce|de signature)|cle (usb|rgs|de signature)|"
-    r"token|chorus formation|plateforme de formation)\b")
+    r"(mot de passe|mdp|compte|acces|identifiant|session) (de la |du |de )?dgfip|"
+    r"portail (internet )?(de la )?(gestion publique|dgfip)|applications? (de la )?dgfip|"
+    r"pes ?v2|flux pes|compte de depot|"
+    r"logiciel( de| du)? (comptabilite|compta|paie|gestion|facturation|finances)|progiciel|"
+    r"berger[- ]?levrault|cosoluce|segilog|jvs|"
+    r"certificats?( (de signature|electronique|rgs\W*|numerique|serveur|logiciel))?|"
+    r"(signing |digital |rgs\W* )?certificates?|signature electronique|universign|"
+    r"certeurope|chambersign|docusign|yousign|carte (agent|cps|a puce|de signature)|"
+    r"cle (usb|rgs|de signature|de securite|universign|certeurope|chambersign)|"
+    r"token|chorus formation|plateforme de formation")
+_OTHER_APPLICATION = re.compile(r"\b(" + NAMED_APPLICATIONS + r")\b")
 _CHORUS = re.compile(r"\b(chorus( ?pro)?|cpp|-\s?xt\b|\w-xt\b|portail (de )?facturation)")
+# « comme pour Chorus Pro », « like for Chorus Pro »: named as a comparison, not the topic.
+_COMPARISON = re.compile(r"(comme (pour|sur|avec|dans|a)|like (for|on|with)|as (for|on|with)|"
+                         r"contrairement a|de meme que|autre que)\s+(le |la |l'|mon |ma |the )?$")
 _NOT_XT = re.compile(
-    r"(\b(pas|plus|non|jamais) (un |d'|de )?(compte |identifiant )?(en |de type )?-?\s?xt\b|"
-    r"\bsans (le )?(suffixe )?-?\s?xt\b|\bcompte (fournisseur|entreprise|prive|personnel "
-    r"fournisseur)\b|\b(identifiant|login|connexion)( chorus( pro)?)? (est|:|=)?\s?(mon |mon "
+    r"(\b(pas|plus|non|jamais) (un |d'|de )?(compte |identifiant )?(en |de type )?\W{0,3}-?\s?xt\b|"
+    r"\bsans (le )?(suffixe )?\W{0,3}-?\s?xt\b|\bcompte (chorus( pro)? )?\W?(fournisseur|"
+    r"entreprise|prive|standard|classique)\b|\bsupplier account\b|\b(nous sommes|je suis|we "
+    r"are|i am) (un |une |a )?(fournisseur|prestataire|supplier|vendor)\b|"
+    r"\b(connexion|login|connecte\w*) (par|avec) (mon |mon adresse |l'adresse |une adresse )?"
+    r"(mail|e-?mail|electronique|courriel)\b|"
+    r"\b(identifiant|login)( de connexion)? (est|correspond a|c'est) (mon |mon adresse |l'adresse "
+    r"|une adresse )?(mail|e-?mail|electronique|courriel)\b|"
+    r"\b(identifiant|login|connexion)( chorus( pro)?)? (est|:|=)?\s?(mon |mon "
     r"adresse )?[\w.+-]+@[\w-]+\.[\w.]+)")
 # A question about the procedure for anyone, not a request for one's own account.
 _GENERAL = re.compile(
-    r"(\bprocedure (a suivre |pour |en cas|lorsqu|quand|si\b)|\bmarche a suivre\b|"
-    r"\bdemarche a suivre\b|\bque (faut-il|doit-on|dois-je|devons-nous) faire\b|\bque faire (si|en "
+    r"(\b(procedure|marche|demarche) (a suivre )?(en cas|lorsqu|quand|si\b|pour (un|une|les|nos|"
+    r"des|tous|chaque))|\bque (faut-il|doit-on|dois-je|devons-nous) faire\b|\bque faire (si|en "
     r"cas|lorsqu|quand)\b|\bcomment (proceder|procede-t-on|fait-on|doit-on)\b|"
     r"\b(un|une|nos|les|des) (agents?|utilisateurs?|collegues?|collaborat\w+) (qui|dont)\b|"
-    r"\bwhat is the procedure\b|\bhow does (one|the reset)\b)")
+    r"\bwhat is the procedure\b|\bhow does (one|the reset)\b|"
+    # can I do it myself; how long; how often; what difference: questions, not requests
+    r"\b(est-il possible|est il possible|puis-je|pouvons-nous|peut-on|can i|can we|is it "
+    r"possible)\b[^.?!\n]{0,80}\b(moi-?meme|nous-?memes|myself|ourselves|sans passer par vous)|"
+    r"\b(mots de passe|comptes|passwords) (des|de nos|de mes|of (our|my)) (utilisateurs|agents|"
+    r"collegues|collaborateurs|users|staff)\b|"
+    r"\b(a quelle frequence|tous les combien|combien de (temps|jours)|quel(le)? est (le|la) "
+    r"(delai|duree)|quels sont les delais|how often|how long)\b|\bexpire-t-(il|elle)\b|"
+    r"\bquelle (est la )?difference\b|\b(doivent|doit)-(ils|elles|il|on)\b)")
 _MOBILE = re.compile(
-    r"(\b(enregistr|ajout|modifi|chang|mettre a jour|mise a jour|renseign|declar|associer|"
+    r"(\b(numero|portable|mobile|telephone|phone)\b[^.?!\n]{0,30}\b(est|a ete|is|was) "
+    r"(bien )?(enregistr|renseign|declar|associ|registered|saved)\w*|"
+    r"\b(enregistr|ajout|modifi|chang|mettre a jour|mise a jour|renseign|declar|associer|"
     r"updat|regist|add(ed|ing)?\b)\w*\b[^.?!\n]{0,50}\b(numero|n°|telephone|tel|portable|mobile|"
     r"phone|cell)\b|\b(numero|telephone|portable|mobile|phone( number)?)\b[^.?!\n]{0,30}\b"
     r"(a (changer|modifier|mettre a jour|enregistrer)|(a|ont) change|has changed|changed|"
@@ -67,15 +96,22 @@ _SUSPICIOUS = re.compile(
     r"\b(phishing|hameconnage|arnaque|frauduleu\w*|escroquer\w*|malveillant\w*|spam|scam|"
     r"(mail|message|courriel|e-?mail|lien|sms) (suspect|douteux|bizarre|etrange)\w*|"
     r"tentative de fraude|est-ce (bien )?(un message |un mail |un courriel )?(legitime|officiel|"
-    r"de chez vous|de vos services|normal)|is (this|it) (legit|genuine))")
+    r"de chez vous|de vos services|normal)|is (this|it) (legit|genuine)|"
+    r"\b(est-il|est-elle|est il|est-ce|est ce) (bien )?(authentique|legitime|officiel|fiable|"
+    r"vrai|valable)|\bauthenticite\b|\bavant de cliquer\b|\best-ce (bien )?vous qui\b|"
+    r"\b(venir|provenir|vient|provient|emane)\w* (bien )?(de chez vous|de vos services|de la "
+    r"dgfip|de chorus))")
 # The sender's own state: what makes a request a request even beside another topic.
 _OWN_STATE = re.compile(
     r"(\b(j'ai|j ai|i have|i've|i|je l'ai|nous avons|on a) (oubli|perdu|egare|forgot|lost)\w*|"
+    r"\b(a|ont|avons|avez|has|have) (oubli|perdu|egare|forgot|lost)\w* (son|sa|leur|ses|mon|ma|"
+    r"notre|le|his|her|their|my) (mot de passe|mdp|code|password)|\bne (se|me|m'en|s'en) "
+    r"(souvien\w*|rappel\w*) plus\b(?! (si|de quel|quel|quelle|lequel|laquelle))|"
     r"\b(mon|ma|notre|my|son|sa|leur) (mot de passe|mdp|password|compte|acces|identifiant)\b"
     r"[^.?!\n]{0,60}\b(expir|perim|bloqu|verrouill|oubli|perdu|plus valide|has expired|"
     r"is expired|expired|locked|blocked)\w*|\bje (ne )?(n')?(peux|arrive|parviens) (plus|pas) "
     r"(a )?(me connecter|acceder|me reconnecter|entrer)|\bi (can'?t|cannot) (log ?in|sign in|"
-    r"access)|\bne me souviens plus\b|\bje ne (sais|connais) plus\b)")
+    r"access))")
 _IDENTIFIER = re.compile(r"[a-z0-9]-\s?xt\b")
 _ON_BEHALF = re.compile(
     r"\b(pour|de la part de|a la place de|au nom de) (ma |mon |notre |la |le )?(collegue|"
@@ -91,17 +127,18 @@ class Scope:
     reasons: tuple[str, ...]
 
 
-def judge(own: str, subject: str, where: str, forwarded_requester: bool, stated: bool
-          ) -> Scope:
+def judge(own: str, subject: str, where: str, forwarded_requester: bool) -> Scope:
     """Judge the scope of a request whose cues were found in ``where``.
 
     ``own`` is the sender's folded new text, ``subject`` the folded subject;
-    ``forwarded_requester`` says the cues came from a quoted or forwarded message; ``stated``
-    that the sender's own words state the password forgotten, lost, blocked or expired.
+    ``forwarded_requester`` says the cues came from a quoted or forwarded message.
     """
     text = f"{subject}\n{own}"
-    own_state = stated or _OWN_STATE.search(text)
-    chorus = _CHORUS.search(text)
+    # The sender's own state (« j'ai oublié mon mot de passe ») keeps a request a request
+    # beside another topic.
+    own_state = _OWN_STATE.search(text)
+    chorus = next((m for m in _CHORUS.finditer(text)
+                   if not _COMPARISON.search(text[max(0, m.start() - 30):m.start()])), None)
     for name, pattern, reason in _TOPICS:
         match = pattern.search(text)
         if match is None or (name == "mobile" and _MOBILE_NEGATED.search(
