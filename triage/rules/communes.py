@@ -87,28 +87,30 @@ def french_departments() -> dict[str, str]:
 
 @lru_cache(maxsize=8)
 def commune_index(codes: frozenset[str]) -> CommuneIndex:
-    """The communes, postal codes and groupings of the departments ``codes``."""
+    """The communes and groupings of the departments ``codes``, by name; postal codes and
+    SIRENs of all of France (a code or SIREN of another department places the sender there,
+    outside the service)."""
     by_name: dict[str, list[Commune]] = defaultdict(list)
     by_postal: dict[str, set[str]] = defaultdict(set)
     by_siren: dict[str, tuple[tuple[str, ...], str]] = {}
     max_words = 1
     for insee, name, postal_codes, siren in _raw()["communes"]:
         department = department_of_insee(insee)
+        for code in postal_codes:
+            by_postal[code].add(department)
+        if siren:
+            by_siren[siren] = ((department,), name)
         if department not in codes:
             continue
         key = name_key(name)
         if department not in {x.department for x in by_name[key]}:
             by_name[key].append(Commune(name, department, insee))
         max_words = max(max_words, len(re.split(r"[\s'-]+", name)))
-        for code in postal_codes:
-            by_postal[code].add(department)
-        if siren:
-            by_siren[siren] = ((department,), name)
     epcis = []
     for siren, name, departments in _raw()["epcis"]:
+        by_siren[siren] = (tuple(departments), name)
         if not codes.intersection(departments):
             continue
-        by_siren[siren] = (tuple(departments), name)
         # « CA Annonay Rhône Agglo » is written « Annonay Rhône Agglo »: the kind prefix goes.
         bare = re.sub(r"^(CC|CA|CU|Métropole|Communauté (de communes|d'agglomération)( du| de la"
                       r"| des| de l'| de)?)\s+", "", name, flags=re.IGNORECASE)
@@ -122,3 +124,15 @@ def commune_index(codes: frozenset[str]) -> CommuneIndex:
         max_words,
         tuple(epcis),
     )
+
+
+@lru_cache(maxsize=8)
+def other_communes(codes: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Compact names of the communes outside ``codes`` -> their departments. Read only where a
+    message says where its account was created (« compte créé à Oyonnax »)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for insee, name, _postal, _siren in _raw()["communes"]:
+        department = department_of_insee(insee)
+        if department not in codes:
+            out[name_key(name)].add(department)
+    return {k: frozenset(v) for k, v in out.items()}

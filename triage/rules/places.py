@@ -17,7 +17,13 @@ from functools import lru_cache
 from typing import Any
 
 from triage.config import Department, compile_pattern
-from triage.rules.communes import CommuneIndex, commune_index, french_departments, name_key
+from triage.rules.communes import (
+    CommuneIndex,
+    commune_index,
+    french_departments,
+    name_key,
+    other_communes,
+)
 from triage.text import fold
 
 
@@ -158,10 +164,14 @@ def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
 # A clause that says where the account was created, or where the sender worked before
 # (« créé quand je travaillais à la mairie de Bozel », « anciennement à Chambéry »).
 _ACCOUNT_CLAUSE = re.compile(
-    r"(\b(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree)"
-    r"\b|\b(quand|lorsque|lorsqu'|alors que) (je|j'|j) ?(travaillais|etais|exercais|occupais)|"
+    r"(\b(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree|"
+    r"created|opened|registered|set up)\b|\b(when|while) i (worked|was)\b|\bpreviously\b|"
+    r"\b(quand|lorsque|lorsqu'|alors que) (je|j'|j) ?(travaillais|etais|exercais|occupais)|"
     r"\banciennement\b|\bprecedemment\b|\bauparavant\b|\ba l'epoque\b|\bmon ancien(ne)? "
-    r"(poste|employeur|commune|collectivite|mairie|structure)\b)")
+    r"(poste|employeur|commune|collectivite|mairie|structure)\b|\b(poste|emploi|employeur|"
+    r"commune|collectivite|mairie|structure) precedent(e)?\b|\bmy (previous|former) (job|post|"
+    r"employer|position)\b)")
+_CLAUSE_SPLIT = re.compile(r"[.;!?\n]|\bmais\b|\bbut\b")
 _CLAUSE_END = re.compile(r"[.;!?\n]|,|\bmais\b|\bet (je|j'|maintenant|desormais|aujourd)|"
                          r"\b(maintenant|desormais|aujourd'hui|actuellement)\b")
 
@@ -178,9 +188,33 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     for match in _ACCOUNT_CLAUSE.finditer(folded):
         end = _CLAUSE_END.search(folded, match.end())
         clause = text[match.start():end.start() if end else len(text)]
-        for s in postal_codes(clause, geo, 3, where) + commune_names(clause, geo, where, False):
+        found = postal_codes(clause, geo, 3, where) + commune_names(clause, geo, where, False)
+        found += _other_places(clause, geo, where)
+        for s in found:
             out.append(Statement(s.department, s.weight + 6,
                                  f"{s.text}, là où le compte a été créé"))
+    return out
+
+
+def _other_places(clause: str, geo: Geography, where: str) -> list[Statement]:
+    """Communes and department names outside the service in an account clause, written with a
+    capital (« créé à Oyonnax », « created in the Ain »)."""
+    out = []
+    others = other_communes(geo.codes)
+    for match in _TOKEN.finditer(clause):
+        if not match.group(0)[:1].isupper():
+            continue
+        key = name_key(match.group(0))
+        code = geo.foreign.get(key)
+        if code is not None:
+            out.append(Statement(code, 3, f"département {code} : « {match.group(0)} » dans "
+                                          f"{where}{_outside(code, geo)}"))
+            continue
+        depts = others.get(key, frozenset())
+        if len(depts) == 1 and len(key) >= 4 and key not in geo.communes.by_name:
+            code = next(iter(depts))
+            out.append(Statement(code, 2, f"département {code} : commune de {match.group(0)} "
+                                          f"dans {where}{_outside(code, geo)}"))
     return out
 
 
@@ -193,7 +227,9 @@ def department_names(text: str, geo: Geography, weight: int, where: str) -> list
             continue  # Val-d'Isère, Pont-de-l'Isère: a commune's name, not a statement
         if _MISDIRECTED.search(before):
             continue
-        account = bool(_ACCOUNT_VERBS.search(before))
+        # « créé par la DDFIP de l'Ain, mais j'habite en Haute-Savoie »: the verb must be in
+        # the name's own clause.
+        account = bool(_ACCOUNT_VERBS.search(_CLAUSE_SPLIT.split(before)[-1]))
         out.append(Statement(code, weight + (6 if account else 0),
                              f"département {code} : « {geo.names[code]} » cité dans {where}"
                              + (" comme département du compte" if account else "")))
@@ -227,6 +263,10 @@ def department_names(text: str, geo: Geography, weight: int, where: str) -> list
     return out
 
 
+def _outside(code: str, geo: Geography) -> str:
+    return "" if code in geo.codes else ", un département que le service ne gère pas"
+
+
 def postal_codes(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
     out = []
     found = [(m, m.group(1)) for m in _POSTAL.finditer(text)]
@@ -238,13 +278,17 @@ def postal_codes(text: str, geo: Geography, weight: int, where: str) -> list[Sta
             continue
         depts = geo.communes.by_postal_code.get(code)
         prefix = code[:3] if code.startswith("97") else code[:2]
-        if depts and len(depts) == 1:
-            dept = next(iter(depts))
-        elif prefix in geo.codes and (depts is None or prefix in depts):
-            dept = prefix
+        ours = depts & geo.codes if depts else frozenset()
+        if len(ours) == 1:
+            dept = next(iter(ours))
+        elif depts and len(depts) == 1 and not ours:
+            dept = next(iter(depts))  # another department's: the sender is outside the service
+        elif depts is None and (prefix in geo.codes or prefix in geo.foreign.values()):
+            dept = prefix  # a CEDEX code: its first digits are its department
         else:
-            continue  # another department's code: not a statement about ours
-        out.append(Statement(dept, weight, f"département {dept} : code postal {code} dans {where}"))
+            continue
+        out.append(Statement(dept, weight, f"département {dept} : code postal {code} dans {where}"
+                                           + _outside(dept, geo)))
     return out
 
 
@@ -261,11 +305,14 @@ def sirets(text: str, geo: Geography, where: str) -> list[Statement]:
             depts, name = known
             if len(depts) == 1:
                 out.append(Statement(depts[0], 5, f"département {depts[0]} : SIREN {siren} "
-                                                  f"({name}) dans {where}"))
-        elif siren[0] == "2" and siren[1] in "12345678" and siren[2:4] in geo.codes:
+                                                  f"({name}) dans {where}"
+                                                  + _outside(depts[0], geo)))
+        elif siren[0] == "2" and siren[1] in "12345678" and (
+                siren[2:4] in geo.codes or siren[2:4] in geo.foreign.values()):
+            # A public body's SIREN carries its department: 21 + 38… is a commune of the Isère.
             dept = siren[2:4]
             out.append(Statement(dept, 4, f"département {dept} : SIREN {siren} d'une collectivité "
-                                          f"du {dept} dans {where}"))
+                                          f"du {dept} dans {where}{_outside(dept, geo)}"))
     return out
 
 
