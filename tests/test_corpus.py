@@ -24,6 +24,7 @@ import pytest
 from triage.config import load_settings
 from triage.decision import Action
 from triage.pipeline import triage_bytes
+from triage.rules import label
 from triage.sources import iter_sources
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ def test_cli_explains_the_whole_corpus():
     assert [r["source"] for r in records] == expected
     assert all(r["action"] in {a.value for a in Action} for r in records)
     internal = [r["source"] for r in records if any(
-        reason.startswith("pipeline:") for reason in r["reasons"])]
+        reason.startswith(f"{label('pipeline')} :") for reason in r["reasons"])]
     assert not internal, internal
 
 

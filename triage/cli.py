@@ -71,6 +71,7 @@ def explain(config_path: Path | None, as_json: bool, mailbox: str | None,
                 "nominative": d.nominative,
                 "identifier": d.identifier,
                 "reasons": [str(r) for r in d.reasons],
+                "rules": _rules_described(d.reasons),
             }
             if as_json:
                 click.echo(json.dumps(record, ensure_ascii=False))
@@ -81,15 +82,36 @@ def explain(config_path: Path | None, as_json: bool, mailbox: str | None,
         sys.exit(2)
 
 
+def _rules_described(reasons: Any) -> dict[str, str]:
+    """Label -> description of each rule that gave a reason, in order."""
+    from triage import rules
+
+    out: dict[str, str] = {}
+    for reason in reasons:
+        described = rules.description(reason.rule)
+        if described:
+            out.setdefault(rules.label(reason.rule), described)
+    return out
+
+
 def _explain_text(record: dict[str, Any], outcome: Any) -> str:
+    from triage import rules
+
     lines = [f"{record['source']}",
              f"  action: {record['action']}" + (f" ({record['template']})" if record["template"]
                                                  else ""),
              f"  intent: {record['intent']}   department: {record['department'] or 'none'}   "
              f"nominative: {'yes' if record['nominative'] else 'no'}   "
              f"identifier: {record['identifier'] or 'none'}",
-             "  reasons:"]
-    lines += [f"    - {r}" for r in record["reasons"]]
+             "  reasons (by rule: what it judges, then what it found):"]
+    current = None
+    for reason in outcome.decision.reasons:
+        if reason.rule != current:
+            current = reason.rule
+            described = rules.description(reason.rule)
+            lines.append(f"    {rules.label(reason.rule)}" + (f" — {described}" if described
+                                                             else ""))
+        lines.append(f"      - {reason.text}")
     if outcome.draft is not None:
         lines += ["  draft:", f"    To: {outcome.draft.to}",
                   f"    Subject: {outcome.draft.subject}"]

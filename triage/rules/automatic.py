@@ -31,6 +31,7 @@ from triage.rules.base import Context, Finding, finding
 from triage.text import fold
 
 NAME = "automatic"
+LABEL = "Message automatique"
 DESCRIPTION = ("message automatique (réponse d'absence, rapport de non-remise, liste, envoi du "
                "service)")
 

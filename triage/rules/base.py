@@ -23,13 +23,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Reason:
-    """One piece of evidence, in French, attributed to the rule that found it."""
+    """One piece of evidence, in French, attributed to the rule that found it.
+
+    Written for agents as « Label : texte » (``Demande : mot de passe expiré…``), the label
+    being the rule's French ``LABEL``; ``rule`` keeps the rule's name for programs."""
 
     rule: str
     text: str
 
     def __str__(self) -> str:
-        return f"{self.rule}: {self.text}"
+        from triage.rules import label  # the rules package imports this module
+
+        return f"{label(self.rule)} : {self.text}"
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,11 @@ class Context:
 
 
 class Rule(Protocol):
-    """The shape every module of :mod:`triage.rules` presents."""
+    """The shape every module of :mod:`triage.rules` presents: a name for programs, a French
+    label and one-line description for agents, and a pure ``check``."""
 
     NAME: str
+    LABEL: str
     DESCRIPTION: str
 
     def check(self, message: MessageView, ctx: Context) -> Finding[object]: ...

@@ -20,6 +20,7 @@ from triage.rules import places
 from triage.rules.base import Context, Finding, Reason
 
 NAME = "department"
+LABEL = "Département"
 ACCOUNT_WEIGHT = 8
 DESCRIPTION = "département où le compte a été créé (boîte destinataire ou lieu cité)"
 

@@ -13,6 +13,7 @@ from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
 
 NAME = "identifier"
+LABEL = "Identifiant"
 DESCRIPTION = "identifiant Chorus Pro en -xt cité dans le message"
 
 _IDENTIFIER = re.compile(

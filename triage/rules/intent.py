@@ -36,7 +36,10 @@ from triage.rules.base import Context, Finding, Reason
 from triage.text import fold
 
 NAME = "intent"
-DESCRIPTION = "demande : mot de passe -xt oublié, expiré, ou autre chose"
+LABEL = "Demande"
+DESCRIPTION = ("ce que demande l'expéditeur : la réinitialisation d'un mot de passe Chorus Pro "
+               "-xt oublié, son renouvellement s'il a expiré, ou autre chose (autre application, "
+               "question, remerciement…)")
 
 FORGOTTEN = "forgotten_password"
 EXPIRED = "expired_password"

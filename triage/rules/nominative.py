@@ -21,6 +21,7 @@ from triage.rules.communes import name_key
 from triage.text import fold
 
 NAME = "nominative"
+LABEL = "Adresse nominative"
 DESCRIPTION = "adresse nominative (une personne) ou adresse de service"
 
 
