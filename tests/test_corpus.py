@@ -29,7 +29,7 @@ from triage.sources import iter_sources
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = ["source", "message_id", "action", "template", "intent", "department", "nominative",
-        "identifier", "reasons"]
+        "identifier", "reasons", "rules"]
 #: The kinds of INDEX.tsv that are machine-sent replies: never answered.
 AUTOMATIC_KINDS = {"bounce", "auto-reply", "arf-feedback-report", "mdn-read-receipt"}
 #: Seconds the whole corpus may take through the engine (about 10 s on a 2-core machine).

@@ -114,7 +114,8 @@ _OWN_STATE = re.compile(
     r"access))")
 _IDENTIFIER = re.compile(r"[a-z0-9]-\s?xt\b")
 _ON_BEHALF = re.compile(
-    r"\b(pour|de la part de|a la place de|au nom de) (ma |mon |notre |la |le )?(collegue|"
+    r"\b((pour|de la part de|a la place de|au nom de) (ma |mon |notre |la |le )?|(ma|mon|notre|"
+    r"nos) )(collegue|"
     r"secretaire|agent|adjointe?|comptable|gestionnaire|maire|directrice|directeur|"
     r"remplacante?|predecesseur)\b")
 
