@@ -7,17 +7,21 @@ the practice of RT and Pigeonhole:
 
 - headers: ``Auto-Submitted`` other than ``no``; ``X-Autoreply`` / ``X-Autorespond``;
   ``Precedence: bulk|junk|list|auto_reply``; any ``List-*`` header; ``X-Auto-Response-Suppress``
-  naming All, OOF or AutoReply (Exchange's own automatic mail); ``X-Loop`` (set by
-  autoresponders and list managers); our own loop header;
+  naming All, OOF or AutoReply (Exchange's own automatic mail), unless ``Auto-Submitted: no``
+  says a person wrote the message (Outlook adds the header to a person's mail too); ``X-Loop``
+  (set by autoresponders and list managers); our own loop header;
 - senders: a null return path (``Return-Path: <>``, ``From: <>``); MAILER-DAEMON, postmaster,
   LISTSERV, majordomo, ``owner-*``, ``*-request`` in From, Sender or Return-Path; a no-reply
   From; « Mail Delivery Subsystem » and the like as From's display name; the helpdesk mailboxes
-  themselves (From, Sender or Return-Path);
+  themselves (From, Sender or Return-Path), plus-addressed too (``box+tag@``); a From that
+  matches ``patterns.ignore_senders`` of the configuration;
 - content: a report (``multipart/report``, or a delivery-status, disposition-notification or
   feedback-report part of the message itself, not of a message attached to it); an automatic
-  reply's subject (« Réponse automatique », « Out of Office », « Undeliverable »); an automatic
-  reply's own wording at the top of the sender's new text (never in quoted or forwarded text,
-  so a person forwarding a portal notice that says « message automatique » is still answered).
+  reply's subject (« Réponse automatique », « Out of Office », « Away: », « Abwesend: »,
+  « Undeliverable »), or one that matches ``patterns.automatic_subjects``; an automatic reply's
+  own wording, in French, English, German, Spanish, Italian or Dutch (« I'm away », « ich bin
+  nicht im Büro »), at the top of the sender's new text (never in quoted or forwarded text, so
+  a person forwarding a portal notice that says « message automatique » is still answered).
 """
 
 from __future__ import annotations
