@@ -22,6 +22,7 @@ from typing import Any
 
 from triage.text import fold
 
+_SEPARATORS = re.compile(r"[\s'’-]")
 _ABBREVIATIONS = ((re.compile(r"\bste\b"), "sainte"), (re.compile(r"\bst\b"), "saint"))
 
 
@@ -133,6 +134,7 @@ def other_communes(codes: frozenset[str]) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     for insee, name, _postal, _siren in _raw()["communes"]:
         department = department_of_insee(insee)
-        if department not in codes:
+        # Looked up one word at a time: a name of several words could never be found.
+        if department not in codes and not _SEPARATORS.search(name):
             out[name_key(name)].add(department)
     return {k: frozenset(v) for k, v in out.items()}

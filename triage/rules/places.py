@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from triage.config import Department, compile_pattern
 from triage.rules.communes import (
     CommuneIndex,
+    Epci,
     commune_index,
     french_departments,
     name_key,
@@ -39,11 +40,12 @@ class _Name:
     code: str
     name: str
     pattern: re.Pattern[str]  # the name itself, separators free (Python re, linear: a literal)
+    last_word: str  # a quick test before the pattern: most texts name no department
     extra: tuple[Any, ...]  # the configured name_patterns (RE2)
     not_names: tuple[Any, ...]  # the configured not_names (RE2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Geography:
     """What the place rules know, from the configuration and the data: the configured
     departments (codes, names, other spellings), the communes of those departments, and the
@@ -58,6 +60,18 @@ class Geography:
     number: re.Pattern[str]
     bare_number: re.Pattern[str]
     trailing_code: re.Pattern[str]
+
+    @cached_property
+    def epci_pattern(self) -> re.Pattern[str]:
+        """Any grouping's compact name (one search instead of one test per grouping)."""
+        keys = sorted({e.key for e in self.communes.epcis}, key=len, reverse=True)
+        return re.compile("|".join(map(re.escape, keys)) or r"(?!)")
+
+    def epcis_in(self, key: str) -> list[Epci]:
+        """The groupings whose compact name is in ``key`` (a line's compact form)."""
+        if not self.epci_pattern.search(key):
+            return []
+        return [e for e in self.communes.epcis if e.key in key]
 
     def code_of(self, written: str) -> str | None:
         """A department number as written (« 7 », « 07 », « 2a ») -> its configured or known
@@ -78,7 +92,7 @@ def _literal(name: str) -> re.Pattern[str]:
 def geography(departments: tuple[Department, ...]) -> Geography:
     """The geography of a configuration (cached: computed once per set of departments)."""
     codes = frozenset(d.code for d in departments)
-    spelled = tuple(_Name(d.code, d.name, _literal(d.name),
+    spelled = tuple(_Name(d.code, d.name, _literal(d.name), re.split(r"[\s'-]+", fold(d.name))[-1],
                           tuple(compile_pattern(p) for p in d.name_patterns),
                           tuple(compile_pattern(p) for p in d.not_names))
                     for d in departments)
@@ -147,13 +161,15 @@ def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
     one inside it (« Haute-Savoie » over « Savoie »)."""
     found: list[tuple[int, int, str]] = []
     for spelled in geo.spelled:
-        spans = [m.span() for m in spelled.pattern.finditer(folded)]
+        spans = [m.span() for m in spelled.pattern.finditer(folded)] \
+            if spelled.last_word in folded else []
         for extra in spelled.extra:
             for m in extra.finditer(folded):
                 start, end = m.span()
                 if start < end and not _joined(folded, start - 1) and not _joined(folded, end):
                     spans.append((start, end))
-        excluded = [m.span() for p in spelled.not_names for m in p.finditer(folded)]
+        excluded = [m.span() for p in spelled.not_names for m in p.finditer(folded)] \
+            if spans else []
         for start, end in spans:
             if not any(s <= start and end <= e for s, e in excluded):
                 found.append((start, end, spelled.code))
@@ -176,14 +192,22 @@ _CLAUSE_END = re.compile(r"[.;!?\n]|,|\bmais\b|\bet (je|j'|maintenant|desormais|
                          r"\b(maintenant|desormais|aujourd'hui|actuellement)\b")
 
 
+# Accented Latin letters and typographic marks to one plain character each (see fold).
+_SAME_LENGTH = str.maketrans({chr(c): (fold(chr(c)) or " ")[:1]
+                              for c in (*range(0x80, 0x250), *range(0x2000, 0x2070))
+                              if fold(chr(c))[:1] != chr(c)})
+
+
 def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     """Communes and postal codes in a clause about where the account was created (or where
     the sender worked before): they outweigh where the sender works now."""
-    if not _ACCOUNT_CLAUSE.search(fold(text)):
+    # Folded keeping every character in place, so that offsets in the folded text are offsets
+    # in ``text`` (commune names are then read with their capitals).
+    folded = text.translate(_SAME_LENGTH).lower()
+    if len(folded) != len(text):  # a rare letter whose lower case is longer
+        folded = "".join((fold(ch) or " ")[:1] for ch in text)
+    if not _ACCOUNT_CLAUSE.search(folded):
         return []  # the common case, at the cost of one search
-    # Fold character by character, so that offsets in the folded text are offsets in ``text``
-    # (commune names are read with their capitals).
-    folded = "".join((fold(ch) or " ")[:1] for ch in text)
     out = []
     for match in _ACCOUNT_CLAUSE.finditer(folded):
         end = _CLAUSE_END.search(folded, match.end())
@@ -218,6 +242,9 @@ def _other_places(clause: str, geo: Geography, where: str) -> list[Statement]:
     return out
 
 
+_OFFICE = re.compile(r"ddfip|dgfip|drfip|dep|dpt|finances publiques")
+
+
 def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
     folded = fold(text)
     out = []
@@ -233,29 +260,32 @@ def department_names(text: str, geo: Geography, weight: int, where: str) -> list
         out.append(Statement(code, weight + (6 if account else 0),
                              f"département {code} : « {geo.names[code]} » cité dans {where}"
                              + (" comme département du compte" if account else "")))
+    for match in geo.bare_number.finditer(folded):
+        code = match.group(1).zfill(2).upper()
+        out.append(Statement(code, weight - 1,
+                             f"département {code} : « {match.group(0)} » dans {where}"))
+    if not _OFFICE.search(folded):
+        return out  # neither « DDFIP », « département » nor « dept »: no number, no other DDFIP
     for match in geo.number.finditer(folded):
         number = geo.code_of(match.group(3))
         if number is None:
             continue
         before = folded[max(0, match.start() - 80):match.start()]
-        account = bool(_ACCOUNT_VERBS.search(before))
+        account = bool(_ACCOUNT_VERBS.search(_CLAUSE_SPLIT.split(before)[-1]))
         if _MISDIRECTED.search(before) or (number not in geo.codes and not account):
             continue
         out.append(Statement(number, weight + (6 if account else 0),
                              f"département {number} : « {match.group(0).strip()} » dans {where}"
                              + ("" if number in geo.codes else
                                 ", un département que le service ne gère pas")))
-    for match in geo.bare_number.finditer(folded):
-        code = match.group(1).zfill(2).upper()
-        out.append(Statement(code, weight - 1,
-                             f"département {code} : « {match.group(0)} » dans {where}"))
     if geo.foreign_pattern is not None:
         for match in geo.foreign_pattern.finditer(folded):
             other = geo.foreign.get(name_key(match.group(3)))
             before = folded[max(0, match.start() - 80):match.start()]
             # Only a statement about the account counts: « j'ai appelé la DDFIP du Rhône qui
             # m'a dit de vous écrire » says nothing about where it was created.
-            if other is None or _MISDIRECTED.search(before) or not _ACCOUNT_VERBS.search(before):
+            if other is None or _MISDIRECTED.search(before) or not _ACCOUNT_VERBS.search(
+                    _CLAUSE_SPLIT.split(before)[-1]):
                 continue
             out.append(Statement(other, weight + 6,
                                  f"département {other} : « {match.group(0).strip()} » dans "
@@ -419,8 +449,8 @@ def epci_names(text: str, geo: Geography, where: str) -> list[Statement]:
     out = []
     for line in text.splitlines():
         key = name_key(line)
-        for epci in geo.communes.epcis:
-            if epci.key in key and epci.department is not None:
+        for epci in geo.epcis_in(key):
+            if epci.department is not None:
                 out.append(Statement(epci.department, 3,
                                      f"département {epci.department} : {epci.name} dans {where}"))
     return out
@@ -430,8 +460,7 @@ def mask_epci_names(text: str, geo: Geography) -> str:
     """``text`` with grouping names blanked, so « … Terre de Savoie » is not read as 73."""
     out = []
     for line in text.splitlines():
-        key = name_key(line)
-        if any(epci.key in key for epci in geo.communes.epcis):
+        if geo.epci_pattern.search(name_key(line)):
             line = " "
         out.append(line)
     return "\n".join(out)
