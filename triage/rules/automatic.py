@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from triage.config import compile_pattern
+from triage.config import compile_pattern, without_subaddress
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
 from triage.text import fold
@@ -71,15 +71,17 @@ _AUTO_TEXT = re.compile(
     r"(ceci est une reponse automatique|ceci est un (message|courriel|mail) automatique|"
     r"this is an automat(ic|ed) (reply|response|message)|reponse automatique d'absence|"
     r"i am (currently )?out of (the )?office|^message automatique\s*:|"
-    # absence notices in English, German, Spanish, Italian, Dutch: a person's request in
-    # these words would not be about a Chorus Pro password
+    r"votre (message|courriel|mail) (ne sera pas|n'est pas|ne sera pas) transfere)")
+# Absence notices in English, German, Spanish, Italian, Dutch: a person's request in these
+# words would not be about a Chorus Pro password. Searched only where a hint is present.
+_AWAY_HINTS = ("i'm", "i am", "i will", "access to", "ich bin", "estoy", "sono", "ik ben")
+_AWAY_TEXT = re.compile(
     r"\bi('m| am) (currently )?(away|out of (the )?office|on (annual |parental |sick )?leave|"
     r"on (vacation|holiday))\b|\bi will be (away|out of (the )?office)\b|"
     r"\bi('m| am) (currently )?not in the office\b|\bwith (limited|no) access to (my )?e-?mail|"
     r"\bich bin (derzeit |zurzeit |bis )?(nicht im buro|abwesend|im urlaub)|"
     r"\bestoy (fuera de la oficina|de vacaciones|ausente)|\bsono (fuori ufficio|assente|in ferie)|"
-    r"\bik ben (afwezig|niet op kantoor|met vakantie)|"
-    r"votre (message|courriel|mail) (ne sera pas|n'est pas|ne sera pas) transfere)")
+    r"\bik ben (afwezig|niet op kantoor|met vakantie)")
 # Absence wording alone could be a person's own note; it counts only in a reply's new text.
 _ABSENCE_TEXT = re.compile(
     r"(je suis (actuellement )?absente? (du|jusqu|et je)|je serai absente? (du|jusqu)|"
@@ -137,7 +139,11 @@ def _header_signals(message: MessageView) -> Iterator[str]:
 
 
 def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
-    own = ctx.settings.is_helpdesk_address
+    ours = ctx.settings.helpdesk_addresses  # built once per message, not once per address
+
+    def own(address: str) -> bool:
+        return address in ours or ("+" in address and without_subaddress(address) in ours)
+
     return_path = message.header("Return-Path")
     if return_path is not None:
         envelope = _address_of(return_path)
@@ -188,6 +194,8 @@ def _content_signals(message: MessageView, ctx: Context) -> Iterator[str]:
     if len(message.new_text) < _AUTO_TEXT_MAX:
         head = fold(message.new_text[:_AUTO_TEXT_HEAD])
         match = _AUTO_TEXT.search(head)
+        if match is None and any(hint in head for hint in _AWAY_HINTS):
+            match = _AWAY_TEXT.search(head)
         if match is None and _REPLY_SUBJECT.match(message.subject):
             match = _ABSENCE_TEXT.search(head)
         if match:

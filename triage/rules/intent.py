@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from triage.config import compile_pattern
 from triage.parse import MessageView
@@ -231,18 +232,20 @@ def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, .
 def _fuzzy(folded: str, targets: tuple[str, ...], known: list[tuple[int, int, str]]
            ) -> list[tuple[int, int, str]]:
     out = []
-    firsts = {t[0] for t in targets} | {t[1] for t in targets}
-    lengths = {len(t) + d for t in targets for d in (-1, 0, 1)}
     for m in _TOKEN.finditer(folded):
-        word = m.group(0)
-        # One edit keeps the length within one and the first or second letter in place.
-        if len(word) not in lengths or (word[0] not in firsts and word[1] not in firsts):
-            continue
-        if any(s <= m.start() < e for s, e, _ in known):
-            continue
-        if any(_one_edit(word, t) for t in targets):
+        if _near_miss(m.group(0), targets) and not any(s <= m.start() < e for s, e, _ in known):
             out.append((m.start(), m.end(), m.group(0)))
     return out
+
+
+@lru_cache(maxsize=65536)
+def _near_miss(word: str, targets: tuple[str, ...]) -> bool:
+    """True when ``word`` is one of ``targets`` with one typo (cached: words repeat)."""
+    # One edit keeps the length within one and the first or second letter in place.
+    if not any(abs(len(word) - len(t)) <= 1 and (word[0] in t[:2] or word[1] in t[:2])
+               for t in targets):
+        return False
+    return any(_one_edit(word, t) for t in targets)
 
 
 def _distance(start: int, end: int, spans: list[tuple[int, int]]) -> int:
