@@ -172,7 +172,7 @@ class Demo:
         from triage.demo.web import install
         from triage.logs import setup_logging
         from triage.mailbox.daemon import Daemon
-        from triage.review.web import ReviewApp
+        from triage.review.web import ReviewApp, server_config
         from triage.store import Store
 
         setup_logging(level=getattr(logging, log_level.upper(), logging.WARNING))
@@ -196,9 +196,7 @@ class Demo:
             review = ReviewApp(daemon.settings, store)
             assert self.relay is not None
             install(review, self.relay)
-            server = uvicorn.Server(uvicorn.Config(
-                review.app(), host=settings.web.host, port=settings.web.port,
-                log_level="warning", server_header=False))
+            server = uvicorn.Server(server_config(review.app(), settings))
             triaged = self.wait_for_intake(store, delivered)
             threading.Thread(target=self._banner_when_up, args=(server, settings, delivered,
                                                                 triaged), daemon=True).start()
