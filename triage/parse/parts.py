@@ -44,7 +44,7 @@ def attachment_content(raw: bytes, part: str, limits: Limits | None = None) -> b
             continue
         if node.get_content_maintype() == "message":
             inner = node.get_payload()
-            if not isinstance(inner, list) or not inner:
+            if not isinstance(inner, list) or not isinstance(inner[0], email.message.Message):
                 return b""
             try:
                 return bytes(inner[0].as_bytes())

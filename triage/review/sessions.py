@@ -177,7 +177,7 @@ def active_sessions(s: Session, settings: Settings) -> list[tuple[WebSession, Ag
                      .where(WebSession.ended_at.is_(None), WebSession.created_at >= born,
                             WebSession.last_seen_at >= idle - timedelta(seconds=_SEEN_EVERY))
                      .order_by(WebSession.created_at.desc()))
-    return [(row, agent) for row, agent in rows.tuples() if not agent.disabled]
+    return [(row, agent) for row, agent in rows if not agent.disabled]
 
 
 def revoke_session(s: Session, row_id: str, admin: Agent) -> WebSession | None:

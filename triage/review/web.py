@@ -123,8 +123,13 @@ class SecurityHeaders:
 def content_disposition(name: str, fallback: str) -> str:
     """``attachment`` with the name as RFC 6266 wants it: an ASCII ``filename`` for old
     clients and ``filename*=UTF-8''…`` (RFC 8187) with the real name."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    ascii_name = re.sub(r"[^\w.-]", "_", ascii_name, flags=re.ASCII).strip("._")[:100]
+    # Accents dropped (é -> e), any other character that is not a plain letter becomes "_".
+    ascii_name = "".join(ch for ch in unicodedata.normalize("NFKD", name)
+                         if not unicodedata.combining(ch))
+    ascii_name = re.sub(r"[^\w.-]", "_", ascii_name, flags=re.ASCII).strip("_")[:100]
+    stem, dot, extension = ascii_name.rpartition(".")
+    if not re.search(r"[A-Za-z0-9]", stem if dot else ascii_name):  # nothing readable left
+        ascii_name = fallback + (f".{extension}" if dot and extension.isalnum() else "")
     real = name or fallback
     return (f'attachment; filename="{ascii_name or fallback}"; '
             f"filename*=UTF-8''{quote(real[:200], safe='')}")

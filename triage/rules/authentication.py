@@ -1,10 +1,15 @@
 """Did the receiving server authenticate the sender (DMARC), by a header we can trust?
 
-Only ``Authentication-Results`` headers whose authserv-id is trusted count, and of those only the
-topmost block (RFC 8601 §5: our border MTA prepends its own; anything lower may have come with
-the message). A header from any other authserv-id is ignored, as is its absence. ``dmarc=fail``
-in a trusted header quarantines the message; ``dmarc=pass`` with a ``header.from`` aligned on the
-From domain marks the sender authenticated.
+Only ``Authentication-Results`` headers whose authserv-id is trusted count, and of those only
+the ones that stand above the first ``Received`` header (RFC 8601 §5: our border MTA adds its
+``Received`` and its results on top; anything lower came with the message), and of those the
+topmost one alone gives the DMARC result: a header that our border did not write can only sit
+under its own, and the border strips incoming headers that carry its authserv-id
+(docs/configuration.md says what the border must do). A header from any other authserv-id is
+ignored, as is its absence. ``dmarc=fail`` in the trusted header quarantines the message;
+``dmarc=pass`` with a ``header.from`` aligned on the From domain (relaxed alignment, RFC 7489
+§3.1: the same organizational domain after the Public Suffix List) marks the sender
+authenticated.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
+from triage.rules.domains import organizational_domain
 
 NAME = "authentication"
 DESCRIPTION = ("authentification de l'expéditeur (DMARC) selon l'en-tête "
@@ -42,30 +48,20 @@ def parse_authres(value: str) -> tuple[str, str]:
 
 
 def trusted_headers(message: MessageView, trusted: tuple[str, ...]) -> list[str]:
-    """The topmost contiguous block of trusted Authentication-Results headers."""
-    block: list[str] = []
-    last = -2
-    for index, value in message.header_positions("Authentication-Results"):
-        authserv, _ = parse_authres(value)
-        if authserv not in trusted:
-            continue
-        if block and index != last + 1 and _received_between(message, last, index):
-            break  # a lower, separate block: not stamped by our border on arrival
-        block.append(value)
-        last = index
-    return block
-
-
-def _received_between(message: MessageView, a: int, b: int) -> bool:
-    return any(k.lower() == "received" for k, _v in message.headers[a + 1:b])
+    """The trusted Authentication-Results above the first Received header, top first."""
+    received = [i for i, (k, _v) in enumerate(message.headers) if k.lower() == "received"]
+    first_received = received[0] if received else len(message.headers)
+    return [value for index, value in message.header_positions("Authentication-Results")
+            if index < first_received and parse_authres(value)[0] in trusted]
 
 
 def _aligned(header_from: str | None, from_domain: str | None) -> bool:
+    """Relaxed alignment (RFC 7489 §3.1): both domains have one organizational domain, found
+    with the Public Suffix List; a public suffix (``fr``) aligns with nothing."""
     if not header_from or not from_domain:
         return False
-    a, b = header_from.lower().rstrip("."), from_domain.lower().rstrip(".")
-    # Relaxed alignment (RFC 7489 §3.1): one is the other or a subdomain of it.
-    return a == b or a.endswith("." + b) or b.endswith("." + a)
+    a = organizational_domain(header_from)
+    return a is not None and a == organizational_domain(from_domain)
 
 
 def check(message: MessageView, ctx: Context) -> Finding[AuthResult]:
@@ -75,7 +71,11 @@ def check(message: MessageView, ctx: Context) -> Finding[AuthResult]:
     notes = []
     if ignored:
         notes.append(f"{ignored} en-tête(s) Authentication-Results d'un autre serveur ignoré(s)")
-    for value in headers:
+    counted = headers[:1]
+    if len(headers) > 1:
+        notes.append(f"{len(headers) - 1} en-tête(s) Authentication-Results de confiance sous le "
+                     "premier ignoré(s)")
+    for value in counted:
         authserv, rest = parse_authres(value)
         match = _RESULT.search(";" + rest)
         if not match:
@@ -92,7 +92,7 @@ def check(message: MessageView, ctx: Context) -> Finding[AuthResult]:
             text = f"dmarc=pass selon {authserv}, domaine {header_from} aligné sur l'adresse From"
         elif result == "pass":
             text = (f"dmarc=pass selon {authserv} mais pour le domaine {header_from}, "
-                    "différent de celui de l'adresse From")
+                    "non aligné sur celui de l'adresse From")
         else:
             text = f"dmarc={result} selon {authserv} : expéditeur non authentifié"
         return finding(NAME, AuthResult(result, authenticated, header_from), text, *notes)
