@@ -321,10 +321,52 @@ def test_attachment_of_a_large_message_is_never_an_empty_file(client, store, set
     tid = record(store, settings, raw, "large")
     login(client, "admin")
     page = client.get(f"/tickets/{tid}").text
-    assert "gros.pdf" in page and "non récupérée" in page and "5000000 octets" in page
-    r = client.get(f"/tickets/{tid}/attachments/0")
+    assert "gros.pdf" in page and "lue dans la boîte aux lettres" in page
+    assert "5000000 octets" in page
+    r = client.get(f"/tickets/{tid}/attachments/0")  # no mailbox holds it: a clear 404
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "pas été récupérée" in r.text
+
+
+def test_attachment_of_a_large_message_comes_from_the_mailbox(dovecot, tmp_path):
+    """Through Dovecot: a message over full_fetch_bytes is triaged from its text, and its
+    attachment downloads whole, fetched from the folder it was moved to by its section."""
+    import subprocess
+    import sys
+
+    from triage.testing.intake import deploy
+
+    if not dovecot.running:
+        dovecot.start()
+    dep = deploy(dovecot, tmp_path, codes=("38",), imap={"full_fetch_bytes": 4096})
+    content = bytes(range(256)) * 400  # 100 kB, every byte value
+    forwarded = (b"Content-Type: message/rfc822\r\n\r\nFrom: a@b.example\r\nSubject: fwd"
+                 b"\r\n\r\ninner\r\n")
+    raw = multipart(TEXT, pdf(b"releve.pdf", content), forwarded, pdf(b"b.pdf", b"%PDF-b"),
+                    head=HEAD % 9)
+    account = dep.account_of("38")
+    dovecot.append(account.user, account.password, "INBOX", raw)
+    run = subprocess.run([sys.executable, "-m", "triage", "run", "--once", "--config",
+                          str(dep.config_path)], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    store = Store.open(dep.settings)
+    try:
+        with store.session() as s:
+            ticket = s.scalar(select(Ticket))
+            assert ticket is not None and len(ticket.raw) < len(raw) // 2
+            assert [(a["name"], a["stored"]) for a in ticket.attachments] == [
+                ("releve.pdf", False), ("sans-nom", False), ("b.pdf", False)]
+            agents.add_agent(s, dep.settings, "admin", PASSWORD, ["38"], role="admin")
+            s.commit()
+        with TestClient(create_app(dep.settings, store), base_url="http://127.0.0.1") as c:
+            login(c, "admin")
+            got = [c.get(f"/tickets/{ticket.id}/attachments/{i}") for i in range(3)]
+        assert [r.status_code for r in got] == [200, 200, 200]
+        assert got[0].content == content and got[2].content == b"%PDF-b"
+        assert b"Subject: fwd" in got[1].content
+    finally:
+        store.dispose()
 
 
 def test_bidi_controls_are_removed_from_names(client, store, settings):

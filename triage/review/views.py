@@ -139,7 +139,7 @@ def stats(s: Session) -> dict[str, int]:
 
 def not_fetched(entry: Attachment, ticket: Ticket) -> str:
     """Why a listed attachment cannot be downloaded: its message was too large to be fetched
-    whole at intake, and only its text was kept (see docs/configuration.md, Web application)."""
+    whole at intake, and the mailbox no longer has it (or cannot be reached)."""
     return (f"La pièce jointe « {entry.filename or 'sans nom'} » ({entry.size} octets) n'a pas "
-            f"été récupérée : le message ({ticket.raw_size} octets conservés) dépassait la taille "
-            "lue en entier à la réception. Ouvrez-le dans la boîte aux lettres.")
+            "été récupérée : le message dépassait la taille lue en entier à la réception, et la "
+            "boîte aux lettres ne le fournit plus (déplacé, supprimé ou serveur injoignable).")

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from triage import metrics
 from triage.config import TEMPLATE_NAMES, Settings
-from triage.review import views
+from triage.review import remote, views
 from triage.review.agents import may_see
 from triage.review.dashboard import DASHBOARD_ROLES, dashboard_page
 from triage.review.moderation import Forbidden, ModerationError, Verb, handle, viewed
@@ -336,6 +336,10 @@ class ReviewApp:
         if found is None:
             return self.error(request, 404, "Pièce jointe introuvable.", data, agent)
         entry, content = found
+        if content is None:  # not fetched at intake: from the mailbox, now
+            content = await run_in_threadpool(
+                remote.fetch_missing, self.settings(), ticket, list(ticket.sources),
+                views.manifest(ticket, None, self.settings()), entry)
         if content is None:
             return self.error(request, 404, views.not_fetched(entry, ticket), data, agent)
         viewed(s, ticket, agent)
