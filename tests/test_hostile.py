@@ -101,15 +101,18 @@ def test_forged_results_directly_under_the_border_are_not_believed():
     assert any("sous le premier ignoré" in str(r) for r in outcome.decision.reasons)
 
 
-def test_results_below_the_first_received_do_not_count():
-    """A trusted-looking header below the first Received came with the message."""
-    outcome = _decide(
-        b"Received: from evil.example by mx.dgfip.finances.gouv.fr; "
-        b"Tue, 10 Mar 2026 09:00:01 +0100\r\n"
-        b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass "
-        b"header.from=ville-voiron.fr\r\n"
-        b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n")
-    assert outcome.decision.authenticated is False
+def test_results_below_the_border_block_do_not_count():
+    """A trusted-looking header below the first Received under the border's own came with the
+    message; the border's header, just under its Received, counts."""
+    border = (b"Received: from mail.ville-voiron.fr by mx.dgfip.finances.gouv.fr (Postfix); "
+              b"Tue, 10 Mar 2026 09:00:01 +0100\r\n")
+    sender = (b"Received: from [10.1.2.3] by mail.ville-voiron.fr; "
+              b"Tue, 10 Mar 2026 09:00:00 +0100\r\n")
+    forged = (b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass "
+              b"header.from=ville-voiron.fr\r\n")
+    sender_from = b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
+    assert _decide(border + sender + forged + sender_from).decision.authenticated is False
+    assert _decide(border + forged + sender + sender_from).decision.authenticated is True
 
 
 @pytest.mark.parametrize("header_from", [b"fr", b"gouv.fr", b"voiron.fr"])

@@ -1,15 +1,16 @@
 """Did the receiving server authenticate the sender (DMARC), by a header we can trust?
 
-Only ``Authentication-Results`` headers whose authserv-id is trusted count, and of those only
-the ones that stand above the first ``Received`` header (RFC 8601 §5: our border MTA adds its
-``Received`` and its results on top; anything lower came with the message), and of those the
-topmost one alone gives the DMARC result: a header that our border did not write can only sit
-under its own, and the border strips incoming headers that carry its authserv-id
-(docs/configuration.md says what the border must do). A header from any other authserv-id is
-ignored, as is its absence. ``dmarc=fail`` in the trusted header quarantines the message;
-``dmarc=pass`` with a ``header.from`` aligned on the From domain (relaxed alignment, RFC 7489
-§3.1: the same organizational domain after the Public Suffix List) marks the sender
-authenticated.
+Only ``Authentication-Results`` headers whose authserv-id is trusted count, and only in the
+topmost block: the headers our border MTA added on arrival, i.e. those above the first
+``Received`` header below the border's own ``Received`` (the topmost one whose ``by`` names a
+trusted host; the border writes its results next to it). Anything lower came with the message
+(RFC 8601 §5). Within the block the topmost trusted header alone gives the DMARC result: the
+border strips incoming headers that carry its authserv-id, so a second one there was written
+by the sender (docs/configuration.md says what the border must do). A header from any other
+authserv-id is ignored, as is its absence. ``dmarc=fail`` in the trusted header quarantines
+the message; ``dmarc=pass`` with a ``header.from`` aligned on the From domain (relaxed
+alignment, RFC 7489 §3.1: the same organizational domain after the Public Suffix List) marks
+the sender authenticated.
 """
 
 from __future__ import annotations
@@ -47,12 +48,20 @@ def parse_authres(value: str) -> tuple[str, str]:
     return authserv.strip().split()[0].lower() if authserv.strip() else "", rest
 
 
+_BY = re.compile(r"\bby\s+([^\s;()]+)", re.IGNORECASE)
+
+
 def trusted_headers(message: MessageView, trusted: tuple[str, ...]) -> list[str]:
-    """The trusted Authentication-Results above the first Received header, top first."""
-    received = [i for i, (k, _v) in enumerate(message.headers) if k.lower() == "received"]
-    first_received = received[0] if received else len(message.headers)
+    """The trusted Authentication-Results of the border's block, top first."""
+    received = [(i, v) for i, (k, v) in enumerate(message.headers) if k.lower() == "received"]
+    border = next((n for n, (_i, v) in enumerate(received)
+                   if (m := _BY.search(v)) and m.group(1).lower().rstrip(".") in trusted), None)
+    # The block ends at the first Received below the border's own (without a Received by a
+    # trusted host, at the first Received of all).
+    after = (border + 1) if border is not None else 0
+    end = received[after][0] if after < len(received) else len(message.headers)
     return [value for index, value in message.header_positions("Authentication-Results")
-            if index < first_received and parse_authres(value)[0] in trusted]
+            if index < end and parse_authres(value)[0] in trusted]
 
 
 def _aligned(header_from: str | None, from_domain: str | None) -> bool:
