@@ -16,7 +16,7 @@ from triage.config import Settings
 from triage.pipeline import triage_bytes
 from triage.review import agents
 from triage.review.web import ReviewApp, create_app
-from triage.store import LoginAttempt, Store, Ticket, WebSession
+from triage.store import LoginAttempt, Store, Ticket
 
 from .conftest import PASSWORD, csrf_of, login, make_settings, ticket_id
 
@@ -78,6 +78,8 @@ def test_logout_ends_a_copied_cookie(client, store):
 
 def test_admin_lists_and_revokes_sessions(settings, store):
     """An admin sees the open sessions and ends one; that browser is logged out at once."""
+    from triage.store import WebSession
+
     victim = client_at(settings, store, "10.0.0.38")
     login(victim, "agent38")
     admin = client_at(settings, store, "10.0.0.1")
@@ -532,6 +534,10 @@ def test_scan_every_route_as_every_role(client, store, settings):
                         raise_server_exceptions=False) as c:
             csrf = login(c, role) if role else ""
             for path in paths:
+                # A form post to /login (a bad token, a wrong password) starts an anonymous
+                # session: sign in again, so that every path is scanned as the role.
+                if role and c.get("/", follow_redirects=False).status_code != 200:
+                    csrf = login(c, role)
                 for method in ("GET", "POST", "PUT", "DELETE", "HEAD"):
                     for body in (bodies if method == "POST" else [None]):
                         if isinstance(body, dict):
@@ -546,6 +552,4 @@ def test_scan_every_route_as_every_role(client, store, settings):
                         count += 1
                         assert r.status_code < 500, (role, method, path, body, r.text[:300])
                         assert secured(r), (role, method, path, r.status_code)
-            if role:  # the session survived the scan: nothing ended it but logout
-                assert c.get("/", follow_redirects=False).status_code in (200, 303)
     assert count > 1000
