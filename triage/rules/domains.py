@@ -49,7 +49,9 @@ def within(domain: str, parent: str) -> bool:
 @lru_cache(maxsize=1)
 def _prototypes() -> dict[str, str]:
     """Character -> its ASCII prototype, from the shipped confusables table."""
-    text = resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text(
+    import confusable_homoglyphs
+
+    text = resources.files(confusable_homoglyphs).joinpath("confusables.json").read_text(
         "utf-8")
     table: dict[str, list[dict[str, str]]] = json.loads(text)
     out: dict[str, str] = {}
