@@ -49,7 +49,7 @@ def within(domain: str, parent: str) -> bool:
 @lru_cache(maxsize=1)
 def _prototypes() -> dict[str, str]:
     """Character -> its ASCII prototype, from the shipped confusables table."""
-    import confusable_homoglyphs
+    import confusable_homoglyphs  # type: ignore[import-untyped]
 
     text = resources.files(confusable_homoglyphs).joinpath("confusables.json").read_text(
         "utf-8")
