@@ -296,7 +296,8 @@ def _serve_web(settings: Settings, store: Any, live: Any) -> None:
 
     import uvicorn
 
-    from triage.review.web import create_app, server_config
+    from triage.review.http import server_config
+    from triage.review.web import create_app
 
     app = create_app(live, store)
     live.reload_on_sighup()

@@ -176,7 +176,7 @@ def test_forwarded_for_is_ignored_without_trusted_proxy(tmp_path, store_url):
     import httpx
     import uvicorn
 
-    from triage.review.web import server_config
+    from triage.review.http import server_config
     from triage.testing.dovecot import free_port
 
     for trusted, expected in (((), "127.0.0.1"), (("127.0.0.1",), "203.0.113.77")):

@@ -177,7 +177,8 @@ class Demo:
         from triage.demo.web import install
         from triage.logs import setup_logging
         from triage.mailbox.daemon import Daemon
-        from triage.review.web import ReviewApp, server_config
+        from triage.review.http import server_config
+        from triage.review.web import ReviewApp
         from triage.store import Store
 
         setup_logging(level=getattr(logging, log_level.upper(), logging.WARNING))
