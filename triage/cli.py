@@ -296,13 +296,13 @@ def _serve_web(settings: Settings, store: Any, live: Any) -> None:
 
     import uvicorn
 
+    from triage.review.http import server_config
     from triage.review.web import create_app
 
     app = create_app(live, store)
     live.reload_on_sighup()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning",
-                proxy_headers=True, server_header=False)
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 @main.command()

@@ -206,6 +206,7 @@ class Store:
             department=d.department, nominative=d.nominative, identifier=d.identifier,
             authenticated=d.authenticated, reasons=[str(r) for r in d.reasons],
             error=outcome.error, raw=item.raw, raw_size=len(item.raw),
+            attachments=[a.to_json() for a in message.attachments] if message else [],
             status="quarantined" if d.action.value == "quarantine" else "open",
         )
         if message is not None:
