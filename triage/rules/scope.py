@@ -69,14 +69,20 @@ _GENERAL = re.compile(
     r"cas|lorsqu|quand)\b|\bcomment (proceder|procede-t-on|fait-on|doit-on)\b|"
     r"\b(un|une|nos|les|des) (agents?|utilisateurs?|collegues?|collaborat\w+) (qui|dont)\b|"
     r"\bwhat is the procedure\b|\bhow does (one|the reset)\b|"
-    # can I do it myself; how long; how often; what difference: questions, not requests
-    r"\b(est-il possible|est il possible|puis-je|pouvons-nous|peut-on|can i|can we|is it "
-    r"possible)\b[^.?!\n]{0,80}\b(moi-?meme|nous-?memes|myself|ourselves|sans passer par vous)|"
+    # impersonal questions (« faut-il passer par vous ? »); how long; how often; what
+    # difference: questions, not requests
+    r"\b(faut-il|existe-t-il|y a-t-il|doit-on|est-ce obligatoire|is it (necessary|mandatory)|"
+    r"do (we|i) have to)\b|"
     r"\b(mots de passe|comptes|passwords) (des|de nos|de mes|of (our|my)) (utilisateurs|agents|"
     r"collegues|collaborateurs|users|staff)\b|"
     r"\b(a quelle frequence|tous les combien|combien de (temps|jours)|quel(le)? est (le|la) "
     r"(delai|duree)|quels sont les delais|how often|how long)\b|\bexpire-t-(il|elle)\b|"
     r"\bquelle (est la )?difference\b|\b(doivent|doit)-(ils|elles|il|on)\b)")
+# « Puis-je le réinitialiser moi-même ? »: asks how to do it oneself, not for a reset.
+_SELF_SERVICE = re.compile(
+    r"\b(est-il possible|est il possible|puis-je|pouvons-nous|peut-on|can i|can we|is it "
+    r"possible|could i)\b[^.?!\n]{0,80}\b(moi-?meme|nous-?memes|myself|ourselves|sans passer par "
+    r"vous|without (going through|writing to) you|depuis (mon|notre) espace)")
 _MOBILE = re.compile(
     r"(\b(numero|portable|mobile|telephone|phone)\b[^.?!\n]{0,30}\b(est|a ete|is|was) "
     r"(bien )?(enregistr|renseign|declar|associ|registered|saved)\w*|"
@@ -163,6 +169,7 @@ _TOPICS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("application", _OTHER_APPLICATION, "autre application ou objet que Chorus Pro nommé :"),
     ("mobile", _MOBILE, "demande sur le numéro de téléphone portable :"),
     ("account", _ACCOUNT_CREATION, "création de compte ou ajout d'utilisateur :"),
+    ("self-service", _SELF_SERVICE, "question sur la manière de le faire soi-même :"),
     ("general", _GENERAL, "question générale sur la procédure, pas une demande pour un compte :"),
 )
 
