@@ -32,6 +32,8 @@ OUT_OF_SCOPE = [
     ("forgotten-identifier", "ni oubli ni expiration"),
     ("expiry-warning-forwarded", "ni oubli ni expiration"),
     ("phishing-forwarded", "message suspect"),
+    ("self-service-question", "soi-même"),
+    ("impersonal-question", "question générale"),
 ]
 
 IN_SCOPE = [
