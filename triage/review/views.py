@@ -15,7 +15,7 @@ from triage.config import Settings
 from triage.parse import Attachment, MessageView, attachment_content, html_body, parse_message
 from triage.review.agents import ticket_departments
 from triage.review.moderation import current_draft, thread
-from triage.rules import trust
+from triage.rules import reasons_of, trust
 from triage.store import Agent, AuditEvent, OutboxItem, Ticket, TicketSource
 
 ACTIONS = {"draft": "Brouillon à valider", "human": "À traiter par un agent",
@@ -103,8 +103,7 @@ def ticket_page(s: Session, settings: Settings, ticket: Ticket) -> TicketPage:
 
 def trust_warnings(ticket: Ticket) -> list[str]:
     """The trust rule's warnings as decided at intake (its stored reasons), in its words."""
-    prefix = f"{trust.NAME}: "
-    return [r.removeprefix(prefix) for r in ticket.reasons if r.startswith(prefix)]
+    return reasons_of(trust.NAME, ticket.reasons)
 
 
 def manifest(ticket: Ticket, view: MessageView | None, settings: Settings | None = None

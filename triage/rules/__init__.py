@@ -7,6 +7,7 @@ module here and, if it decides anything, a link in the decision chain.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
 
 from triage.rules import (
@@ -57,6 +58,13 @@ def description(source: str) -> str | None:
     """A rule's one-line description (French), or None for a source that is not a rule."""
     rule = BY_NAME.get(source)
     return str(rule.DESCRIPTION) if rule is not None else None
+
+
+def reasons_of(source: str, stored: Iterable[str]) -> list[str]:
+    """The texts of ``source``'s reasons among reasons stored as strings (``str(Reason)``),
+    without their label: « Vigilance : nom affiché trompeur » -> « nom affiché trompeur »."""
+    prefix = f"{label(source)} : "
+    return [r.removeprefix(prefix) for r in stored if r.startswith(prefix)]
 
 
 def legend() -> tuple[tuple[str, str], ...]:
