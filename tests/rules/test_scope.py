@@ -42,6 +42,7 @@ IN_SCOPE = [
     ("request-for-colleague", intent.FORGOTTEN),
     ("expired-notice-forwarded", intent.EXPIRED),
     ("helios-in-passing", intent.EXPIRED),
+    ("request-sms-not-received", intent.FORGOTTEN),
 ]
 
 
@@ -63,8 +64,9 @@ def test_no_draft_for_a_message_that_wants_none(fixture):
 
 @pytest.mark.parametrize("fixture, expected", IN_SCOPE, ids=[c[0] for c in IN_SCOPE])
 def test_requests_stay_requests(check, fixture, expected):
-    """A real request beside another topic (a mobile number, another application named in
-    passing, a colleague's account, a forwarded notice of a past expiry) is still drafted."""
+    """A real request beside another topic (a mobile number, the SMS code no longer received,
+    another application named in passing, a colleague's account, a forwarded notice of a past
+    expiry) is still drafted."""
     f = check(intent, f"scope/{fixture}.eml")
     assert f.value == expected, reasons(f)
 

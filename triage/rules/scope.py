@@ -110,6 +110,10 @@ _SUSPICIOUS = re.compile(
 # The sender's own state: what makes a request a request even beside another topic.
 _OWN_STATE = re.compile(
     r"(\b(j'ai|j ai|i have|i've|i|je l'ai|nous avons|on a) (oubli|perdu|egare|forgot|lost)\w*|"
+    # « je ne reçois plus le SMS »: the self-service route is closed, the e-mail one is asked
+    r"\bne (recois|recoit|recevons|peux (plus|pas) recevoir)( plus| pas| aucun)? (le |les |de |d'|"
+    r"aucun )?(code|sms|texto)|\b(don'?t|do not|no longer) (receive|get) (the |any )?(code|sms|"
+    r"text)|"
     r"\b(a|ont|avons|avez|has|have) (oubli|perdu|egare|forgot|lost)\w* (son|sa|leur|ses|mon|ma|"
     r"notre|le|his|her|their|my) (mot de passe|mdp|code|password)|\bne (se|me|m'en|s'en) "
     r"(souvien\w*|rappel\w*) plus\b(?! (si|de quel|quel|quelle|lequel|laquelle))|"
