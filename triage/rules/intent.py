@@ -12,16 +12,26 @@ and not when:
   messagerie », « de l'espace ENSAP », « sur impots.gouv.fr »);
 - it is a wish for later (« afin de pouvoir réinitialiser moi-même mon mot de passe à l'avenir »)
   or an action asked on someone else's account (« doit être bloqué »);
-- « oublié de » introduces another verb (« j'ai oublié de vous indiquer… »).
+- « oublié de » introduces another verb (« j'ai oublié de vous indiquer… »), or what is
+  forgotten is the identifier or a fact (« j'ai oublié mon identifiant », « je ne me souviens
+  plus si… »);
+- it is a warning of an expiry to come (« expirera dans 7 jours », « expire aujourd'hui ») or a
+  future tense (« la prochaine fois que j'oublierai »), or said of anyone (« lorsqu'un agent a
+  oublié… »).
 
 When the subject names the password, a cue in a short new text counts (« Il a expiré » under
-« Re: mot de passe »). Expired wins when both appear. A thank-you that closes the matter
-(« c'est réglé », « le nouveau mot de passe fonctionne ») is ``other``.
+« Re: mot de passe »); a forward's subject (« TR: … ») is the forwarded message's, not the
+sender's words. Expired wins when both appear. A message that closes the matter (« c'est
+réglé », « vous pouvez clôturer ma demande », « j'ai pu le renouveler par SMS ») is ``other``.
 
 Quoted or forwarded text is read only when the new text says nothing about a password: a bare
 « voir ci-dessous », a reminder, a forward, or a new text over the sender's own earlier message;
 never under a plain thank-you. Blocks written by the helpdesk itself are skipped there: its
-questions are not the sender's request.
+questions are not the sender's request; header lines (« Objet : … ») are skipped too.
+
+Cues found, :mod:`triage.rules.scope` then judges whether they ask for a Chorus Pro ``-xt``
+reset or renewal (the application named, the request, who asks); anything else, or unclear, is
+``other`` with the reason, for an agent.
 """
 
 from __future__ import annotations

@@ -2,6 +2,12 @@
 and commune names. Each statement names a department, carries a weight and says where it was
 seen. Used by :mod:`triage.rules.department`, which weighs them.
 
+What is known comes from the configuration (the departments' codes, names and other spellings)
+and from the data for all of France (:mod:`triage.rules.communes`), gathered once per
+configuration in a :class:`Geography`. A postal code, a SIREN, or « compte créé par la DDFIP de
+l'Ain » can name a department the service does not handle: the statement says so, and the
+department rule then answers none, for an agent to redirect.
+
 Guards against the usual false friends: phone numbers and amounts are not postal codes
 (a postal code is exactly five digits, never inside a longer number, never after « CS », « BP »,
 « n° »); « Haute-Savoie » is not « Savoie »; « Romans-sur-Isère » is a Drôme commune, not a
