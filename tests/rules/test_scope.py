@@ -71,10 +71,11 @@ def test_requests_stay_requests(check, fixture, expected):
     assert f.value == expected, reasons(f)
 
 
-def test_scope_reasons_name_application_and_who_asks(check):
-    """A request in scope records which application and who asks, for the agent."""
+def test_scope_reasons_name_application_request_and_who_asks(check):
+    """A request in scope records which application, the request verb and who asks."""
     text = reasons(check(intent, "scope/request-for-colleague.eml"))
     assert "application : Chorus Pro" in text
+    assert "demande : « pouvez-vous le reinitialiser »" in text
     assert "qui demande : l'expéditeur, pour un tiers" in text
     text = reasons(check(intent, "scope/expired-notice-forwarded.eml"))
     assert "qui demande : le demandeur du message cité ou transféré" in text

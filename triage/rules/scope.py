@@ -123,6 +123,14 @@ _OWN_STATE = re.compile(
     r"(a )?(me connecter|acceder|me reconnecter|entrer)|\bi (can'?t|cannot) (log ?in|sign in|"
     r"access))")
 _IDENTIFIER = re.compile(r"[a-z0-9]-\s?xt\b")
+# The request verb, recorded for the agent (« pouvez-vous le réinitialiser »).
+_REQUEST = re.compile(
+    r"\b(pourriez|pouvez|pourrais|peux|pouvons|merci de|je (vous )?(souhaite|souhaiterais|voudrais|"
+    r"demande)|nous (souhaitons|voudrions)|could you|can you|please)\b[^.?!\n]{0,50}?\b(reinitialis"
+    r"\w*|renouvel\w*|debloqu\w*|r?envoy\w*|attribu\w*|regenere\w*|reset\w*|renew\w*|unlock\w*|"
+    r"nouveau (mot de passe|mdp)|new password|aider|help)\w*|"
+    r"\b(demande|sollicit\w*|obtenir|besoin)\b[^.?!\n]{0,30}?\b(reinitialisation|renouvellement|"
+    r"deblocage|nouveau (mot de passe|mdp))")
 _ON_BEHALF = re.compile(
     r"\b((pour|de la part de|a la place de|au nom de) (ma |mon |notre |la |le )?|(ma|mon|notre|"
     r"nos) )(collegue|"
@@ -163,7 +171,7 @@ def judge(own: str, subject: str, where: str, forwarded_requester: bool) -> Scop
             continue  # « j'ai oublié mon mot de passe » beside it: still a request
         return Scope(False, (f"hors du champ : {reason} « {match.group(0).strip()[:60]} »",
                              "incertain : pas de brouillon, à traiter par un agent"))
-    reasons = [_application(chorus), _who(text, forwarded_requester, where)]
+    reasons = [_application(chorus), _request(text), _who(text, forwarded_requester)]
     return Scope(True, tuple(reasons))
 
 
@@ -185,9 +193,16 @@ def _application(chorus: re.Match[str] | None) -> str:
             "service")
 
 
-def _who(text: str, forwarded_requester: bool, where: str) -> str:
+def _request(text: str) -> str:
+    asked = _REQUEST.search(text)
+    if asked:
+        return f"demande : « {asked.group(0).strip()} »"
+    return "demande : implicite, l'état du mot de passe décrit vaut demande"
+
+
+def _who(text: str, forwarded_requester: bool) -> str:
     if forwarded_requester:
-        return f"qui demande : le demandeur du message cité ou transféré ({where})"
+        return "qui demande : le demandeur du message cité ou transféré, auquel le texte renvoie"
     behalf = _ON_BEHALF.search(text)
     if behalf:
         return f"qui demande : l'expéditeur, pour un tiers (« {behalf.group(0)} »)"
