@@ -111,11 +111,14 @@ def test_department_names_come_from_the_configuration(tmp_path):
     ("account-created-before", "73", "là où le compte a été créé"),
     ("ddfip-called-elsewhere", "73", "adressé à la boîte du 73"),
     ("spanning-epci-two-mailboxes", None, "plusieurs boîtes"),
+    ("commune-outside-named", None, "commune de Givors dans la signature, un département"),
+    ("commune-ours-hyphenated", "26", "commune de Livron-sur-Drôme"),
 ])
 def test_where_the_account_was_created(check, fixture, expected, evidence):
     """Where the account was created wins over where the sender works now; an account of
-    another DDFIP gives none, a DDFIP merely mentioned does not; a grouping of communes that
-    spans two departments settles nothing when both mailboxes were written to."""
+    another DDFIP, or a sender's commune outside the service (« Ville de Givors »), gives none,
+    a DDFIP merely mentioned does not; a grouping of communes that spans two departments
+    settles nothing when both mailboxes were written to."""
     f = check(department, f"department/{fixture}.eml")
     assert f.value == expected, reasons(f)
     assert evidence in reasons(f)

@@ -68,6 +68,8 @@ def statements(message: MessageView, ctx: Context) -> list[places.Statement]:
     found += places.commune_names(body, geo, "le texte", signature=False)
     found += places.commune_names(sig, geo, "la signature", signature=True)
     found += places.account_places(new, geo, "le message")
+    found += places.other_placed_communes(body, geo, "le texte")
+    found += places.other_placed_communes(sig, geo, "la signature")
     sender = message.sender_address
     if sender is not None:
         found += places.domain_commune(sender.domain, geo)

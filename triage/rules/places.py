@@ -226,6 +226,32 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     return out
 
 
+_PLACED_NAME = re.compile(
+    r"\b(?:[Mm]airie|MAIRIE|[Vv]ille|VILLE|[Cc]ommune|COMMUNE|CCAS|[Hh]ôtel de [Vv]ille)"
+    r"\s+(de\s+|d['’]|du\s+|des\s+)?([A-ZÀ-Ý][^\W\d_]+(?:['’][^\W\d_]+)?)"
+    # the whole name: the line, a separator or a postal code follows (« Vals les Bains » is not
+    # « Vals »)
+    r"(?=[ \t]*($|[,(|]|[–-][ \t]|\d{5}))", re.MULTILINE)
+
+
+def other_placed_communes(text: str, geo: Geography, where: str) -> list[Statement]:
+    """« Mairie de Givors »: a commune outside the service, named as the sender's place and
+    known in one department only (one word: a name of several is not looked up)."""
+    out = []
+    for match in _PLACED_NAME.finditer(text):
+        key = name_key(match.group(2))
+        article = _ARTICLE_OF.get((match.group(1) or "").strip())
+        if len(key) < 4 or key in geo.communes.by_name or (
+                article and article + key in geo.communes.by_name):
+            continue  # ours (« Mairie des Clefs » is Les Clefs)
+        depts = other_communes(geo.codes).get(key, frozenset())
+        if len(depts) == 1:
+            code = next(iter(depts))
+            out.append(Statement(code, 3, f"département {code} : commune de {match.group(2)} "
+                                          f"dans {where}{_outside(code, geo)}"))
+    return out
+
+
 def _other_places(clause: str, geo: Geography, where: str) -> list[Statement]:
     """Communes and department names outside the service in an account clause, written with a
     capital (« créé à Oyonnax », « created in the Ain »)."""
