@@ -14,13 +14,15 @@ REQUEST = ("From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
 
 
 def test_fourth_draft_of_the_day_goes_to_an_agent(tmp_path, store_url):
-    """With the default of 3 drafts per sender and day, the fourth request goes to an agent."""
+    """With the default of 3 drafts per sender and day, the fourth request goes to an agent:
+    the decision chain decides it from the store's sender history."""
     settings = make_settings(tmp_path, store={"url": store_url})
     store = Store.open(settings)
     actions = []
     for n in range(5):
         raw = REQUEST.format(n=n).encode()
-        ticket, _ = store.record(triage_bytes(raw, settings), raw, origin=f"test:{n}")
+        outcome = triage_bytes(raw, settings, history=store.history())  # the daemon's port
+        ticket, _ = store.record(outcome, raw, origin=f"test:{n}")
         actions.append(ticket.action)
     assert actions == ["draft", "draft", "draft", "human", "human"]
     with store.session() as s:

@@ -68,7 +68,8 @@ class ReviewApp:
         env = self.templates.env
         env.globals.update(ACTIONS=views.ACTIONS, INTENTS=views.INTENTS, STATUSES=views.STATUSES,
                            TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age,
-                           EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES)
+                           EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES,
+                           OUTBOX_STATES=views.OUTBOX_STATES)
         self.extra_routes: list[Route] = []
 
     # -- plumbing --------------------------------------------------------------------------
@@ -182,11 +183,12 @@ class ReviewApp:
         intent = q.get("intent") if q.get("intent") in views.INTENTS else None
         status = q.get("status") if q.get("status") in ("todo", "all", *views.STATUSES) else "todo"
         order = "oldest" if q.get("order") == "oldest" else "newest"
-        rows, counts = views.queue(s, self.settings(), agent, action, intent, status or "todo",
-                                   order)
+        page_number = int(q["page"]) if q.get("page", "").isdigit() else 1
+        page = views.queue(s, self.settings(), agent, action, intent, status or "todo", order,
+                           page_number)
         return self.render(request, "queue.html", {
-            "agent": agent, "rows": rows, "counts": counts, "action": action, "intent": intent,
-            "status": status, "order": order}, data)
+            "agent": agent, "rows": page.rows, "counts": page.counts, "page": page,
+            "action": action, "intent": intent, "status": status, "order": order}, data)
 
     async def ticket_page(self, request: Request, s: Session, agent: Agent,
                           data: SessionData) -> Response:
@@ -197,7 +199,7 @@ class ReviewApp:
             return refused or self.error(request, 404, "Demande introuvable.", data, agent)
         viewed(s, ticket, agent)
         s.commit()
-        page = views.ticket_page(s, settings, ticket)
+        page = views.ticket_page(s, settings, ticket, agent)
         return self.render(request, "ticket.html", {
             "agent": agent, "page": page, "t": ticket, "departments": settings.departments,
             "notice": request.query_params.get("ok"), "problem": request.query_params.get("err"),

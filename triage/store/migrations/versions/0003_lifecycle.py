@@ -1,0 +1,104 @@
+"""lifecycle: requester, received time and mention of tickets; queue indexes; one reply per draft
+
+Revision ID: 0003_lifecycle
+Revises: 0002
+Create Date: 2026-12-07 07:30:00
+
+Tickets get the requester's address (who may add to the ticket), the time the message was
+received (the per-sender daily limit counts from it) and the ticket a message mentions without
+joining it. The queue's indexes cover thread heads by department and state. The outbox gets a
+partial unique index: at most one reply per draft queued, on its way or sent. Replies queued
+twice for one draft before this revision (the double-approve defect) are cancelled, keeping
+the oldest; two replies already sent for one draft cannot be undone, and the upgrade stops
+naming them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_lifecycle"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+_ONE_PER_DRAFT = "state IN ('approved', 'sending', 'committing', 'sent')"
+_HEADS = "parent_id IS NULL"
+_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    with op.batch_alter_table("tickets", schema=None) as batch:
+        batch.add_column(sa.Column("requester", sa.String(length=320), nullable=True))
+        batch.add_column(sa.Column("received_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("mentions_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key("fk_tickets_mentions_id", "tickets", ["mentions_id"], ["id"],
+                                 ondelete="SET NULL")
+    op.execute("UPDATE tickets SET received_at = created_at")
+    _backfill_requesters(bind)
+    with op.batch_alter_table("tickets", schema=None) as batch:
+        batch.alter_column("received_at", existing_type=sa.DateTime(timezone=True),
+                           nullable=False)
+    op.create_index("ix_tickets_queue", "tickets", ["department", "status", "created_at", "id"],
+                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
+    op.create_index("ix_tickets_heads", "tickets", ["status", "created_at", "id"],
+                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
+    op.create_index("ix_tickets_requester", "tickets", ["requester", "received_at"])
+    op.create_index("ix_drafts_to_addr", "drafts", ["to_addr"])
+    _one_reply_per_draft(bind)
+    op.create_index("uq_outbox_one_reply_per_draft", "outbox", ["draft_id"], unique=True,
+                    postgresql_where=sa.text(_ONE_PER_DRAFT),
+                    sqlite_where=sa.text(_ONE_PER_DRAFT))
+
+
+def _backfill_requesters(bind: sa.engine.Connection) -> None:
+    """The address part of ``sender`` (``Name <a@b>`` or ``a@b``), lower-cased."""
+    rows = bind.execute(sa.text("SELECT id, sender FROM tickets")).fetchall()
+    updates = []
+    for ticket_id, sender in rows:
+        sender = (sender or "").strip()
+        match = _ADDRESS.search(sender)
+        address = match.group(1) if match else (sender if "@" in sender and " " not in sender
+                                                 else None)
+        if address:
+            updates.append({"id": ticket_id, "requester": address.lower()[:320]})
+    for i in range(0, len(updates), 1000):
+        bind.execute(sa.text("UPDATE tickets SET requester = :requester WHERE id = :id"),
+                     updates[i:i + 1000])
+
+
+def _one_reply_per_draft(bind: sa.engine.Connection) -> None:
+    rows = bind.execute(sa.text(
+        f"SELECT id, draft_id, state FROM outbox WHERE {_ONE_PER_DRAFT} ORDER BY id")).fetchall()
+    seen: dict[int, str] = {}
+    sent_twice: list[int] = []
+    for item_id, draft_id, state in rows:
+        if draft_id not in seen:
+            seen[draft_id] = state
+        elif state == "approved":
+            bind.execute(sa.text("UPDATE outbox SET state = 'cancelled' WHERE id = :id"),
+                         {"id": item_id})
+        else:
+            sent_twice.append(draft_id)
+    if sent_twice:
+        raise RuntimeError(
+            "these drafts already have two replies sent or being sent (the double-approve "
+            f"defect): {sorted(set(sent_twice))}; mark the extra outbox rows 'failed' after "
+            "checking the relay's logs, then run `triage db upgrade` again")
+
+
+def downgrade() -> None:
+    op.drop_index("uq_outbox_one_reply_per_draft", table_name="outbox")
+    op.drop_index("ix_drafts_to_addr", table_name="drafts")
+    op.drop_index("ix_tickets_requester", table_name="tickets")
+    op.drop_index("ix_tickets_heads", table_name="tickets")
+    op.drop_index("ix_tickets_queue", table_name="tickets")
+    with op.batch_alter_table("tickets", schema=None) as batch:
+        batch.drop_constraint("fk_tickets_mentions_id", type_="foreignkey")
+        batch.drop_column("mentions_id")
+        batch.drop_column("received_at")
+        batch.drop_column("requester")

@@ -1,0 +1,175 @@
+"""The store's named queries: pages, commands and the decision chain's port call these, and
+none of them builds SQL of its own.
+
+The queue is filtered, counted, ordered and paged in the database, on thread heads, with the
+partial indexes ``ix_tickets_queue`` (department, state, time) and ``ix_tickets_heads``
+(state, time); a page of rows never loads a message's bytes and costs two queries whatever
+the size of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from triage import lifecycle  # a module reference: lifecycle imports the models too
+from triage.store.models import AuditEvent, DraftRow, OutboxItem, Ticket, TicketSource
+
+PER_PAGE = 50
+DAY = timedelta(days=1)
+
+
+# -- the queue ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """Whose queue: every ticket (``departments`` None, an admin) or some departments'.
+
+    A ticket with no decided department belongs to the departments of the mailboxes that
+    received it, so that someone can route it: ``mailboxes`` are those departments' ones.
+    """
+
+    departments: frozenset[str] | None
+    mailboxes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    scope: Scope
+    action: str | None = None
+    intent: str | None = None
+    statuses: tuple[str, ...] | None = None  # None: what is left to do (lifecycle.TODO)
+    oldest_first: bool = False
+    page: int = 1
+    per_page: int = PER_PAGE
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    created_at: datetime
+    department: str | None
+    action: str
+    intent: str
+    sender: str
+    subject: str
+    status: str
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    counts: dict[str, int] = field(default_factory=dict)  # by action, for the chosen states
+    total: int = 0  # rows matching every filter, over all pages
+    page: int = 1
+    pages: int = 1
+
+
+def _visible(scope: Scope) -> ColumnElement[bool]:
+    heads = Ticket.parent_id.is_(None)
+    if scope.departments is None:
+        return heads
+    own = Ticket.department.in_(sorted(scope.departments))
+    if not scope.mailboxes:
+        return and_(heads, own)
+    undecided = and_(Ticket.department.is_(None), exists().where(
+        TicketSource.ticket_id == Ticket.id, TicketSource.mailbox.in_(sorted(scope.mailboxes))))
+    return and_(heads, or_(own, undecided))
+
+
+def queue(s: Session, q: QueueQuery) -> QueuePage:
+    """One page of the queue, the counts by action and the number of matching rows."""
+    where = [_visible(q.scope)]
+    statuses = lifecycle.TODO if q.statuses is None else q.statuses
+    if statuses:
+        where.append(Ticket.status.in_([str(v) for v in statuses]))
+    counts = {str(a): int(n) for a, n in s.execute(
+        select(Ticket.action, func.count()).where(*where).group_by(Ticket.action))}
+    if q.intent:
+        where.append(Ticket.intent == q.intent)
+        total = int(s.scalar(select(func.count()).select_from(Ticket).where(
+            *where, *([Ticket.action == q.action] if q.action else []))) or 0)
+    else:
+        total = counts.get(q.action, 0) if q.action else sum(counts.values())
+    if q.action:
+        where.append(Ticket.action == q.action)
+    pages = max(1, -(-total // q.per_page))
+    page = min(max(1, q.page), pages)
+    order = ((Ticket.created_at.asc(), Ticket.id.asc()) if q.oldest_first
+             else (Ticket.created_at.desc(), Ticket.id.desc()))
+    rows = [QueueRow(*r) for r in s.execute(
+        select(Ticket.id, Ticket.created_at, Ticket.department, Ticket.action, Ticket.intent,
+               Ticket.sender, Ticket.subject, Ticket.status)
+        .where(*where).order_by(*order).limit(q.per_page).offset((page - 1) * q.per_page))]
+    return QueuePage(rows, counts, total, page, pages)
+
+
+def status_counts(s: Session) -> dict[str, int]:
+    return {str(k): int(n) for k, n in s.execute(
+        select(Ticket.status, func.count(Ticket.id)).group_by(Ticket.status))}
+
+
+# -- one ticket ---------------------------------------------------------------------------
+def thread(s: Session, ticket: Ticket) -> list[Ticket]:
+    """The ticket and its follow-ups, oldest first."""
+    children = list(s.scalars(select(Ticket).where(Ticket.parent_id == ticket.id)
+                              .order_by(Ticket.id)))
+    return [ticket, *children]
+
+
+def history(s: Session, ids: Sequence[int]) -> list[AuditEvent]:
+    return list(s.scalars(select(AuditEvent).where(AuditEvent.ticket_id.in_(list(ids)))
+                          .order_by(AuditEvent.at, AuditEvent.id)))
+
+
+def outbox_of(s: Session, ids: Sequence[int]) -> list[OutboxItem]:
+    return list(s.scalars(select(OutboxItem).where(OutboxItem.ticket_id.in_(list(ids)))
+                          .order_by(OutboxItem.id)))
+
+
+def mailboxes_of(s: Session, ticket_id: int) -> list[str]:
+    return list(s.scalars(select(TicketSource.mailbox).where(
+        TicketSource.ticket_id == ticket_id).distinct()))
+
+
+def find_ticket(s: Session, identity: str, message_id: str | None) -> Ticket | None:
+    """The ticket of a message: by its identity, else the latest with its Message-ID."""
+    found = s.scalar(select(Ticket).where(Ticket.identity == identity))
+    if found is None and message_id:
+        found = s.scalar(select(Ticket).where(Ticket.message_id == message_id)
+                         .order_by(Ticket.id.desc()).limit(1))
+    return found
+
+
+# -- the sender-history port of the decision chain --------------------------------------------
+class StoreHistory:
+    """:class:`triage.decision.SenderHistory` read from the store.
+
+    Counts the drafts prepared for an address for the messages received in the 24 hours up to
+    ``at``: all stored ones, or, with ``before``, only those of tickets older than that one
+    (deciding again a message the store holds, as of its arrival). Drafts decided in the
+    current batch and not yet stored are added by :meth:`drafted`, so a batch decides as the
+    same messages would one by one.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], before: int | None = None) -> None:
+        self.sessions = sessions
+        self.before = before
+        self.batch: list[tuple[str, datetime]] = []
+
+    def drafts_before(self, address: str, at: datetime) -> int:
+        where = [DraftRow.to_addr == address, Ticket.received_at > at - DAY,
+                 Ticket.received_at <= at]
+        if self.before is not None:
+            where.append(Ticket.id < self.before)
+        with self.sessions() as s:
+            stored = int(s.scalar(select(func.count(DraftRow.id))
+                                  .join(Ticket, Ticket.id == DraftRow.ticket_id)
+                                  .where(*where)) or 0)
+        return stored + sum(1 for a, t in self.batch if a == address and at - DAY < t <= at)
+
+    def drafted(self, address: str, at: datetime) -> None:
+        self.batch.append((address, at))
