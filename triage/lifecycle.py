@@ -19,7 +19,7 @@ writer that bypassed this module could not queue a second reply.
     draft:   pending ──approve──► approved ──delivered──► sent
              pending ──reject──► rejected; pending/approved ──handled──► discarded
     outbox:  approved ──start──► sending ──commit──► committing ──delivered──► sent
-             approved ──cancel (handled)──► cancelled; sending ──retry──► approved;
+             approved ──cancel (handled)──► cancelled; sending/committing ──retry──► approved;
              sending/approved ──refused──► failed
 """
 
@@ -133,6 +133,7 @@ TABLE: tuple[tuple[State, Event, State], ...] = (
     (_O.SENDING, Event.RETRY, _O.QUEUED),
     (_O.SENDING, Event.REFUSED, _O.FAILED),
     (_O.SENDING, Event.DELIVERED, _O.SENT),
+    (_O.COMMITTING, Event.RETRY, _O.QUEUED),  # a 4xx answer to the final dot: not taken
     (_O.COMMITTING, Event.DELIVERED, _O.SENT),
     (_O.COMMITTING, Event.REFUSED, _O.FAILED),
 )

@@ -80,8 +80,8 @@ def test_six_concurrent_approves_over_two_processes_send_one_reply(tmp_path, pg_
                 barrier = threading.Barrier(APPROVERS)
                 codes: list[int] = []
 
-                def approve(k: int, ticket: int = ticket, barrier: threading.Barrier = barrier
-                            ) -> None:
+                def approve(k: int, ticket: int = ticket, barrier: threading.Barrier = barrier,
+                            codes: list[int] = codes) -> None:
                     client, csrf = sessions[k % 2]
                     barrier.wait()
                     r = client.post(f"/tickets/{ticket}/approve",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import nh3
@@ -72,8 +72,9 @@ def queue(s: Session, settings: Settings, agent: Agent, action: str | None, inte
           status: str, order: str, page: int = 1) -> QueuePage:
     """A page of thread heads the agent may see, filtered, counted and ordered in SQL."""
     statuses = (None if status == "todo" else () if status == "all" else (status,))
-    return queries.queue(s, QueueQuery(scope(settings, agent), action, intent, statuses,
-                                       order == "oldest", page))
+    found = queries.queue(s, QueueQuery(scope(settings, agent), action, intent, statuses,
+                                        order == "oldest", page))
+    return replace(found, counts={a: found.counts.get(a, 0) for a in ACTIONS})
 
 
 @dataclass

@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from triage import metrics
+from triage import lifecycle, metrics
 from triage.config import TEMPLATE_NAMES, Settings
 from triage.review import views
 from triage.review.agents import may_see, verify_password
@@ -69,7 +69,8 @@ class ReviewApp:
         env.globals.update(ACTIONS=views.ACTIONS, INTENTS=views.INTENTS, STATUSES=views.STATUSES,
                            TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age,
                            EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES,
-                           OUTBOX_STATES=views.OUTBOX_STATES)
+                           OUTBOX_STATES=views.OUTBOX_STATES, TODO=lifecycle.TODO,
+                           TicketState=lifecycle.TicketState)
         self.extra_routes: list[Route] = []
 
     # -- plumbing --------------------------------------------------------------------------

@@ -72,6 +72,11 @@ class Ticket(Base):
               postgresql_where=text("parent_id IS NULL"), sqlite_where=text("parent_id IS NULL")),
         Index("ix_tickets_heads", "status", "created_at", "id",
               postgresql_where=text("parent_id IS NULL"), sqlite_where=text("parent_id IS NULL")),
+        # Every state ("tous"): a department's heads, and all heads, in time order.
+        Index("ix_tickets_department_time", "department", "created_at", "id",
+              postgresql_where=text("parent_id IS NULL"), sqlite_where=text("parent_id IS NULL")),
+        Index("ix_tickets_time", "created_at", "id",
+              postgresql_where=text("parent_id IS NULL"), sqlite_where=text("parent_id IS NULL")),
         Index("ix_tickets_requester", "requester", "received_at"),
     )
 

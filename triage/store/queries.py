@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Subquery, exists, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage import lifecycle  # a module reference: lifecycle imports the models too
@@ -63,48 +64,85 @@ class QueueRow:
 class QueuePage:
     rows: list[QueueRow]
     counts: dict[str, int] = field(default_factory=dict)  # by action, for the chosen states
-    total: int = 0  # rows matching every filter, over all pages
+    total: int = 0  # rows matching every filter, over all pages (at most COUNT_CAP + 1)
     page: int = 1
     pages: int = 1
+    capped: bool = False  # more than COUNT_CAP rows: counts and pages are lower bounds
 
 
-def _visible(scope: Scope) -> ColumnElement[bool]:
-    heads = Ticket.parent_id.is_(None)
+#: Counts stop at this many rows: past it the page says « plus de 10 000 » rather than scan
+#: a department's whole history on every page load.
+COUNT_CAP = 10_000
+
+
+def _branches(q: QueueQuery) -> list[list[ColumnElement[bool]]]:
+    """The visible thread heads as one or two disjoint sets of conditions.
+
+    Kept apart rather than joined with OR, so that each set is read in time order from its
+    own index and a page stops after its rows: the department's tickets, and the undecided
+    ones that reached one of the scope's mailboxes.
+    """
+    common: list[ColumnElement[bool]] = [Ticket.parent_id.is_(None)]
+    statuses = lifecycle.TODO if q.statuses is None else q.statuses
+    if statuses:
+        common.append(Ticket.status.in_([str(v) for v in statuses]))
+    if q.intent:
+        common.append(Ticket.intent == q.intent)
+    scope = q.scope
     if scope.departments is None:
-        return heads
-    own = Ticket.department.in_(sorted(scope.departments))
-    if not scope.mailboxes:
-        return and_(heads, own)
-    undecided = and_(Ticket.department.is_(None), exists().where(
-        TicketSource.ticket_id == Ticket.id, TicketSource.mailbox.in_(sorted(scope.mailboxes))))
-    return and_(heads, or_(own, undecided))
+        return [common]
+    branches = [[*common, Ticket.department.in_(sorted(scope.departments))]]
+    if scope.mailboxes:
+        branches.append([*common, Ticket.department.is_(None), exists().where(
+            TicketSource.ticket_id == Ticket.id,
+            TicketSource.mailbox.in_(sorted(scope.mailboxes)))])
+    return branches
+
+
+def _union(selects: Sequence[Any]) -> Subquery:
+    """``UNION ALL`` of selects that each keep their own ORDER BY and LIMIT (each is wrapped
+    in a subquery: SQLite refuses them on the members of a compound select)."""
+    parts: list[Subquery] = [sel.subquery() for sel in selects]
+    if len(parts) == 1:
+        return parts[0]
+    return union_all(*[select(*p.c) for p in parts]).subquery()
 
 
 def queue(s: Session, q: QueueQuery) -> QueuePage:
-    """One page of the queue, the counts by action and the number of matching rows."""
-    where = [_visible(q.scope)]
-    statuses = lifecycle.TODO if q.statuses is None else q.statuses
-    if statuses:
-        where.append(Ticket.status.in_([str(v) for v in statuses]))
+    """One page of the queue, the counts by action and the number of matching rows.
+
+    Two statements whatever the store's size: the counts (by action, each branch stopping
+    at :data:`COUNT_CAP` rows) and the page (each branch read in order up to the page's end,
+    then merged). The message bytes are never read.
+    """
+    branches = _branches(q)
+    limited = _union([select(Ticket.action.label("action")).where(*b).limit(COUNT_CAP + 1)
+                      for b in branches])
     counts = {str(a): int(n) for a, n in s.execute(
-        select(Ticket.action, func.count()).where(*where).group_by(Ticket.action))}
-    if q.intent:
-        where.append(Ticket.intent == q.intent)
-        total = int(s.scalar(select(func.count()).select_from(Ticket).where(
-            *where, *([Ticket.action == q.action] if q.action else []))) or 0)
-    else:
-        total = counts.get(q.action, 0) if q.action else sum(counts.values())
+        select(limited.c.action, func.count()).group_by(limited.c.action))}
+    capped = sum(counts.values()) > COUNT_CAP
+    total = counts.get(q.action, 0) if q.action else sum(counts.values())
     if q.action:
-        where.append(Ticket.action == q.action)
-    pages = max(1, -(-total // q.per_page))
-    page = min(max(1, q.page), pages)
-    order = ((Ticket.created_at.asc(), Ticket.id.asc()) if q.oldest_first
-             else (Ticket.created_at.desc(), Ticket.id.desc()))
-    rows = [QueueRow(*r) for r in s.execute(
-        select(Ticket.id, Ticket.created_at, Ticket.department, Ticket.action, Ticket.intent,
+        branches = [[*b, Ticket.action == q.action] for b in branches]
+    pages = max(1, -(-min(total, COUNT_CAP) // q.per_page))
+    page = min(max(1, q.page), pages) if not capped else max(1, q.page)
+    end = page * q.per_page
+    columns = (Ticket.id, Ticket.created_at, Ticket.department, Ticket.action, Ticket.intent,
                Ticket.sender, Ticket.subject, Ticket.status)
-        .where(*where).order_by(*order).limit(q.per_page).offset((page - 1) * q.per_page))]
-    return QueuePage(rows, counts, total, page, pages)
+    if q.oldest_first:
+        def order(c: Any) -> tuple[Any, Any]:
+            return c.created_at.asc(), c.id.asc()
+    else:
+        def order(c: Any) -> tuple[Any, Any]:
+            return c.created_at.desc(), c.id.desc()
+    if len(branches) == 1:
+        query = select(*columns).where(*branches[0]).order_by(*order(Ticket))
+    else:
+        merged = _union([select(*columns).where(*b).order_by(*order(Ticket)).limit(end)
+                         for b in branches])
+        query = select(*merged.c).order_by(*order(merged.c))
+    rows = [QueueRow(*r) for r in s.execute(query.limit(q.per_page).offset(end - q.per_page))]
+    return QueuePage(rows, counts, total, page, pages, capped)
 
 
 def status_counts(s: Session) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from triage.store.models import (
     Ticket,
     TicketSource,
 )
-from triage.store.queries import StoreHistory
+from triage.store.queries import StoreHistory, find_ticket
 from triage.store.threads import Threads, arrival, in_chunks, may_join, references
 
 SYSTEM = "triage"
@@ -92,6 +93,19 @@ class Store:
     def history(self, before: int | None = None) -> StoreHistory:
         """The sender-history port of the decision chain (see :class:`StoreHistory`)."""
         return StoreHistory(self.sessions, before)
+
+    def history_of(self, raw: bytes) -> tuple[StoreHistory, datetime | None]:
+        """The port for deciding ``raw`` again as it was decided: when the store holds the
+        message, as of its arrival and with only the tickets before it; else (None) as of
+        the caller's choice of time."""
+        from triage.parse import parse_message
+
+        message_id = parse_message(raw).message_id
+        with self.session() as s:
+            ticket = find_ticket(s, identity(message_id, content_digest(raw)), message_id)
+            if ticket is None:
+                return self.history(), None
+            return self.history(before=ticket.id), ticket.received_at
 
     @classmethod
     def from_url(cls, url: str, create: bool = True) -> Store:

@@ -47,6 +47,10 @@ def upgrade() -> None:
                     postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
     op.create_index("ix_tickets_heads", "tickets", ["status", "created_at", "id"],
                     postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
+    op.create_index("ix_tickets_department_time", "tickets", ["department", "created_at", "id"],
+                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
+    op.create_index("ix_tickets_time", "tickets", ["created_at", "id"],
+                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
     op.create_index("ix_tickets_requester", "tickets", ["requester", "received_at"])
     op.create_index("ix_drafts_to_addr", "drafts", ["to_addr"])
     _one_reply_per_draft(bind)
@@ -95,6 +99,8 @@ def downgrade() -> None:
     op.drop_index("uq_outbox_one_reply_per_draft", table_name="outbox")
     op.drop_index("ix_drafts_to_addr", table_name="drafts")
     op.drop_index("ix_tickets_requester", table_name="tickets")
+    op.drop_index("ix_tickets_time", table_name="tickets")
+    op.drop_index("ix_tickets_department_time", table_name="tickets")
     op.drop_index("ix_tickets_heads", table_name="tickets")
     op.drop_index("ix_tickets_queue", table_name="tickets")
     with op.batch_alter_table("tickets", schema=None) as batch:
