@@ -32,17 +32,21 @@ _ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
 
 def upgrade() -> None:
     bind = op.get_bind()
-    with op.batch_alter_table("tickets", schema=None) as batch:
-        batch.add_column(sa.Column("requester", sa.String(length=320), nullable=True))
-        batch.add_column(sa.Column("received_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("mentions_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key("fk_tickets_mentions_id", "tickets", ["mentions_id"], ["id"],
-                                 ondelete="SET NULL")
+    # Plain ADD COLUMN, never a batch rebuild of ``tickets``: on SQLite a rebuild drops the
+    # table, and with foreign keys on (the store's setting) that cascades to every draft,
+    # source and outbox row. So on SQLite the new column keeps no foreign key and
+    # ``received_at`` stays nullable in the file (the code always writes it).
+    op.add_column("tickets", sa.Column("requester", sa.String(length=320), nullable=True))
+    op.add_column("tickets", sa.Column("received_at", sa.DateTime(timezone=True),
+                                       nullable=True))
+    op.add_column("tickets", sa.Column("mentions_id", sa.Integer(), nullable=True))
     op.execute("UPDATE tickets SET received_at = created_at")
     _backfill_requesters(bind)
-    with op.batch_alter_table("tickets", schema=None) as batch:
-        batch.alter_column("received_at", existing_type=sa.DateTime(timezone=True),
-                           nullable=False)
+    if bind.dialect.name != "sqlite":
+        op.create_foreign_key("fk_tickets_mentions_id", "tickets", "tickets", ["mentions_id"],
+                              ["id"], ondelete="SET NULL")
+        op.alter_column("tickets", "received_at", existing_type=sa.DateTime(timezone=True),
+                        nullable=False)
     op.create_index("ix_tickets_queue", "tickets", ["department", "status", "created_at", "id"],
                     postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
     op.create_index("ix_tickets_heads", "tickets", ["status", "created_at", "id"],
@@ -103,8 +107,7 @@ def downgrade() -> None:
     op.drop_index("ix_tickets_department_time", table_name="tickets")
     op.drop_index("ix_tickets_heads", table_name="tickets")
     op.drop_index("ix_tickets_queue", table_name="tickets")
-    with op.batch_alter_table("tickets", schema=None) as batch:
-        batch.drop_constraint("fk_tickets_mentions_id", type_="foreignkey")
-        batch.drop_column("mentions_id")
-        batch.drop_column("received_at")
-        batch.drop_column("requester")
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint("fk_tickets_mentions_id", "tickets", type_="foreignkey")
+    for column in ("mentions_id", "received_at", "requester"):
+        op.drop_column("tickets", column)  # SQLite 3.35+ drops a column in place
