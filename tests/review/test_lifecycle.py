@@ -184,3 +184,25 @@ def _world(tmp_path: Path, store_url: str, relay: SmtpRelay):  # type: ignore[no
     raw = (DEV / "065.eml").read_bytes()
     store.record(triage_bytes(raw, settings), raw, origin="test:065.eml")
     return settings, store
+
+
+def test_rerendering_uses_the_message_the_draft_answers(store, settings):
+    """The requester's follow-up brings its own draft; reassigning re-renders it with the
+    follow-up's identifier, and the first draft keeps its recipient."""
+    first = ticket_id(store, "063.eml")
+    raw = ("From: Claire Bouvier <claire.bouvier@ville-crolles.fr>\r\n"
+           "To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\n"
+           f"Subject: Re: Chorus Pro [réf. T{first}]\r\nMessage-ID: <second@test>\r\n\r\n"
+           "Pardon, mon identifiant est cbouvier2-xt : mot de passe expiré.\r\n").encode()
+    child, _ = store.record(triage_bytes(raw, settings), raw, origin="test:second")
+    assert child.parent_id == first
+    with store.session() as s:
+        admin = _agent(s, "admin")
+        handle(s, settings, admin, s.get(Ticket, first), Verb.REASSIGN, {"department": "73"})
+        s.commit()
+        drafts = {d.ticket_id: d for d in s.scalars(select(DraftRow))
+                  if d.ticket_id in (first, child.id)}
+        assert all(d.to_addr == "claire.bouvier@ville-crolles.fr" for d in drafts.values())
+        assert set(drafts) == {first, child.id}
+        assert "cbouvier2-xt" in drafts[child.id].body
+        assert "de la Savoie" in drafts[child.id].body

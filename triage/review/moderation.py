@@ -14,7 +14,6 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage import lifecycle
@@ -26,7 +25,7 @@ from triage.parse import parse_message
 from triage.send.compose import ComposeError
 from triage.send.outbox import compose_item
 from triage.store import Agent, AuditEvent, DraftRow, Ticket, Transfer
-from triage.store.queries import thread
+from triage.store.queries import has_transfer, thread
 
 #: Templates whose approval needs the agent to confirm the sender's address is the account's.
 CONFIRM_ADDRESS = ("reset_password", "expired_password")
@@ -171,8 +170,8 @@ def _reassign(s: Session, settings: Settings, ticket: Ticket, code: str) -> dict
     if draft is not None:
         draft.department = code
         draft.body = _render(s, settings, draft, ticket, draft.template, code)
-    if settings.mailbox_of(department.mailbox) is not None and s.scalar(select(Transfer).where(
-            Transfer.ticket_id == ticket.id, Transfer.target == department.mailbox)) is None:
+    if settings.mailbox_of(department.mailbox) is not None and not has_transfer(
+            s, ticket.id, department.mailbox):
         s.add(Transfer(ticket_id=ticket.id, target=department.mailbox))
     return {"before": before, "after": code}
 

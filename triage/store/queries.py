@@ -18,7 +18,14 @@ from sqlalchemy import ColumnElement, Subquery, exists, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage import lifecycle  # a module reference: lifecycle imports the models too
-from triage.store.models import AuditEvent, DraftRow, OutboxItem, Ticket, TicketSource
+from triage.store.models import (
+    AuditEvent,
+    DraftRow,
+    OutboxItem,
+    Ticket,
+    TicketSource,
+    Transfer,
+)
 
 PER_PAGE = 50
 DAY = timedelta(days=1)
@@ -171,6 +178,11 @@ def outbox_of(s: Session, ids: Sequence[int]) -> list[OutboxItem]:
 def mailboxes_of(s: Session, ticket_id: int) -> list[str]:
     return list(s.scalars(select(TicketSource.mailbox).where(
         TicketSource.ticket_id == ticket_id).distinct()))
+
+
+def has_transfer(s: Session, ticket_id: int, target: str) -> bool:
+    return s.scalar(select(Transfer.id).where(Transfer.ticket_id == ticket_id,
+                                              Transfer.target == target)) is not None
 
 
 def find_ticket(s: Session, identity: str, message_id: str | None) -> Ticket | None:
