@@ -14,6 +14,7 @@ in its own session, as a request would. Prints p50, p95 and max per case and wri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -107,20 +108,56 @@ def run_case(store: Store, settings, agent: Agent, args: dict[str, object],  # t
             "max_ms": round(timings[-1], 2), "rows_total": page.total}
 
 
+def _explain(store: Store, settings) -> None:  # type: ignore[no-untyped-def]
+    """The plans of the queue's statements for the agent of 38, one case after another."""
+    from sqlalchemy import event
+
+    statements: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "tickets" in statement:
+            statements.append((statement, parameters))
+
+    agent = Agent(login="bench38", departments=["38"], role="agent")
+    for case, query in CASES.items():
+        statements.clear()
+        event.listen(store.engine, "before_cursor_execute", keep)
+        run_case(store, settings, agent, query, 1)
+        event.remove(store.engine, "before_cursor_execute", keep)
+        print(f"== {case}")
+        with store.engine.connect() as conn:
+            for statement, parameters in statements:
+                plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement,
+                                            parameters)  # type: ignore[arg-type]
+                print("\n".join(row[0] for row in plan))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("/tmp/triage-bench/queue.json"))
+    parser.add_argument("--database", default=None,
+                        help="an existing database URL to fill once and keep (to study plans "
+                             "with EXPLAIN); default: a throwaway one")
+    parser.add_argument("--explain", action="store_true",
+                        help="print each case's query plans (EXPLAIN ANALYZE) once")
     args = parser.parse_args()
     settings = load_settings(ROOT / "config" / "departments.yaml")
     random.seed(1)
     results: dict[str, object] = {"tickets": args.tickets, "repeat": args.repeat}
-    with temporary_database() as url:
+    with (contextlib.nullcontext(args.database) if args.database
+          else temporary_database()) as url:
         store = Store.from_url(url)
-        seconds = fill(store, args.tickets)
-        results["fill_seconds"] = round(seconds, 1)
-        print(f"{args.tickets:,} tickets written and analysed in {seconds:.0f} s", flush=True)
+        with store.engine.connect() as conn:
+            present = conn.execute(text("SELECT count(*) FROM tickets")).scalar()
+        if not present:
+            seconds = fill(store, args.tickets)
+            results["fill_seconds"] = round(seconds, 1)
+            print(f"{args.tickets:,} tickets written and analysed in {seconds:.0f} s",
+                  flush=True)
+        if args.explain:
+            _explain(store, settings)
         with store.engine.connect() as conn:
             results["postgresql"] = conn.execute(text("SHOW server_version")).scalar()
         who = {"agent of 38": Agent(login="bench38", departments=["38"], role="agent"),

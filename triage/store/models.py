@@ -68,9 +68,12 @@ class Ticket(Base):
     # The queue reads thread heads by department and state, newest or oldest first; the
     # sender-history port reads a requester's recent tickets (triage.store.queries).
     __table_args__ = (
-        Index("ix_tickets_queue", "department", "status", "created_at", "id",
-              postgresql_where=text("parent_id IS NULL"), sqlite_where=text("parent_id IS NULL")),
-        Index("ix_tickets_heads", "status", "created_at", "id",
+        # Every column the queue filters, counts and orders on, so that counting and choosing
+        # a page are read from the index alone.
+        Index("ix_tickets_queue", "department", "status", "action", "intent", "created_at",
+              "id", postgresql_where=text("parent_id IS NULL"),
+              sqlite_where=text("parent_id IS NULL")),
+        Index("ix_tickets_heads", "status", "action", "intent", "created_at", "id",
               postgresql_where=text("parent_id IS NULL"), sqlite_where=text("parent_id IS NULL")),
         # Every state ("tous"): a department's heads, and all heads, in time order.
         Index("ix_tickets_department_time", "department", "created_at", "id",

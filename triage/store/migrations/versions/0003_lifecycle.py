@@ -47,9 +47,11 @@ def upgrade() -> None:
                               ["id"], ondelete="SET NULL")
         op.alter_column("tickets", "received_at", existing_type=sa.DateTime(timezone=True),
                         nullable=False)
-    op.create_index("ix_tickets_queue", "tickets", ["department", "status", "created_at", "id"],
+    op.create_index("ix_tickets_queue", "tickets",
+                    ["department", "status", "action", "intent", "created_at", "id"],
                     postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
-    op.create_index("ix_tickets_heads", "tickets", ["status", "created_at", "id"],
+    op.create_index("ix_tickets_heads", "tickets",
+                    ["status", "action", "intent", "created_at", "id"],
                     postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
     op.create_index("ix_tickets_department_time", "tickets", ["department", "created_at", "id"],
                     postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
