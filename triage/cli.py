@@ -510,6 +510,13 @@ def audit(config_path: Path | None, ticket: int | None, login: str | None,
                 detail = " ".join(f"{k}={v!r}" for k, v in (e.detail or {}).items()
                                   if k not in ("before", "after"))
                 click.echo(f"{at}  #{e.ticket_id or '-':<6} {e.actor:<16} {e.event:<26} {detail}")
+        head = s.get(Ticket, ticket) if ticket is not None and not as_json else None
+        if head is not None:
+            from triage.lifecycle import allowed
+
+            actions = sorted(allowed(s, head, admin=False) | allowed(s, head, admin=True))
+            click.echo(f"state: {head.status}; actions allowed now: "
+                       f"{', '.join(actions) or 'none'}")
 
 
 def _register_data_commands() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, exists, func, select, union_all
+from sqlalchemy import ColumnElement, Subquery, func, literal, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage import lifecycle  # a module reference: lifecycle imports the models too
@@ -100,9 +100,12 @@ def _branches(q: QueueQuery) -> list[list[ColumnElement[bool]]]:
         return [common]
     branches = [[*common, Ticket.department.in_(sorted(scope.departments))]]
     if scope.mailboxes:
-        branches.append([*common, Ticket.department.is_(None), exists().where(
-            TicketSource.ticket_id == Ticket.id,
-            TicketSource.mailbox.in_(sorted(scope.mailboxes)))])
+        # A probe per undecided head (an index lookup by ticket), not EXISTS: as a semi-join
+        # the planner may hash every source of the mailbox (all its mail) to find a few.
+        reached = (select(literal(1)).where(TicketSource.ticket_id == Ticket.id,
+                                            TicketSource.mailbox.in_(sorted(scope.mailboxes)))
+                   .limit(1).correlate(Ticket).scalar_subquery())
+        branches.append([*common, Ticket.department.is_(None), reached.is_not(None)])
     return branches
 
 
@@ -137,8 +140,9 @@ def queue(s: Session, q: QueueQuery) -> QueuePage:
     total = counts.get(q.action, 0) if q.action else sum(counts.values())
     if q.action:
         branches = [[*b, Ticket.action == q.action] for b in branches]
+    # Pages stop with the counts: past COUNT_CAP rows, narrow the filters.
     pages = max(1, -(-min(total, COUNT_CAP) // q.per_page))
-    page = min(max(1, q.page), pages) if not capped else max(1, q.page)
+    page = min(max(1, q.page), pages)
     end = page * q.per_page
     if q.oldest_first:
         def order(c: Any) -> tuple[Any, Any]:
