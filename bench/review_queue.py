@@ -35,7 +35,8 @@ from triage.testing import temporary_database  # noqa: E402
 DEPARTMENTS = ("07", "26", "38", "73", "74")
 
 # Tickets in SQL: department by i % 20 (19 of 20 in a department, 1 undetermined), status by
-# i % 100 (8 open, 1 quarantined, 1 approved, 60 sent, 30 handled), action and intent spread,
+# a hash of i, independent of the department (8 % open, 1 % quarantined, 1 % approved, 60 %
+# sent, 30 % handled), action and intent spread,
 # created over two years (newest last, as ids grow), one in ten a follow-up of an earlier one.
 FILL = """
 INSERT INTO tickets (id, identity, message_id, digest, created_at, updated_at, received_at,
@@ -47,16 +48,16 @@ SELECT i, md5(i::text) || md5((i + 1)::text), 'm' || i || '@bench', md5(i::text)
     now() - make_interval(secs => (:n - i) * 63.0),
     'bench', 'Chorus Pro - mot de passe ' || i, 'Agent ' || i || ' <a' || (i % 50000) ||
     '@mairie.example>', 'a' || (i % 50000) || '@mairie.example',
-    CASE WHEN i % 100 < 8 THEN 'open' WHEN i % 100 = 8 THEN 'quarantined'
-         WHEN i % 100 = 9 THEN 'approved' WHEN i % 100 < 70 THEN 'sent' ELSE 'handled' END,
-    CASE WHEN i % 100 = 8 THEN 'quarantine' WHEN i % 10 < 6 THEN 'draft'
+    CASE WHEN h < 8 THEN 'open' WHEN h = 8 THEN 'quarantined'
+         WHEN h = 9 THEN 'approved' WHEN h < 70 THEN 'sent' ELSE 'handled' END,
+    CASE WHEN h = 8 THEN 'quarantine' WHEN i % 10 < 6 THEN 'draft'
          WHEN i % 10 < 9 THEN 'human' ELSE 'ignore' END,
     NULL, CASE WHEN i % 3 = 0 THEN 'expired_password' WHEN i % 3 = 1
          THEN 'forgotten_password' ELSE 'other' END,
     CASE WHEN i % 20 = 19 THEN NULL ELSE (ARRAY['07','26','38','73','74'])[i % 5 + 1] END,
     true, 'a' || i || '-xt', i % 2 = 0, '[]'::json, NULL, convert_to('From: x', 'UTF8'), 7,
     CASE WHEN i % 10 = 5 AND i > 100 THEN i - 100 ELSE NULL END
-FROM generate_series(1, :n) AS i
+FROM (SELECT i, (hashint4(i) & 2147483647) % 100 AS h FROM generate_series(1, :n) AS i) AS g
 """
 # Where each ticket was received, as in production (one source per ticket): its department's
 # mailbox, and for the undetermined ones any of the five.

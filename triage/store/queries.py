@@ -83,29 +83,30 @@ COUNT_CAP = 10_000
 
 
 def _branches(q: QueueQuery) -> list[list[ColumnElement[bool]]]:
-    """The visible thread heads as one or two disjoint sets of conditions.
+    """The visible thread heads as disjoint sets of conditions, each with equalities only.
 
-    Kept apart rather than joined with OR, so that each set is read in time order from its
-    own index and a page stops after its rows: the department's tickets, and the undecided
-    ones that reached one of the scope's mailboxes.
+    Kept apart rather than joined with OR or IN, so that each set is read in time order from
+    an index whose prefix it fixes (department or none, state) and a page stops after its
+    rows: per state asked for, the department's tickets, and the undecided ones that reached
+    one of the scope's mailboxes.
     """
-    common: list[ColumnElement[bool]] = [Ticket.parent_id.is_(None)]
-    statuses = lifecycle.TODO if q.statuses is None else q.statuses
-    if statuses:
-        common.append(Ticket.status.in_([str(v) for v in statuses]))
+    base: list[ColumnElement[bool]] = [Ticket.parent_id.is_(None)]
     if q.intent:
-        common.append(Ticket.intent == q.intent)
+        base.append(Ticket.intent == q.intent)
+    statuses = lifecycle.TODO if q.statuses is None else q.statuses
+    per_state = [[*base, Ticket.status == str(v)] for v in statuses] if statuses else [base]
     scope = q.scope
     if scope.departments is None:
-        return [common]
-    branches = [[*common, Ticket.department.in_(sorted(scope.departments))]]
+        return per_state
+    branches = [[*b, Ticket.department == code] for b in per_state
+                for code in sorted(scope.departments)]
     if scope.mailboxes:
         # A probe per undecided head (an index lookup by ticket), not EXISTS: as a semi-join
         # the planner may hash every source of the mailbox (all its mail) to find a few.
         reached = (select(literal(1)).where(TicketSource.ticket_id == Ticket.id,
                                             TicketSource.mailbox.in_(sorted(scope.mailboxes)))
                    .limit(1).correlate(Ticket).scalar_subquery())
-        branches.append([*common, Ticket.department.is_(None), reached.is_not(None)])
+        branches += [[*b, Ticket.department.is_(None), reached.is_not(None)] for b in per_state]
     return branches
 
 

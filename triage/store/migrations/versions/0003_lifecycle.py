@@ -27,6 +27,17 @@ depends_on = None
 
 _ONE_PER_DRAFT = "state IN ('approved', 'sending', 'committing', 'sent')"
 _HEADS = "parent_id IS NULL"
+_UNDECIDED = "parent_id IS NULL AND department IS NULL"
+_QUEUE_INDEXES = {
+    "ix_tickets_queue": ["department", "status", "created_at", "id"],
+    "ix_tickets_queue_counts": ["department", "status", "action", "intent"],
+    "ix_tickets_heads": ["status", "created_at", "id"],
+    "ix_tickets_heads_counts": ["status", "action", "intent"],
+    "ix_tickets_department_time": ["department", "created_at", "id"],
+    "ix_tickets_time": ["created_at", "id"],
+    "ix_tickets_undecided": ["status", "created_at", "id"],
+    "ix_tickets_undecided_time": ["created_at", "id"],
+}
 _ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
 
 
@@ -47,16 +58,10 @@ def upgrade() -> None:
                               ["id"], ondelete="SET NULL")
         op.alter_column("tickets", "received_at", existing_type=sa.DateTime(timezone=True),
                         nullable=False)
-    op.create_index("ix_tickets_queue", "tickets",
-                    ["department", "status", "action", "intent", "created_at", "id"],
-                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
-    op.create_index("ix_tickets_heads", "tickets",
-                    ["status", "action", "intent", "created_at", "id"],
-                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
-    op.create_index("ix_tickets_department_time", "tickets", ["department", "created_at", "id"],
-                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
-    op.create_index("ix_tickets_time", "tickets", ["created_at", "id"],
-                    postgresql_where=sa.text(_HEADS), sqlite_where=sa.text(_HEADS))
+    for name, columns in _QUEUE_INDEXES.items():
+        where = _UNDECIDED if "undecided" in name else _HEADS
+        op.create_index(name, "tickets", columns, postgresql_where=sa.text(where),
+                        sqlite_where=sa.text(where))
     op.create_index("ix_tickets_requester", "tickets", ["requester", "received_at"])
     op.create_index("ix_drafts_to_addr", "drafts", ["to_addr"])
     _one_reply_per_draft(bind)
@@ -105,10 +110,8 @@ def downgrade() -> None:
     op.drop_index("uq_outbox_one_reply_per_draft", table_name="outbox")
     op.drop_index("ix_drafts_to_addr", table_name="drafts")
     op.drop_index("ix_tickets_requester", table_name="tickets")
-    op.drop_index("ix_tickets_time", table_name="tickets")
-    op.drop_index("ix_tickets_department_time", table_name="tickets")
-    op.drop_index("ix_tickets_heads", table_name="tickets")
-    op.drop_index("ix_tickets_queue", table_name="tickets")
+    for name in _QUEUE_INDEXES:
+        op.drop_index(name, table_name="tickets")
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint("fk_tickets_mentions_id", "tickets", type_="foreignkey")
     for column in ("mentions_id", "received_at", "requester"):
