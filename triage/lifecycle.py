@@ -26,7 +26,7 @@ writer that bypassed this module could not queue a second reply.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -362,9 +362,3 @@ def follow_up(s: Session, root: Ticket, actor: str, **detail: Any) -> None:
     detail.update(state_before=state.value, state_after=(after or state).value)
     s.add(AuditEvent(ticket_id=root.id, actor=actor, event=AUDIT_NAMES[Event.FOLLOW_UP],
                      detail=detail))
-
-
-def states(values: Iterable[str]) -> list[TicketState]:
-    """Ticket states from strings (query parameters), unknown values dropped."""
-    known = {m.value for m in TicketState}
-    return [TicketState(v) for v in values if v in known]
