@@ -247,7 +247,9 @@ def transition(s: Session, ticket: Ticket, event: Event, actor: str, *, admin: b
         return Step(before, before, False)
     after = target(before, event)
     if after is None:
-        raise NotAllowed(_REFUSALS.get(before, f"action impossible dans l'état {before}"))
+        if event is Event.RELEASE:
+            raise NotAllowed("ce message n'est pas en quarantaine")
+        raise NotAllowed(_REFUSALS.get(before, "action impossible pour cette demande"))
     assert isinstance(after, TicketState)
     if event in ADMIN_ONLY and not admin:
         raise NotAllowed("seul un administrateur peut libérer un message de la quarantaine")

@@ -17,6 +17,9 @@ in the store. A mailbox that cannot be reached, or a daemon that stopped polling
 
 from __future__ import annotations
 
+import hmac
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -203,11 +206,37 @@ def readiness(settings: Settings, store: Store) -> tuple[bool, list[str]]:
 
 
 # -- HTTP endpoints ------------------------------------------------------------------------
+def metrics_token(settings: Settings) -> str | None:
+    """The bearer token ``/metrics`` requires (``web.metrics_token_env`` or
+    ``web.metrics_token_file``), or None: then ``/metrics`` is open to whoever reaches the web
+    application's address (loopback by default)."""
+    web = settings.web
+    if web.metrics_token_env:
+        value = os.environ.get(web.metrics_token_env, "").strip()
+        if value:
+            return value
+    if web.metrics_token_file:
+        try:
+            value = settings.path(web.metrics_token_file).read_text("utf-8").strip()
+        except OSError:
+            value = ""
+        # A configured but unreadable or empty token file locks /metrics rather than opening it.
+        return value or secrets.token_urlsafe(32)
+    # A variable named but empty or unset locks /metrics too.
+    return secrets.token_urlsafe(32) if web.metrics_token_env else None
+
+
 def routes(store: Store, settings: Callable[[], Settings]) -> list[Route]:
     """``/metrics`` (Prometheus text format) and ``/readyz`` (200 or 503, plain text)."""
     registry = registry_for(store, settings)
 
     async def metrics_endpoint(request: Request) -> Response:
+        token = metrics_token(settings())
+        given = request.headers.get("authorization", "")
+        if token is not None and not hmac.compare_digest(
+                given.encode("utf-8", "replace"), f"Bearer {token}".encode()):
+            return Response("bearer token required\n", status_code=401, media_type="text/plain",
+                            headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         body = await run_in_threadpool(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
@@ -228,4 +257,4 @@ def families(text: str) -> Iterator[Metric]:
 
 
 __all__ = ["MESSAGE_SECONDS", "POLL_ERRORS", "MeasuredWorker", "StoreCollector", "families",
-           "readiness", "registry_for", "routes"]
+           "metrics_token", "readiness", "registry_for", "routes"]

@@ -28,8 +28,12 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(agent: Agent, password: str) -> bool:
+    return check_password(agent.password_hash, password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(agent.password_hash, password)
+        return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -124,6 +124,9 @@ class Ticket(Base):
     error: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     raw_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The attachment manifest triage.parse made at intake (triage.parse.manifest); the page
+    #: and the download both read it. None for tickets recorded before it existed.
+    attachments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"),
                                                   index=True)
@@ -257,6 +260,26 @@ class LoginAttempt(Base):
 
 
 _ONE_PER_DRAFT = "state IN ('approved', 'sending', 'committing', 'sent')"
+
+
+class WebSession(Base):
+    """A signed-in session of the web application: logout or an admin ends it for good.
+
+    The cookie names the session; this row says whether it still stands. ``id`` is a digest of
+    the cookie's session id, so the table alone cannot be replayed as cookies.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"),
+                                          index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    client: Mapped[str] = mapped_column(String(100), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class OutboxItem(Base):

@@ -1,7 +1,7 @@
 """lifecycle: requester, received time and mention of tickets; queue indexes; one reply per draft
 
 Revision ID: 0003_lifecycle
-Revises: 0002
+Revises: 0004_web_hardening
 Create Date: 2026-12-07 07:30:00
 
 Tickets get the requester's address (who may add to the ticket), the time the message was
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_lifecycle"
-down_revision = "0002"
+down_revision = "0004_web_hardening"  # the head when this was merged
 branch_labels = None
 depends_on = None
 
