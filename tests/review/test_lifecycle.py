@@ -206,3 +206,20 @@ def test_rerendering_uses_the_message_the_draft_answers(store, settings):
         assert set(drafts) == {first, child.id}
         assert "cbouvier2-xt" in drafts[child.id].body
         assert "de la Savoie" in drafts[child.id].body
+
+
+def test_sent_ticket_page_shows_one_state(client, store, settings):
+    """Once its reply is sent, the page says « Réponse envoyée » and no longer « Brouillon à
+    valider », and offers no action on the draft."""
+    own = ticket_id(store, "065.eml")
+    with store.session() as s:
+        handle(s, settings, _agent(s), s.get(Ticket, own), Verb.APPROVE,
+               {"address_confirmed": "yes"})
+        s.commit()
+        item = s.scalar(select(OutboxItem))
+        assert outbox.set_state(s, item, "sending")
+        outbox.delivered(s, item, "test")
+    login(client, "agent38")
+    heading = client.get(f"/tickets/{own}").text.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert "Réponse envoyée" in heading and "Brouillon à valider" not in heading
+    assert f"/tickets/{own}/approve" not in client.get(f"/tickets/{own}").text
