@@ -337,20 +337,22 @@ def outbox_step(s: Session, item: OutboxItem, event: Event, **values: object) ->
     ``delivered`` and ``refused`` also move the item's draft and ticket and write the audit
     entry. The caller commits.
     """
+    ends = event in (Event.DELIVERED, Event.REFUSED)
+    # The ticket's lock before the item's, the order transition() takes them in (``handled``
+    # locks the ticket, then cancels the item): never the reverse, which could deadlock.
+    ticket = s.get(Ticket, item.ticket_id) if ends else None
+    state = lock(s, ticket) if ticket is not None else None
     if not _cas(s, item, event):
         return False
     for key, value in values.items():
         setattr(item, key, value)
-    if event in (Event.DELIVERED, Event.REFUSED):
+    if ends:
         draft = s.get(DraftRow, item.draft_id)
         if draft is not None and target(DraftState(draft.status), event) is not None:
             _move_draft(draft, event)
-        ticket = s.get(Ticket, item.ticket_id)
-        if ticket is not None:
-            state = lock(s, ticket)
-            after = target(state, event)
-            if isinstance(after, TicketState):
-                _write_state(s, ticket, after)
+        after = target(state, event) if state is not None else None
+        if ticket is not None and isinstance(after, TicketState):
+            _write_state(s, ticket, after)
     return True
 
 

@@ -211,7 +211,8 @@ class Store:
             threads.resolve()
             s.add_all([AuditEvent(ticket_id=t.id, actor=SYSTEM, event=name, detail=detail)
                        for t, name, detail in events])
-            for child, head in threads.links:
+            # Heads locked in id order: two batches reopening the same tickets cannot deadlock.
+            for child, head in sorted(threads.links, key=lambda link: (link[1].id, link[0].id)):
                 lifecycle.follow_up(s, head, SYSTEM, ticket=child.id,
                                     message_id=child.message_id)
             s.flush()
