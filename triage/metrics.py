@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from triage.config import Settings
+from triage.lifecycle import DraftState, OutboxState
 from triage.mailbox.worker import NETWORK_ERRORS, Counts, MailboxWorker
 from triage.store import AuditEvent, DraftRow, MailboxState, OutboxItem, Store, Ticket
 
@@ -131,14 +132,14 @@ class StoreCollector(Collector):
                 tickets.add_metric([dept or "none", action, intent or "none"], n)
             pending = {dept: (n, _aware(first)) for dept, n, first in s.execute(
                 select(DraftRow.department, func.count(DraftRow.id), func.min(DraftRow.created_at))
-                .where(DraftRow.status == "pending").group_by(DraftRow.department))}
+                .where(DraftRow.status == DraftState.PENDING).group_by(DraftRow.department))}
             for dept in [d.code for d in settings.departments] + sorted(
                     set(pending) - {d.code for d in settings.departments}):
                 n, first = pending.get(dept, (0, None))
                 waiting.add_metric([dept], n)
                 oldest.add_metric([dept], (now - first).total_seconds() if first else 0.0)
             for dept, n in s.execute(select(OutboxItem.department, func.count(OutboxItem.id))
-                                     .where(OutboxItem.state == "sent")
+                                     .where(OutboxItem.state == OutboxState.SENT)
                                      .group_by(OutboxItem.department)):
                 sent.add_metric([dept], n)
             for dept, event, n in s.execute(

@@ -261,7 +261,8 @@ class MailboxWorker:
                 counts: Counts) -> dict[int, str]:
         """Triage the batch and commit its tickets in one transaction; the action of every UID."""
         mailbox = self.box.address
-        outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size))
+        history = self.store.history()  # the sender-history port, counting this batch too
+        outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size, history=history))
                     for f in batch.fetched]
         targets: dict[int, str] = dict(batch.done)
         with self.store.session() as s:

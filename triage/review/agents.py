@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from triage.config import Settings
 from triage.errors import TriageError
-from triage.store import Agent, AuditEvent, Ticket, TicketSource
+from triage.store import Agent, AuditEvent, Ticket
+from triage.store.queries import mailboxes_of
 
 #: agent: reviews drafts; lead: also sees the dashboard; admin: everything, every department.
 ROLES = ("agent", "lead", "admin")
@@ -93,8 +94,8 @@ def ticket_departments(s: Session, settings: Settings, ticket: Ticket) -> set[st
     if ticket.department:
         return {ticket.department}
     out = set()
-    for src in s.scalars(select(TicketSource).where(TicketSource.ticket_id == ticket.id)):
-        dept = settings.department_of_mailbox(src.mailbox)
+    for mailbox in mailboxes_of(s, ticket.id):
+        dept = settings.department_of_mailbox(mailbox)
         if dept:
             out.add(dept.code)
     return out

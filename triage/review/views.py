@@ -1,30 +1,38 @@
-"""What the pages show: the queue rows and a ticket's details, read from the store.
+"""What the pages show: the queue rows and a ticket's details, read through the store's
+named queries (:mod:`triage.store.queries`); which actions a ticket offers comes from
+:mod:`triage.lifecycle`.
 
 Pure reads; the department check is done by the caller for every record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from triage import lifecycle
 from triage.config import Settings
+from triage.lifecycle import Event, OutboxState, TicketState
 from triage.parse import Attachment, MessageView, attachment_content, html_body, parse_message
 from triage.review.agents import ticket_departments
-from triage.review.moderation import current_draft, thread
+from triage.review.moderation import current_draft, head_of
 from triage.rules import reasons_of, trust
-from triage.store import Agent, AuditEvent, OutboxItem, Ticket, TicketSource
+from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, queries
+from triage.store.queries import QueuePage, QueueQuery, Scope
 
 ACTIONS = {"draft": "Brouillon à valider", "human": "À traiter par un agent",
            "quarantine": "Quarantaine", "ignore": "Ignoré"}
 INTENTS = {"forgotten_password": "Mot de passe oublié", "expired_password": "Mot de passe expiré",
            "other": "Autre demande"}
-STATUSES = {"open": "À traiter", "quarantined": "En quarantaine", "approved": "Validée, en envoi",
-            "sent": "Réponse envoyée", "handled": "Traitée sans réponse",
-            "rejected": "Brouillon rejeté"}
+STATUSES = {TicketState.OPEN: "À traiter", TicketState.QUARANTINED: "En quarantaine",
+            TicketState.APPROVED: "Validée, en envoi", TicketState.SENT: "Réponse envoyée",
+            TicketState.HANDLED: "Traitée sans réponse"}
+OUTBOX_STATES = {OutboxState.QUEUED: "en attente d'envoi", OutboxState.SENDING: "en cours d'envoi",
+                 OutboxState.COMMITTING: "en cours d'envoi", OutboxState.SENT: "envoyée",
+                 OutboxState.FAILED: "refusée par le relais",
+                 OutboxState.CANCELLED: "annulée (demande traitée sans réponse)"}
 
 
 EVENTS = {
@@ -37,12 +45,11 @@ EVENTS = {
     "draft.template-changed": "modèle changé", "outbox.queued": "réponse mise en file d'envoi",
     "outbox.retry": "envoi reporté (relais indisponible)", "outbox.sent": "réponse envoyée",
     "outbox.refused": "envoi refusé par le relais",
+    "outbox.cancelled": "envoi annulé avant son départ",
 }
 
 
 def age(then: datetime) -> str:
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
     seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
     if seconds < 3600:
         return f"{seconds // 60} min"
@@ -51,25 +58,21 @@ def age(then: datetime) -> str:
     return f"{seconds // 86400} j"
 
 
-def visible(s: Session, settings: Settings, agent: Agent) -> list[Ticket]:
-    """Thread heads the agent may see (admins see every department)."""
-    tickets = s.scalars(select(Ticket).where(Ticket.parent_id.is_(None))).all()
+def scope(settings: Settings, agent: Agent) -> Scope:
+    """The tickets ``agent`` may see: every one for an admin, else their departments'."""
     if agent.is_admin:
-        return list(tickets)
-    mine = set(agent.departments)
-    return [t for t in tickets if ticket_departments(s, settings, t) & mine]
+        return Scope(None)
+    mine = frozenset(agent.departments)
+    return Scope(mine, frozenset(d.mailbox for d in settings.departments if d.code in mine))
 
 
 def queue(s: Session, settings: Settings, agent: Agent, action: str | None, intent: str | None,
-          status: str, order: str) -> tuple[list[Ticket], dict[str, int]]:
-    tickets = visible(s, settings, agent)
-    todo = [t for t in tickets if status == "all" or t.status in (
-        ("open", "quarantined") if status == "todo" else (status,))]
-    counts = {a: sum(1 for t in todo if t.action == a) for a in ACTIONS}
-    rows = [t for t in todo if (not action or t.action == action)
-            and (not intent or t.intent == intent)]
-    rows.sort(key=lambda t: t.created_at, reverse=order != "oldest")
-    return rows, counts
+          status: str, order: str, page: int = 1) -> QueuePage:
+    """A page of thread heads the agent may see, filtered, counted and ordered in SQL."""
+    statuses = (None if status == "todo" else () if status == "all" else (status,))
+    found = queries.queue(s, QueueQuery(scope(settings, agent), action, intent, statuses,
+                                        order == "oldest", page))
+    return replace(found, counts={a: found.counts.get(a, 0) for a in ACTIONS})
 
 
 @dataclass
@@ -80,25 +83,31 @@ class TicketPage:
     thread: list[Ticket]
     warnings: list[str]
     history: list[AuditEvent]
-    draft: object | None
+    draft: DraftRow | None
     outbox: list[OutboxItem]
     departments: set[str]
     mailboxes: list[str]
     attachments: list[Attachment]
+    allowed: frozenset[Event]
+    head: Ticket
 
 
-def ticket_page(s: Session, settings: Settings, ticket: Ticket) -> TicketPage:
+def ticket_page(s: Session, settings: Settings, ticket: Ticket, agent: Agent) -> TicketPage:
+    head = head_of(s, ticket)
     view = parse_message(ticket.raw, settings.limits)
-    ids = [t.id for t in thread(s, ticket)]
-    history = list(s.scalars(select(AuditEvent).where(AuditEvent.ticket_id.in_(ids))
-                             .order_by(AuditEvent.at, AuditEvent.id)))
-    outbox = list(s.scalars(select(OutboxItem).where(OutboxItem.ticket_id.in_(ids))))
-    mailboxes = list(s.scalars(select(TicketSource.mailbox).where(
-        TicketSource.ticket_id == ticket.id).distinct()))
-    return TicketPage(ticket, view, html_body(ticket.raw, settings.limits), thread(s, ticket),
-                      trust_warnings(ticket), history, current_draft(s, ticket), outbox,
-                      ticket_departments(s, settings, ticket), mailboxes,
-                      manifest(ticket, view))
+    warnings = trust_warnings(ticket)
+    draft = current_draft(s, head)
+    if draft is not None and draft.to_addr != head.requester:
+        warnings.append(f"Le destinataire du brouillon ({draft.to_addr}) n'est pas le demandeur "
+                        f"de cette demande ({head.requester or 'illisible'}) : vérifiez avant "
+                        "de valider.")
+    members = queries.thread(s, head)
+    ids = [t.id for t in members]
+    return TicketPage(ticket, view, html_body(ticket.raw, settings.limits), members, warnings,
+                      queries.history(s, ids), draft, queries.outbox_of(s, ids),
+                      ticket_departments(s, settings, ticket),
+                      queries.mailboxes_of(s, ticket.id), manifest(ticket, view),
+                      lifecycle.allowed(s, head, admin=agent.is_admin), head)
 
 
 def trust_warnings(ticket: Ticket) -> list[str]:
@@ -132,8 +141,7 @@ def attachment(settings: Settings, ticket: Ticket, index: int
 
 
 def stats(s: Session) -> dict[str, int]:
-    return dict(s.execute(select(Ticket.status, func.count(Ticket.id)).group_by(Ticket.status))
-                .all())
+    return queries.status_counts(s)
 
 
 def not_fetched(entry: Attachment, ticket: Ticket) -> str:

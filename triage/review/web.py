@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from triage import metrics
+from triage import lifecycle, metrics
 from triage.config import TEMPLATE_NAMES, Settings
 from triage.review import remote, views
 from triage.review.agents import may_see
@@ -78,7 +78,9 @@ class ReviewApp:
         env = self.templates.env
         env.globals.update(ACTIONS=views.ACTIONS, INTENTS=views.INTENTS, STATUSES=views.STATUSES,
                            TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age,
-                           EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES)
+                           EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES,
+                           OUTBOX_STATES=views.OUTBOX_STATES, TODO=lifecycle.TODO,
+                           TicketState=lifecycle.TicketState)
         self.extra_routes: list[Route] = []
 
     # -- plumbing --------------------------------------------------------------------------
@@ -222,11 +224,12 @@ class ReviewApp:
         intent = q.get("intent") if q.get("intent") in views.INTENTS else None
         status = q.get("status") if q.get("status") in ("todo", "all", *views.STATUSES) else "todo"
         order = "oldest" if q.get("order") == "oldest" else "newest"
-        rows, counts = views.queue(s, self.settings(), agent, action, intent, status or "todo",
-                                   order)
+        page_number = int(q["page"]) if q.get("page", "").isdigit() else 1
+        page = views.queue(s, self.settings(), agent, action, intent, status or "todo", order,
+                           page_number)
         return self.render(request, "queue.html", {
-            "agent": agent, "rows": rows, "counts": counts, "action": action, "intent": intent,
-            "status": status, "order": order}, data)
+            "agent": agent, "rows": page.rows, "counts": page.counts, "page": page,
+            "action": action, "intent": intent, "status": status, "order": order}, data)
 
     async def ticket_page(self, request: Request, s: Session, agent: Agent,
                           data: SessionData) -> Response:
@@ -238,7 +241,7 @@ class ReviewApp:
         viewed(s, ticket, agent)
         s.commit()
         # Parsing a large message takes a while: not on the event loop, which serves the others.
-        page = await run_in_threadpool(views.ticket_page, s, settings, ticket)
+        page = await run_in_threadpool(views.ticket_page, s, settings, ticket, agent)
         return self.render(request, "ticket.html", {
             "agent": agent, "page": page, "t": ticket, "departments": settings.departments,
         }, data)
