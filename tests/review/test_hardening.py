@@ -30,8 +30,10 @@ def secured(response) -> bool:
     return all(h in response.headers for h in HEADERS)
 
 
-def record(store: Store, settings: Settings, raw: bytes, name: str) -> int:
-    ticket, _ = store.record(triage_bytes(raw, settings), raw, origin=f"test:{name}")
+def record(store: Store, settings: Settings, raw: bytes, name: str, partial: bool = False
+           ) -> int:
+    ticket, _ = store.record(triage_bytes(raw, settings, partial=partial), raw,
+                             origin=f"test:{name}")
     return ticket.id
 
 
@@ -321,7 +323,7 @@ def test_attachment_of_a_large_message_is_never_an_empty_file(client, store, set
              PartInfo("2", "application/pdf", "gros.pdf", 5_000_000, False)]
     raw = _rebuild(7, parts, {b"BODY[HEADER]": HEAD % 4, b"BODY[1.MIME]": b"Content-Type: "
                               b"text/plain\r\n\r\n", b"BODY[1]": b"J'ai perdu mon mot de passe"})
-    tid = record(store, settings, raw, "large")
+    tid = record(store, settings, raw, "large", partial=True)
     login(client, "admin")
     page = client.get(f"/tickets/{tid}").text
     assert "gros.pdf" in page and "lue dans la boîte aux lettres" in page
@@ -370,6 +372,91 @@ def test_attachment_of_a_large_message_comes_from_the_mailbox(dovecot, tmp_path)
         assert b"Subject: fwd" in got[1].content
     finally:
         store.dispose()
+
+
+def _intake(dovecot, tmp_path, *raws: bytes, **imap: int):
+    """Deploy one department on Dovecot, deliver ``raws`` and run the daemon once."""
+    import subprocess
+    import sys
+
+    from triage.testing.intake import deploy
+
+    if not dovecot.running:
+        dovecot.start()
+    dep = deploy(dovecot, tmp_path, codes=("38",), imap=imap)
+    account = dep.account_of("38")
+    for raw in raws:
+        dovecot.append(account.user, account.password, "INBOX", raw)
+    run = subprocess.run([sys.executable, "-m", "triage", "run", "--once", "--config",
+                          str(dep.config_path)], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    return dep
+
+
+def _download(dep, requester: str) -> tuple[list[bool], list]:
+    """(the stored flags of the requester's manifest, the download of each entry) as admin."""
+    store = Store.open(dep.settings)
+    try:
+        with store.session() as s:
+            ticket = s.scalar(select(Ticket).where(Ticket.requester == requester))
+            assert ticket is not None and ticket.attachments is not None
+            agents.add_agent(s, dep.settings, "admin", PASSWORD, ["38"], role="admin")
+            s.commit()
+        with TestClient(create_app(dep.settings, store), base_url="http://127.0.0.1") as c:
+            login(c, "admin")
+            got = [c.get(f"/tickets/{ticket.id}/attachments/{i}")
+                   for i in range(len(ticket.attachments))]
+        return [a["stored"] for a in ticket.attachments], got
+    finally:
+        store.dispose()
+
+
+VICTIM = (b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n" + TO
+          + b"Subject: mot de passe\r\nMessage-ID: <victim.1@ville-voiron.fr>\r\n")
+SECRET = b"%PDF-SECRET-OF-VICTIM" * 300
+
+
+def _eve(message_id: bytes) -> bytes:
+    return (b"From: Eve <eve@ville-voiron.fr>\r\n" + TO + b"Subject: mot de passe\r\n"
+            b"Message-ID: " + message_id + b"\r\n")
+
+
+def test_a_sender_cannot_mark_a_part_as_not_fetched(dovecot, tmp_path):
+    """Through Dovecot: an X-Triage-Partial header written by the sender is ignored, so the
+    sender's part is served from the stored message, never looked up in the mailbox."""
+    forged = (b"Content-Type: application/pdf\r\nContent-Disposition: attachment; "
+              b"filename=mien.pdf\r\nX-Triage-Partial: 10 bytes not fetched\r\n\r\nxx\r\n")
+    dep = _intake(dovecot, tmp_path, multipart(TEXT, pdf(b"victime.pdf", SECRET), head=VICTIM),
+                  multipart(TEXT, forged, head=_eve(b"<.>")))
+    stored, got = _download(dep, "eve@ville-voiron.fr")
+    assert stored == [True]
+    assert got[0].status_code == 200 and b"SECRET-OF-VICTIM" not in got[0].content
+
+
+def test_a_part_not_fetched_comes_from_the_message_with_that_exact_message_id(dovecot, tmp_path):
+    """Through Dovecot: a large message's attachment is read from the message whose Message-ID
+    is exactly the ticket's, never from another one that merely contains it."""
+    mine = b"%PDF-EVE-" + bytes(range(256)) * 40
+    dep = _intake(dovecot, tmp_path, multipart(TEXT, pdf(b"victime.pdf", SECRET), head=VICTIM),
+                  multipart(TEXT, pdf(b"mien.pdf", mine), head=_eve(b"<.>")),
+                  full_fetch_bytes=4096)
+    stored, got = _download(dep, "eve@ville-voiron.fr")
+    assert stored == [False]
+    assert got[0].status_code == 200 and got[0].content == mine
+
+
+def test_a_non_ascii_message_id_is_no_500_on_download(dovecot, tmp_path):
+    """Through Dovecot: the attachment of a large message with a non-ASCII Message-ID downloads
+    (or is a clear 404), never a 500."""
+    mine = b"%PDF-ETE-" + bytes(range(256)) * 40
+    dep = _intake(dovecot, tmp_path,
+                  multipart(TEXT, pdf(b"mien.pdf", mine), head=_eve(b"<\xc3\xa9t\xc3\xa9@x>")),
+                  full_fetch_bytes=4096)
+    stored, got = _download(dep, "eve@ville-voiron.fr")
+    assert stored == [False]
+    assert got[0].status_code in (200, 404)
+    assert got[0].status_code == 404 or got[0].content == mine
 
 
 def test_bidi_controls_are_removed_from_names(client, store, settings):

@@ -70,8 +70,10 @@ def _inline(settings, head: str) -> Finding[authentication.AuthResult]:
 
 
 BORDER = ("Received: from smtp.ville-voiron.fr (smtp.ville-voiron.fr [192.0.2.5]) by\r\n"
-          " mx.dgfip.finances.gouv.fr (Postfix) with ESMTPS id 1; Tue, 6 Jan 2026 14:47:13 +0100\r\n")
-SENDER_HOP = "Received: from [192.168.1.3] by smtp.ville-voiron.fr; Tue, 6 Jan 2026 14:47:01 +0100\r\n"
+          " mx.dgfip.finances.gouv.fr (Postfix) with ESMTPS id 1; Tue, 6 Jan 2026 14:47:13"
+          " +0100\r\n")
+SENDER_HOP = ("Received: from [192.168.1.3] by smtp.ville-voiron.fr; Tue, 6 Jan 2026 14:47:01"
+              " +0100\r\n")
 AR = "Authentication-Results: mx.dgfip.finances.gouv.fr; "
 
 

@@ -61,7 +61,8 @@ def trusted_headers(message: MessageView, trusted: tuple[str, ...]) -> list[str]
     """The trusted Authentication-Results of the border's block, top first."""
     received = [(i, v) for i, (k, v) in enumerate(message.headers) if k.lower() == "received"]
     border = next((n for n, (_i, v) in enumerate(received)
-                   if (m := _BY.search(_uncommented(v))) and m.group(1).lower().rstrip(".") in trusted), None)
+                   if (m := _BY.search(_uncommented(v)))
+                   and m.group(1).lower().rstrip(".") in trusted), None)
     # The block ends at the first Received below the border's own (without a Received by a
     # trusted host, at the first Received of all).
     after = (border + 1) if border is not None else 0
