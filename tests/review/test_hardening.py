@@ -124,9 +124,9 @@ def test_failures_for_one_login_do_not_lock_out_the_address(settings, store):
     assert try_login(shared, "agent38", PASSWORD) == 303
 
 
-def test_backoff_grows_and_global_cap_holds(tmp_path, store_url):
-    """Past the free failures each attempt waits longer; past the global rate no password is
-    checked at all, and neither is a hard lock (a wait, told in Retry-After)."""
+def test_backoff_grows_and_per_client_cap_holds(tmp_path, store_url):
+    """Past the free failures each attempt waits longer; past the per-minute cap one client's
+    attempts wait without a password check, and neither is a hard lock (Retry-After)."""
     settings = make_settings(tmp_path, store={"url": store_url},
                              web={"login_attempts": 2, "login_delay_seconds": 100,
                                   "login_global_per_minute": 6})
@@ -139,12 +139,53 @@ def test_backoff_grows_and_global_cap_holds(tmp_path, store_url):
     page = c.get("/login")
     r = c.post("/login", data={"login": "agent38", "password": "x", "csrf": csrf_of(page.text)})
     assert r.status_code == 429 and 90 <= int(r.headers["retry-after"]) <= 101
-    others = [client_at(settings, store, f"198.51.100.{n}") for n in range(2, 8)]
-    codes = [try_login(o, f"nobody{n}", "x") for n, o in enumerate(others)]
-    assert codes[:4] == [401] * 4 and codes[4:] == [429, 429]  # 6 checks a minute in all
+    codes = [try_login(c, f"nobody{n}", "x") for n in range(6)]
+    assert codes == [401] * 4 + [429] * 2  # 6 checks a minute from one client
     with store.session() as s:
         assert s.scalar(select(LoginAttempt.id).where(LoginAttempt.login == "nobody5")) is None
     store.dispose()
+
+
+def test_one_client_cannot_lock_every_agent_out(tmp_path, store_url):
+    """One client that spends the whole per-minute budget of password checks does not refuse
+    an agent's right password from another client."""
+    settings = make_settings(tmp_path, store={"url": store_url},
+                             web={"login_global_per_minute": 6})
+    store = Store.open(settings)
+    with store.session() as s:
+        agents.add_agent(s, settings, "agent38", PASSWORD, ["38"])
+        s.commit()
+    evil = client_at(settings, store, "203.0.113.9")
+    assert [try_login(evil, f"nobody{n}", "x") for n in range(7)] == [401] * 6 + [429]
+    assert try_login(client_at(settings, store, "198.51.100.7"), "agent38", PASSWORD) == 303
+    store.dispose()
+
+
+def test_global_ceiling_spares_a_known_good_client(tmp_path, store_url):
+    """Past twice the per-client cap from all clients together no new client's password is
+    checked, but an agent who logged in from this client before still gets in."""
+    settings = make_settings(tmp_path, store={"url": store_url},
+                             web={"login_global_per_minute": 3})
+    store = Store.open(settings)
+    with store.session() as s:
+        agents.add_agent(s, settings, "agent38", PASSWORD, ["38"])
+        s.commit()
+    assert try_login(client_at(settings, store, "10.0.0.38"), "agent38", PASSWORD) == 303
+    crowd = [try_login(client_at(settings, store, f"203.0.113.{n}"), "nobody", "x")
+             for n in range(6)]
+    assert crowd == [401] * 5 + [429]  # 6 checks a minute from all clients together
+    assert try_login(client_at(settings, store, "198.51.100.7"), "agent38", PASSWORD) == 429
+    assert try_login(client_at(settings, store, "10.0.0.38"), "agent38", PASSWORD) == 303
+    store.dispose()
+
+
+@pytest.mark.parametrize("page", ["%C2%B2", "1" * 5000, "%D9%A3", "-1", "+1", " 1"])
+def test_malformed_queue_page_number_is_the_first_page(client, page):
+    """A page number that is not 1 to 6 ASCII digits (a superscript, Arabic-Indic digits,
+    5,000 digits) shows the first page, never a 500."""
+    login(client, "agent38")
+    r = client.get(f"/?page={page}")
+    assert r.status_code == 200 and secured(r)
 
 
 def test_unknown_login_costs_one_password_check(client, monkeypatch):
