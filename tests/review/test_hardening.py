@@ -489,15 +489,41 @@ def test_a_part_not_fetched_comes_from_the_message_with_that_exact_message_id(do
 
 def test_a_non_ascii_message_id_is_no_500_on_download(dovecot, tmp_path):
     """Through Dovecot: the attachment of a large message with a non-ASCII Message-ID downloads
-    (or is a clear 404), never a 500."""
+    (searched with CHARSET UTF-8), never a 500."""
     mine = b"%PDF-ETE-" + bytes(range(256)) * 40
     dep = _intake(dovecot, tmp_path,
                   multipart(TEXT, pdf(b"mien.pdf", mine), head=_eve(b"<\xc3\xa9t\xc3\xa9@x>")),
                   full_fetch_bytes=4096)
     stored, got = _download(dep, "eve@ville-voiron.fr")
     assert stored == [False]
-    assert got[0].status_code in (200, 404)
-    assert got[0].status_code == 404 or got[0].content == mine
+    assert got[0].status_code == 200 and got[0].content == mine
+
+
+def test_lookup_by_message_id_is_exact_and_pins_a_known_uid(dovecot, tmp_path):
+    """Through Dovecot: the lookup by Message-ID answers only the message whose Message-ID is
+    exactly the one asked (not every one containing it), UTF-8 ones too, and checks a recorded
+    UID the same way."""
+    from triage.mailbox.connection import Connection
+    from triage.mailbox.message_ids import uids_with_message_id
+    from triage.testing.intake import deploy
+
+    if not dovecot.running:
+        dovecot.start()
+    dep = deploy(dovecot, tmp_path, codes=("38",))
+    account = dep.account_of("38")
+    for head in (VICTIM, _eve(b"<.>"), _eve(b"<\xc3\xa9t\xc3\xa9@x>")):
+        dovecot.append(account.user, account.password, "INBOX", head + b"\r\ntexte\r\n")
+    box = dep.settings.mailboxes[0]
+    with Connection(dep.settings, box).open() as conn:
+        conn.examine(dep.settings.mailbox_folders(box).watch)
+        victim, eve, ete = conn.uids()
+        assert uids_with_message_id(conn, ".") == [eve]
+        assert uids_with_message_id(conn, "<.>") == [eve]
+        assert uids_with_message_id(conn, "victim.1@ville-voiron.fr") == [victim]
+        assert uids_with_message_id(conn, "ville-voiron.fr") == []
+        assert uids_with_message_id(conn, "\u00e9t\u00e9@x") == [ete]
+        assert uids_with_message_id(conn, ".", among=[victim]) == []
+        assert uids_with_message_id(conn, ".", among=[eve]) == [eve]
 
 
 def test_bidi_controls_are_removed_from_names(client, store, settings):
