@@ -263,7 +263,7 @@ class MailboxWorker:
         mailbox = self.box.address
         history = self.store.history()  # the sender-history port, counting this batch too
         outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size, history=history,
-                                          partial=f.partial))
+                                     partial=f.partial))
                     for f in batch.fetched]
         targets: dict[int, str] = dict(batch.done)
         with self.store.session() as s:
