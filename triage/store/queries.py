@@ -170,6 +170,16 @@ def status_counts(s: Session) -> dict[str, int]:
 
 
 # -- one ticket ---------------------------------------------------------------------------
+def head_of(s: Session, ticket: Ticket) -> Ticket:
+    """The thread's head: actions on a follow-up act on its ticket."""
+    while ticket.parent_id is not None:
+        parent = s.get(Ticket, ticket.parent_id)
+        if parent is None:
+            break
+        ticket = parent
+    return ticket
+
+
 def thread(s: Session, ticket: Ticket) -> list[Ticket]:
     """The ticket and its follow-ups, oldest first."""
     children = list(s.scalars(select(Ticket).where(Ticket.parent_id == ticket.id)
