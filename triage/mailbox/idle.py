@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 
 from triage.config import Mailbox, Settings
+from triage.errors import PeerError
 from triage.mailbox.connection import Connection
-from triage.mailbox.worker import NETWORK_ERRORS, Backoff
+from triage.retry import Backoff
 
 log = logging.getLogger("triage.mailbox.idle")
 
@@ -37,7 +38,7 @@ class IdleWatcher(threading.Thread):
                 self._watch(backoff)
                 if self.supported is False:
                     return  # the server has no IDLE: the scheduled polls do the work
-            except NETWORK_ERRORS as exc:
+            except PeerError as exc:
                 delay = backoff.failed()
                 log.warning("IDLE connection lost: %s; retry in %.1f s", exc, delay,
                             extra={"mailbox": self.box.address, "attempt": backoff.attempt,
@@ -54,19 +55,23 @@ class IdleWatcher(threading.Thread):
                 log.info("server does not announce IDLE; polling only",
                          extra={"mailbox": self.box.address})
                 return
-            conn.imap.select_folder(conn.folder(settings.mailbox_folders(self.box).watch),
-                                    readonly=True)
+            conn.examine(settings.mailbox_folders(self.box).watch)
             backoff.succeeded()
             self.wake()  # catch up with whatever arrived while we were away
             while not self.stopping.is_set():
-                conn.imap.idle()
-                started = time.monotonic()
-                woke = False
-                while not self.stopping.is_set() and time.monotonic() - started < renew:
-                    responses = conn.imap.idle_check(timeout=1)
-                    if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
-                        woke = True
-                        break
-                conn.imap.idle_done()
-                if woke:
-                    self.wake()
+                self._idle_round(conn, renew)
+
+    def _idle_round(self, conn: Connection, renew: float) -> None:
+        """One IDLE command, ended after ``renew`` seconds or when new mail is reported."""
+        with conn.guard("IDLE", conn.selected):
+            conn.imap.idle()
+            started = time.monotonic()
+            woke = False
+            while not self.stopping.is_set() and time.monotonic() - started < renew:
+                responses = conn.imap.idle_check(timeout=1)
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    woke = True
+                    break
+            conn.imap.idle_done()
+        if woke:
+            self.wake()
