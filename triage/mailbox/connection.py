@@ -105,6 +105,28 @@ class MailboxConnection(Protocol):
 ConnectionFactory = Callable[[Mailbox], MailboxConnection]
 
 
+def server_folder(configured: str, delimiter: str, prefix: str = "") -> str:
+    """The server's name of a configured folder: ``/`` becomes the hierarchy delimiter and the
+    personal namespace's prefix is put in front, unless the name has it already or is written
+    absolute (a leading ``/``)."""
+    if configured.upper() == "INBOX":
+        return "INBOX"
+    if configured.startswith("/"):
+        return delimiter.join(configured.strip("/").split("/"))
+    name = delimiter.join(configured.split("/"))
+    if prefix and not name.upper().startswith(prefix.upper()):
+        name = prefix + name
+    return name
+
+
+def sent_folder(configured: str, special: str | None, delimiter: str) -> str:
+    """The configured Sent folder, or the server's ``\\Sent`` mailbox (SPECIAL-USE) written
+    absolute, when the configuration keeps the default name."""
+    if configured == DEFAULT_SENT and special:
+        return "/" + "/".join(special.split(delimiter))
+    return configured
+
+
 def credential(box: Mailbox) -> tuple[str, str]:
     """("password" | "oauth2", secret) from the environment, a file or a command."""
     try:
@@ -265,21 +287,11 @@ class Connection:
     # -- folders ---------------------------------------------------------------------------
     def folder(self, configured: str) -> str:
         """The server's name for a configured folder path (see the module's docstring)."""
-        if configured.upper() == "INBOX":
-            return "INBOX"
-        if configured.startswith("/"):
-            return self.delimiter.join(configured.strip("/").split("/"))
-        name = self.delimiter.join(configured.split("/"))
-        if self.prefix and not name.upper().startswith(self.prefix.upper()):
-            name = self.prefix + name
-        return name
+        return server_folder(configured, self.delimiter, self.prefix)
 
     def sent_folder(self, configured: str) -> str:
         """The configured Sent folder, or the server's ``\\Sent`` for the default name."""
-        special = self.special.get("\\sent")
-        if configured == DEFAULT_SENT and special:
-            return "/" + "/".join(special.split(self.delimiter))
-        return configured
+        return sent_folder(configured, self.special.get("\\sent"), self.delimiter)
 
     def ensure_folder(self, configured: str) -> str:
         name = self.folder(configured)

@@ -174,3 +174,17 @@ class LeaseKeeper:
             since = datetime.now(UTC) - self.lease
             return int(s.scalar(select(func.count(Instance.name)).where(
                 Instance.heartbeat_at >= since)) or 0)
+
+
+class SoleInstance:
+    """The lease gate of a process alone on its store (unit tests, one-off tools): every
+    mailbox is held, and no work record is written."""
+
+    def confirm(self, mailbox: str) -> bool:
+        return True
+
+    def begin_work(self, mailbox: str) -> int:
+        return 0
+
+    def end_work(self, work_id: int, messages: int) -> None:
+        return None

@@ -1,0 +1,235 @@
+"""The worker's ordering, crash points and fallbacks, against the in-memory IMAP double.
+
+The double (triage.testing.imapdouble) is a fake: it is used here because no real server can
+crash a process between two chosen commands on demand, nor switch MOVE, UIDPLUS, a namespace
+prefix or APPEND-while-examined off and on; the same properties are checked against Dovecot,
+Cyrus and Courier in test_servers.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from triage.errors import LoginRefused
+from triage.mailbox.lease import SoleInstance
+from triage.mailbox.status import mailbox_status
+from triage.mailbox.worker import MailboxWorker
+from triage.store import Store, Ticket, TicketSource
+from triage.store import intake as queries
+from triage.testing.imapdouble import Crash, ImapDoubleServer
+from triage.testing.intake import Deployment, deploy
+
+from .conftest import DEV
+
+FOLDERS = ("Triage/À valider", "Triage/Agent", "Triage/Ignoré", "Triage/Quarantaine")
+
+
+def with_id(raw: bytes, message_id: str) -> bytes:
+    return re.sub(rb"(?im)^Message-ID:.*$", f"Message-ID: <{message_id}>".encode(), raw, count=1)
+
+
+class World:
+    """A deployment on a double server, its store, and workers made on demand."""
+
+    def __init__(self, tmp_path: Path, codes: tuple[str, ...] = ("38",), **caps: object
+                 ) -> None:
+        self.server = ImapDoubleServer(**caps)  # type: ignore[arg-type]
+        self.dep: Deployment = deploy(self.server, tmp_path, codes=codes)
+        self.store = Store.open(self.dep.settings)
+
+    def user(self, code: str = "38") -> str:
+        return self.dep.account_of(code).user
+
+    def worker(self, code: str = "38") -> MailboxWorker:
+        """A fresh worker: a new process after a crash."""
+        box = self.dep.settings.mailbox_of(f"ddfip{code}.pgp.spl-pes@dgfip.finances.gouv.fr")
+        assert box is not None
+        return MailboxWorker(lambda: self.dep.settings, box, self.store, self.server.connect,
+                             SoleInstance())
+
+    def backlog(self, n: int, code: str = "38") -> None:
+        files = sorted(DEV.glob("*.eml"))
+        for i in range(n):
+            self.server.deliver(self.user(code), with_id(files[i % len(files)].read_bytes(),
+                                                          f"double-{code}-{i}@test"))
+
+    def outcome_ids(self, code: str = "38") -> Counter[str]:
+        """Message-IDs in the outcome folders (server names), with repeats."""
+        user = self.user(code)
+        found: Counter[str] = Counter()
+        for name in self.server.mailboxes[user]:
+            if name != "INBOX":
+                found.update(self.server.message_ids(user, name))
+        return found
+
+    def tickets(self) -> int:
+        with self.store.session() as s:
+            return int(s.scalar(select(func.count(Ticket.id))) or 0)
+
+    def waiting_in_store(self, code: str = "38") -> int:
+        with self.store.session() as s:
+            return int(s.scalar(select(func.count(TicketSource.id)).where(
+                TicketSource.mailbox == f"ddfip{code}.pgp.spl-pes@dgfip.finances.gouv.fr",
+                TicketSource.moved_to.is_(None))) or 0)
+
+
+@pytest.mark.parametrize("uidplus", [False, True])
+def test_without_move_ten_passes_hold_each_message_once(tmp_path, uidplus):
+    """Without MOVE (with or without UIDPLUS) ten passes leave each message once in its
+    outcome folder and none in INBOX."""
+    world = World(tmp_path, move=False, uidplus=uidplus)
+    world.backlog(40)
+    worker = world.worker()
+    for _ in range(10):
+        worker.process_once()
+    ids = world.outcome_ids()
+    assert len(ids) == 40 and set(ids.values()) == {1}
+    assert world.server.message_ids(world.user(), "INBOX", deleted=True) == []
+    assert world.tickets() == 40
+
+
+def test_another_clients_deleted_message_survives_without_uidplus(tmp_path):
+    """Without MOVE and UIDPLUS, a message another client flagged \\Deleted is never expunged
+    by us; ours stay flagged, are skipped, and are never copied twice."""
+    world = World(tmp_path, move=False, uidplus=False)
+    world.server.deliver(world.user(), with_id((DEV / "018.eml").read_bytes(), "theirs@x"),
+                         flags=["\\Deleted"])
+    world.backlog(10)
+    worker = world.worker()
+    for _ in range(10):
+        worker.process_once()
+    ids = world.outcome_ids()
+    assert len(ids) == 10 and set(ids.values()) == {1}
+    inbox = world.server.message_ids(world.user(), "INBOX", deleted=True)
+    assert "<theirs@x>" in inbox
+    assert world.tickets() == 10  # the other client's deleted message is not triaged
+
+
+def test_tickets_are_committed_before_any_move(tmp_path):
+    """A crash just before the first MOVE leaves every fetched message with its ticket and in
+    INBOX; the next worker only moves them."""
+    world = World(tmp_path)
+    world.backlog(30)
+    world.server.crash_before("MOVE")
+    with pytest.raises(Crash):
+        world.worker().process_once()
+    assert world.tickets() == 30
+    assert len(world.server.message_ids(world.user(), "INBOX")) == 30
+    counts = world.worker().process_once()
+    assert (counts.created, counts.moved) == (0, 30)
+    assert set(world.outcome_ids().values()) == {1}
+
+
+def test_crash_between_move_and_commit_is_repaired(tmp_path):
+    """A crash after the MOVE and before its commit: the next pass records where the messages
+    went, and status reconciles (exit-clean) with no message lost or doubled."""
+    world = World(tmp_path)
+    world.backlog(30)
+    world.server.crash_after("MOVE")
+    with pytest.raises(Crash):
+        world.worker().process_once()
+    inbox = len(world.server.message_ids(world.user(), "INBOX"))
+    assert world.waiting_in_store() > inbox  # some recorded as waiting, although moved
+    counts = world.worker().process_once()
+    assert counts.repaired > 0 and world.waiting_in_store() == 0
+    rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
+    assert rows[0].problems == [] and rows[0].tickets_created == 30
+    assert len(world.outcome_ids()) == 30 and set(world.outcome_ids().values()) == {1}
+
+
+def test_status_itself_repairs_after_a_crash(tmp_path):
+    """`status` right after a crash between MOVE and commit finds the moves on the server."""
+    world = World(tmp_path)
+    world.backlog(12)
+    world.server.crash_after("MOVE")
+    with pytest.raises(Crash):
+        world.worker().process_once()
+    rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
+    assert rows[0].repaired > 0 and rows[0].problems == []
+
+
+@pytest.mark.parametrize("uidplus", [False, True])
+def test_crash_between_copy_and_flag_copies_once(tmp_path, uidplus):
+    """Without MOVE, a crash after the COPY and before the \\Deleted flag: the next pass finds
+    the copy in the target folder and does not copy the message again."""
+    world = World(tmp_path, move=False, uidplus=uidplus)
+    world.backlog(20)
+    world.server.crash_after("COPY")
+    with pytest.raises(Crash):
+        world.worker().process_once()
+    worker = world.worker()
+    for _ in range(3):
+        worker.process_once()
+    ids = world.outcome_ids()
+    assert len(ids) == 20 and set(ids.values()) == {1}
+    assert world.server.message_ids(world.user(), "INBOX", deleted=True) == []
+
+
+def test_namespace_prefix_puts_the_folders_under_it(tmp_path):
+    """On a server whose personal namespace is "INBOX." (Courier, Debian's Cyrus), the
+    configured Triage/… folders are made under INBOX. and the messages reach them."""
+    world = World(tmp_path, prefix="INBOX.", delimiter=".", move=False)
+    world.backlog(10)
+    world.worker().process_once()
+    names = set(world.server.mailboxes[world.user()])
+    assert names >= {"INBOX"} and all(n == "INBOX" or n.startswith("INBOX.Triage.")
+                                      for n in names), names
+    assert len(world.outcome_ids()) == 10
+
+
+def test_copies_reach_transferred_when_append_to_examined_is_refused(tmp_path):
+    """A server that refuses APPEND to the examined mailbox (Courier) still gets the copy
+    owed to another department, once, and the pass does not fail."""
+    world = World(tmp_path, codes=("38", "73"), append_to_examined=False)
+    world.server.deliver(world.user("38"), (DEV / "006.eml").read_bytes())  # routed to 73
+    world.worker("38").process_once()
+    for _ in range(3):
+        world.worker("73").process_once()
+    transferred = world.server.message_ids(world.user("73"), "Triage/Transféré")
+    assert len(transferred) == 1
+    assert ("APPEND", "Triage/Transféré") in world.server.commands
+    with world.store.session() as s:
+        assert queries.owed_transfer_summary(s, world.dep.settings.mailboxes[1].address)[0] == 0
+
+
+def test_refused_login_is_permanent_and_status_names_it(tmp_path):
+    """A refused login is a permanent error: the worker records it as such, and status says
+    the mailbox is refused and needs an admin."""
+    world = World(tmp_path)
+    world.server.passwords[world.user()] = "changed"
+    worker = world.worker()
+    with pytest.raises(LoginRefused):
+        worker.process_once()
+    worker.poll()
+    assert worker.last_error is not None and worker.last_error.startswith("permanent:")
+    rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
+    assert any(p.startswith("refused") for p in rows[0].problems), rows[0].problems
+
+
+def test_identity_collision_with_another_writer_is_the_duplicate_case(tmp_path, monkeypatch,
+                                                                      caplog):
+    """Another instance records the same message between our read and our commit: the batch
+    is recorded again and finds its ticket, with no traceback and the pass complete. (The
+    other writer is simulated by recording the message from a second session.)"""
+    world = World(tmp_path)
+    world.backlog(3)
+    original = Store.record_batch
+    raced = []
+
+    def racing(self, s, items):  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append(True)
+            item = items[0]
+            self.record(item.outcome, item.raw, origin="imap:other")
+        return original(self, s, items)
+
+    monkeypatch.setattr(Store, "record_batch", racing)
+    counts = world.worker().process_once()
+    assert (counts.seen, counts.created, counts.matched) == (3, 2, 1)
+    assert world.tickets() == 3
+    assert "Traceback" not in caplog.text
