@@ -36,10 +36,10 @@ def with_id(raw: bytes, message_id: str) -> bytes:
 class World:
     """A deployment on a double server, its store, and workers made on demand."""
 
-    def __init__(self, tmp_path: Path, codes: tuple[str, ...] = ("38",), **caps: object
-                 ) -> None:
+    def __init__(self, tmp_path: Path, codes: tuple[str, ...] = ("38",),
+                 imap: dict[str, object] | None = None, **caps: object) -> None:
         self.server = ImapDoubleServer(**caps)  # type: ignore[arg-type]
-        self.dep: Deployment = deploy(self.server, tmp_path, codes=codes)
+        self.dep: Deployment = deploy(self.server, tmp_path, codes=codes, imap=imap)
         self.store = Store.open(self.dep.settings)
 
     def user(self, code: str = "38") -> str:
@@ -233,3 +233,72 @@ def test_identity_collision_with_another_writer_is_the_duplicate_case(tmp_path, 
     assert (counts.seen, counts.created, counts.matched) == (3, 2, 1)
     assert world.tickets() == 3
     assert "Traceback" not in caplog.text
+
+
+def test_late_idle_news_makes_status_say_idle_is_not_effective(tmp_path, monkeypatch):
+    """Mail found by the scheduled polls and announced by IDLE a minute later, three times in
+    a row (Cyrus without idled, Courier without enhanced IDLE): status says IDLE is not
+    effective; mail announced in time clears it. (The clock is simulated.)"""
+    import triage.mailbox.worker as worker_module
+
+    world = World(tmp_path)
+    worker = world.worker()
+    clock = [1000.0]
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+    for _ in range(3):
+        worker._judge_idle(announced=False, scheduled=True, found=True)
+        clock[0] += 60
+        worker._judge_idle(announced=True, scheduled=False, found=False)
+    rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
+    assert any("IDLE not effective" in p for p in rows[0].problems), rows[0].problems
+    worker._judge_idle(announced=True, scheduled=False, found=True)
+    rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
+    assert rows[0].problems == []
+
+
+def test_idle_news_in_time_is_never_judged_late(tmp_path, monkeypatch):
+    """A poll that finds mail a moment before IDLE announces it (Dovecot) is not a miss."""
+    import triage.mailbox.worker as worker_module
+
+    world = World(tmp_path)
+    worker = world.worker()
+    clock = [1000.0]
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+    for _ in range(10):
+        worker._judge_idle(announced=False, scheduled=True, found=True)
+        clock[0] += 1
+        worker._judge_idle(announced=True, scheduled=False, found=False)
+    rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
+    assert rows[0].problems == [] and rows[0].idle is None
+
+
+def test_readyz_tells_a_refusal_from_an_outage(tmp_path):
+    """/readyz's lines say « refused » for a permanent error (login refused) and
+    « unreachable » for a transient one (the connection dropped)."""
+    from triage.errors import ImapTransient
+    from triage.metrics import readiness
+
+    world = World(tmp_path, codes=("38", "73"))
+    world.server.passwords[world.user("38")] = "changed"
+    world.worker("38").poll()
+    world.server.fail("SELECT", ImapTransient)
+    world.worker("73").poll()
+    ok, lines = readiness(world.dep.settings, world.store)
+    assert not ok
+    assert any("ddfip38" in line and ": refused: permanent:" in line for line in lines), lines
+    assert any("ddfip73" in line and ": unreachable: transient:" in line for line in lines), lines
+
+
+def test_a_refused_folder_names_the_folder_and_the_command(tmp_path):
+    """Folders configured absolute ("/Triage/…") on a server that only accepts them under its
+    namespace: the pass fails with a permanent error naming the command and the folder."""
+    from triage.errors import FolderRefused
+
+    absolute = {k: f"/Triage/{k}" for k in ("draft", "human", "ignore", "quarantine")}
+    world = World(tmp_path, imap={"folders": absolute}, prefix="INBOX.", delimiter=".")
+    world.backlog(2)
+    with pytest.raises(FolderRefused) as refused:
+        world.worker().process_once()
+    assert refused.value.command == "CREATE" and refused.value.folder.startswith("Triage.")
+    assert f"CREATE « {refused.value.folder} »" in str(refused.value)
+    assert refused.value.kind == "permanent"

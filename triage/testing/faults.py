@@ -6,6 +6,8 @@ Runs the ``triage`` command with a fault planted in the process:
 
 ``after-smtp-accept``: the process SIGKILLs itself right after the relay's 250 to the final
 dot, before the outbox records the delivery (the sender must then never send it again).
+``after-imap-move``: it SIGKILLs itself right after the server answered its first move of
+messages to an outcome folder, before the move is recorded in the store.
 """
 
 from __future__ import annotations
@@ -29,7 +31,19 @@ def _after_smtp_accept() -> None:
     sender._transaction = killed_after
 
 
-FAULTS = {"after-smtp-accept": _after_smtp_accept}
+def _after_imap_move() -> None:
+    from triage.mailbox.connection import Connection
+
+    move = Connection.move
+
+    def killed_after(self: Connection, *args: Any, **kwargs: Any) -> None:
+        move(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Connection.move = killed_after  # type: ignore[method-assign]
+
+
+FAULTS = {"after-smtp-accept": _after_smtp_accept, "after-imap-move": _after_imap_move}
 
 
 def main(argv: list[str]) -> None:
