@@ -302,3 +302,33 @@ def test_a_refused_folder_names_the_folder_and_the_command(tmp_path):
     assert refused.value.command == "CREATE" and refused.value.folder.startswith("Triage.")
     assert f"CREATE « {refused.value.folder} »" in str(refused.value)
     assert refused.value.kind == "permanent"
+
+
+def test_status_says_when_mail_waits_too_long_and_copies_are_owed(tmp_path):
+    """A message waiting an hour in INBOX and a copy owed for an hour: status names both."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    world = World(tmp_path, codes=("38", "73"))
+    world.server.deliver(world.user("38"), (DEV / "006.eml").read_bytes())  # routed to 73
+    world.worker("38").process_once()
+    with world.store.session() as s:
+        s.execute(update(Ticket).values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+        s.commit()
+    uid = world.server.deliver(world.user("38"), (DEV / "018.eml").read_bytes())
+    world.server.folder(world.user("38"), "INBOX").messages[uid].arrived -= timedelta(hours=1)
+    rows = {r.address[:7]: r for r in mailbox_status(world.dep.settings, world.store,
+                                                      world.server.connect)}
+    assert any("waiting, the oldest for" in p for p in rows["ddfip38"].problems)
+    assert any("owed" in p for p in rows["ddfip73"].problems)
+
+
+def test_status_columns_fit_long_folder_names(tmp_path):
+    """A long folder name (INBOX.Triage.Quarantaine) keeps the counts in one column."""
+    from triage.mailbox.status import MailboxStatus, format_status
+
+    row = MailboxStatus("a@b", "ok", None, None, 0, 0)
+    row.folders = {"INBOX/Triage/Quarantaine/Longue": (3, 3), "INBOX": (0, 0)}
+    lines = [line for line in format_status([row]).splitlines() if " / " in line]
+    assert len({line.index(" / ") for line in lines}) == 1
