@@ -330,5 +330,5 @@ def test_status_columns_fit_long_folder_names(tmp_path):
 
     row = MailboxStatus("a@b", "ok", None, None, 0, 0)
     row.folders = {"INBOX/Triage/Quarantaine/Longue": (3, 3), "INBOX": (0, 0)}
-    lines = [line for line in format_status([row]).splitlines() if " / " in line]
+    lines = [line for line in format_status([row]).splitlines() if line.startswith("    ")]
     assert len({line.index(" / ") for line in lines}) == 1
