@@ -239,35 +239,35 @@ def test_late_idle_news_makes_status_say_idle_is_not_effective(tmp_path, monkeyp
     """Mail found by the scheduled polls and announced by IDLE a minute later, three times in
     a row (Cyrus without idled, Courier without enhanced IDLE): status says IDLE is not
     effective; mail announced in time clears it. (The clock is simulated.)"""
-    import triage.mailbox.worker as worker_module
+    import triage.mailbox.idle as idle_module
 
     world = World(tmp_path)
     worker = world.worker()
     clock = [1000.0]
-    monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(idle_module.time, "monotonic", lambda: clock[0])
     for _ in range(3):
-        worker._judge_idle(announced=False, scheduled=True, found=True)
+        worker.idle.judge(announced=False, scheduled=True, found=True)
         clock[0] += 60
-        worker._judge_idle(announced=True, scheduled=False, found=False)
+        worker.idle.judge(announced=True, scheduled=False, found=False)
     rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
     assert any("IDLE not effective" in p for p in rows[0].problems), rows[0].problems
-    worker._judge_idle(announced=True, scheduled=False, found=True)
+    worker.idle.judge(announced=True, scheduled=False, found=True)
     rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
     assert rows[0].problems == []
 
 
 def test_idle_news_in_time_is_never_judged_late(tmp_path, monkeypatch):
     """A poll that finds mail a moment before IDLE announces it (Dovecot) is not a miss."""
-    import triage.mailbox.worker as worker_module
+    import triage.mailbox.idle as idle_module
 
     world = World(tmp_path)
     worker = world.worker()
     clock = [1000.0]
-    monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(idle_module.time, "monotonic", lambda: clock[0])
     for _ in range(10):
-        worker._judge_idle(announced=False, scheduled=True, found=True)
+        worker.idle.judge(announced=False, scheduled=True, found=True)
         clock[0] += 1
-        worker._judge_idle(announced=True, scheduled=False, found=False)
+        worker.idle.judge(announced=True, scheduled=False, found=False)
     rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
     assert rows[0].problems == [] and rows[0].idle is None
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from triage.mailbox.connection import MailboxConnection
+from triage.mailbox.protocol import MailboxConnection
 
 PARTIAL_HEADER = "X-Triage-Partial"
 

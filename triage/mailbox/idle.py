@@ -17,8 +17,59 @@ from triage.config import Mailbox, Settings
 from triage.errors import PeerError
 from triage.mailbox.connection import Connection
 from triage.retry import Backoff
+from triage.store import Store
+from triage.store import intake as queries
 
 log = logging.getLogger("triage.mailbox.idle")
+
+#: IDLE news of new mail arriving this long (seconds) after a scheduled poll found that mail is
+#: late; after :data:`LATE_TIMES` late ones in a row IDLE is judged not effective.
+LATE, LATE_TIMES = (5.0, 120.0), 3
+
+
+class IdleJudge:
+    """Whether IDLE tells a mailbox's worker of new mail in time (Cyrus without idled, Courier
+    without enhanced IDLE report it only after about a minute, so the polls do all the work).
+
+    Told after each pass whether IDLE had announced mail, whether the pass was a scheduled
+    one, and whether it found new mail. A scheduled pass that finds mail IDLE had not
+    announced, followed by IDLE news 5 to 120 s later that finds nothing new, is a late
+    notification; three in a row make IDLE "ineffective", mail announced in time makes it
+    "effective". The verdict is written to the store when it changes; ``triage status``
+    reports an ineffective IDLE.
+    """
+
+    def __init__(self, store: Store, mailbox: str) -> None:
+        self.store, self.mailbox = store, mailbox
+        self.unannounced: float | None = None  # when a scheduled poll found mail first
+        self.late = 0
+        self.verdict: str | None = None
+
+    def judge(self, announced: bool, scheduled: bool, found: bool) -> None:
+        now = time.monotonic()
+        if announced and found:
+            self.late, self.unannounced = 0, None
+            self._record("effective", "new mail announced by IDLE")
+        elif found and scheduled and not announced:
+            self.unannounced = self.unannounced or now
+        elif announced and not found and self.unannounced is not None:
+            late, self.unannounced = now - self.unannounced, None
+            if LATE[0] < late < LATE[1]:
+                self.late += 1
+                if self.late >= LATE_TIMES:
+                    self._record("ineffective", f"IDLE news {late:.0f} s late, "
+                                 f"{self.late} times in a row")
+
+    def _record(self, verdict: str, why: str) -> None:
+        if verdict == self.verdict:
+            return
+        self.verdict = verdict
+        if verdict == "ineffective":
+            log.warning("IDLE not effective: %s; new mail waits for the polls", why,
+                        extra={"mailbox": self.mailbox, "event": "imap.idle-ineffective"})
+        with self.store.session() as s:
+            queries.record_idle_verdict(s, self.mailbox, verdict, why)
+            s.commit()
 
 
 class IdleWatcher(threading.Thread):

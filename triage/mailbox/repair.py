@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 
 from triage.config import Folders
-from triage.mailbox.connection import MailboxConnection, Selected
+from triage.mailbox.protocol import MailboxConnection, Selected
 from triage.store import Store
 from triage.store import intake as queries
 

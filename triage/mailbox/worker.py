@@ -30,16 +30,17 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from triage.config import Mailbox, Settings
 from triage.errors import PeerError, Permanent, describe
-from triage.mailbox.connection import ConnectionFactory, MailboxConnection, Selected
+from triage.mailbox import transfers
 from triage.mailbox.fetch import Fetched, fetch_batch
+from triage.mailbox.idle import IdleJudge
+from triage.mailbox.protocol import ConnectionFactory, MailboxConnection, Selected
 from triage.mailbox.repair import repair_moves
 from triage.pipeline import Outcome, triage_bytes
 from triage.retry import Backoff
-from triage.store import Store, Ticket, Transfer
+from triage.store import Store, Ticket
 from triage.store import intake as queries
 from triage.store.store import Recording, Seen
 
@@ -50,15 +51,10 @@ log = logging.getLogger("triage.mailbox")
 #: bursts: while it flows, a quick look finds the next message sooner. A quiet mailbox costs
 #: these few extra passes once per burst.
 FOLLOW_UP = (0.1, 0.1, 0.2, 0.4)
-#: Copies to Transféré sent in one pipelined group (and marked done in one transaction).
-TRANSFER_GROUP, TRANSFER_BYTES = 50, 8 << 20
 #: A refusal (login, folder) is retried this slowly (seconds): an admin may fix it meanwhile.
 PERMANENT_BACKOFF = 300.0
 #: Attempts at committing a batch that collides with another writer's ticket.
 COMMIT_ATTEMPTS = 3
-#: IDLE news of new mail arriving this long (seconds) after a scheduled poll found that mail is
-#: late; after :data:`IDLE_LATE_TIMES` late ones in a row IDLE is judged not effective.
-IDLE_LATE, IDLE_LATE_TIMES = (5.0, 120.0), 3
 
 
 class LeaseGate(Protocol):
@@ -132,9 +128,7 @@ class MailboxWorker:
         self.state = "disconnected"
         self.last_error: str | None = None
         self.idle_news = threading.Event()  # set by the IDLE watcher's wake-ups
-        self._unannounced: float | None = None  # when a scheduled poll found mail first
-        self._late = 0
-        self._idle_verdict: str | None = None
+        self.idle = IdleJudge(store, box.address)
 
     # -- the scheduled job -----------------------------------------------------------------
     def poll(self) -> None:
@@ -156,7 +150,7 @@ class MailboxWorker:
                 except PeerError as exc:
                     self.record_failure(exc)
                     return
-                self._judge_idle(announced, first, counts.created > 0)
+                self.idle.judge(announced, first, counts.created > 0)
                 first = False
                 if counts.seen or counts.moved:
                     follow_up = 0
@@ -168,36 +162,6 @@ class MailboxWorker:
                 follow_up += 1
         finally:
             self.lock.release()
-
-    def _judge_idle(self, announced: bool, scheduled: bool, found: bool) -> None:
-        """Whether IDLE tells us of new mail in time (Cyrus without idled, Courier without
-        enhanced IDLE report it only after about a minute: the polls do all the work)."""
-        now = time.monotonic()
-        if announced and found:
-            self._late = 0
-            self._unannounced = None
-            self._set_idle_verdict("effective", "new mail announced by IDLE")
-        elif found and scheduled and not announced:
-            self._unannounced = self._unannounced or now
-        elif announced and not found and self._unannounced is not None:
-            late = now - self._unannounced
-            self._unannounced = None
-            if IDLE_LATE[0] < late < IDLE_LATE[1]:
-                self._late += 1
-                if self._late >= IDLE_LATE_TIMES:
-                    self._set_idle_verdict("ineffective", f"IDLE news {late:.0f} s late, "
-                                           f"{self._late} times in a row")
-
-    def _set_idle_verdict(self, verdict: str, why: str) -> None:
-        if verdict == self._idle_verdict:
-            return
-        self._idle_verdict = verdict
-        if verdict == "ineffective":
-            log.warning("IDLE not effective: %s; new mail waits for the polls", why,
-                        extra={"mailbox": self.box.address, "event": "imap.idle-ineffective"})
-        with self.store.session() as s:
-            queries.record_idle_verdict(s, self.box.address, verdict, why)
-            s.commit()
 
     def record_failure(self, exc: PeerError) -> None:
         self.disconnect()
@@ -263,7 +227,8 @@ class MailboxWorker:
         counts = Counts()
         if not self.leases.confirm(self.box.address):
             return Counts(skipped=True)
-        self._transfers(self.connection(), self.settings(), counts)
+        counts.transferred = transfers.copy_owed(self.connection(), self.store,
+                                                 self.settings(), self.box, self.stopping)
         return counts
 
     def _pass(self) -> Counts:
@@ -281,7 +246,8 @@ class MailboxWorker:
                                                  for i in range(0, len(uids), size)], counts)
         counts.repaired = repair_moves(conn, self.store, self.box.address,
                                        settings.mailbox_folders(self.box), selected)
-        self._transfers(conn, settings, counts)
+        counts.transferred = transfers.copy_owed(conn, self.store, settings, self.box,
+                                                 self.stopping)
         with self.store.session() as s:
             state = self.store.mailbox_state(s, self.box.address)
             state.uidvalidity = selected.uidvalidity
@@ -415,7 +381,7 @@ class MailboxWorker:
             for (f, _outcome), (ticket, created) in zip(outcomes, recorded, strict=True):
                 committed.targets[f.uid] = ticket.action
                 if created:
-                    self._owe_transfer(s, settings, ticket)
+                    transfers.owe(s, settings, mailbox, ticket)
                 logs.append((f.uid, ticket, created))
             s.commit()
         for uid, ticket, created in logs:  # counted and logged once committed
@@ -470,62 +436,3 @@ class MailboxWorker:
 
             raise ImapTransient(conn.box.address, "UIDVALIDITY changed during the pass",
                                 command="SELECT", folder=again.folder)
-
-    def _owe_transfer(self, s: Session, settings: Settings, ticket: Ticket) -> None:
-        """A ticket placed in another department: its mailbox gets a copy in Transféré."""
-        home = settings.department_of_mailbox(self.box.address)
-        if ticket.department is None or home is None or ticket.department == home.code:
-            return
-        target = settings.department(ticket.department)
-        if target is None or not any(m.address == target.mailbox for m in settings.mailboxes):
-            return
-        s.add(Transfer(ticket_id=ticket.id, target=target.mailbox))
-
-    def _transfers(self, conn: MailboxConnection, settings: Settings, counts: Counts) -> None:
-        """Copy into this mailbox the messages other mailboxes routed to this department.
-
-        A message already in the folder (a crash after the copy, before its transfer was
-        marked done) is not copied again: the folder is searched for their Message-IDs first,
-        for all of them in a few commands. The copies go in pipelined groups, each group's
-        transfers marked done in one transaction once the server has them all.
-        """
-        folder = settings.mailbox_folders(self.box).transferred
-        with self.store.session() as s:
-            pending = queries.owed_transfers(s, self.box.address)
-            if not pending:
-                return
-            present = conn.message_ids_in(folder, [mid for _, mid in pending if mid])
-            copied: list[str] = []  # Message-IDs appended in this run, folded
-            group: list[tuple[Transfer, str | None]] = []
-            raws: list[bytes] = []
-            for i, (transfer, message_id) in enumerate(pending):
-                if self.stopping.is_set():
-                    break
-                there = message_id is not None and (
-                    message_id in present or any(message_id.lower() in c for c in copied))
-                if not there:
-                    ticket = s.get(Ticket, transfer.ticket_id)
-                    if ticket is None:
-                        continue
-                    raws.append(ticket.raw)
-                    if message_id:
-                        copied.append(message_id.lower())
-                group.append((transfer, message_id))
-                if (len(group) >= TRANSFER_GROUP or sum(map(len, raws)) >= TRANSFER_BYTES
-                        or i == len(pending) - 1):
-                    self._copy(s, conn, folder, group, raws, counts)
-                    group, raws = [], []
-            if group:  # stopped half-way: what was gathered still goes
-                self._copy(s, conn, folder, group, raws, counts)
-
-    def _copy(self, s: Session, conn: MailboxConnection, folder: str,
-              group: list[tuple[Transfer, str | None]], raws: list[bytes],
-              counts: Counts) -> None:
-        conn.append_many(folder, raws)
-        queries.done_now(t for t, _ in group)
-        s.commit()
-        counts.transferred += len(group)
-        for transfer, message_id in group:
-            log.info("ticket %s copied to %s", transfer.ticket_id, folder,
-                     extra={"mailbox": self.box.address, "ticket": transfer.ticket_id,
-                            "message_id": message_id, "event": "ticket.transferred"})

@@ -27,7 +27,7 @@ from typing import Any
 
 from triage.config import Mailbox
 from triage.errors import FolderRefused, ImapPermanent, ImapTransient, LoginRefused
-from triage.mailbox.connection import Selected, sent_folder, server_folder
+from triage.mailbox.protocol import Selected, sent_folder, server_folder
 from triage.testing.dovecot import ImapAccount
 
 _uidvalidity = itertools.count(1000)
