@@ -98,3 +98,47 @@ def test_replay_records_once(tmp_path):
                      "where origin like '%020.eml'").fetchone()
     assert row[:3] == ("draft", "reset_password", "26")
     assert "department" in row[3]
+
+
+def _config_in(tmp_path: Path) -> Path:
+    """The project's configuration, with its store under ``tmp_path/var``."""
+    config = tmp_path / "departments.yaml"
+    src = (DATA.parent.parent / "config" / "departments.yaml").read_text("utf-8")
+    config.write_text(src.replace("templates_dir: ../templates",
+                                  f"templates_dir: {DATA.parent.parent / 'templates'}")
+                      .replace("data_dir: ../var", f"data_dir: {tmp_path / 'var'}"))
+    return config
+
+
+def test_replay_dry_run_writes_nothing(tmp_path):
+    """`replay --dry-run`, with files or with --days, creates no store and no folder."""
+    config = _config_in(tmp_path)
+    files = triage("replay", "--dry-run", "--config", str(config), str(DEV / "020.eml"))
+    assert files.returncode == 0, files.stderr
+    assert files.stdout.strip() == "1 message (draft: 1)"
+    assert files.stderr == ""  # no progress bar, nor its bare label, off a terminal
+    days = triage("replay", "--dry-run", "--days", "3", "--config", str(config))
+    assert days.returncode == 2
+    assert "no store at" in days.stderr and "Traceback" not in days.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_agents_list_says_when_there_is_none(tmp_path):
+    """`agents list` on a store without agents says so and how to add one."""
+    run = triage("agents", "list", "--config", str(_config_in(tmp_path)))
+    assert run.returncode == 0, run.stderr
+    assert "no agent yet" in run.stdout and "triage agents add" in run.stdout
+
+
+def test_no_configuration_is_one_line_naming_the_option_and_variable(tmp_path):
+    """Outside a checkout, with no TRIAGE_CONFIG and no ./config, the error says how to give one."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
+    code = ("import sys, triage.config as c; c._is_source_checkout = lambda: False; "
+            "from triage.cli import main; sys.argv = ['triage', 'check-config']; main()")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, check=False)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "--config FILE" in run.stderr and "TRIAGE_CONFIG" in run.stderr

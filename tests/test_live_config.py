@@ -208,7 +208,7 @@ def test_replay_dry_run_days_prints_the_decisions_that_would_change(tmp_path):
     lines = [ln for ln in changed.stdout.splitlines() if ln.startswith("T")]
     assert len(lines) == 1 and "047.eml" in lines[0]
     assert "action quarantine -> human" in lines[0]
-    assert "1 decisions would change (action: 1)" in changed.stdout
+    assert "1 decision would change (action: 1)" in changed.stdout
     db = subprocess.run([sys.executable, "-c", "import sqlite3,sys; print(sqlite3.connect("
                          "sys.argv[1]).execute('select count(*) from tickets').fetchone()[0])",
                          str(tmp_path / "var" / "triage.sqlite3")], capture_output=True,

@@ -31,3 +31,26 @@ def test_addresses_masked_at_info_not_at_warning():
     warn = json.loads(JsonFormatter().format(record(logging.WARNING, "from jean.dupont@mairie.fr")))
     assert "jean.dupont@mairie.fr" in warn["message"]
     assert mask("a.b+c@x.y.fr et z@q.fr") == "a***@x.y.fr et z***@q.fr"
+
+
+def test_scheduler_skipped_runs_are_debug_lines(capsys):
+    """APScheduler's « maximum number of running instances reached » stays off an INFO console."""
+    from triage.logs import setup_logging
+
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    skipped = ('Execution of job "poll" skipped: maximum number of running instances '
+               "reached (1)")
+    try:
+        setup_logging(json_lines=True, level=logging.INFO)
+        scheduler.warning(skipped)
+        scheduler.warning("Run time of job was missed by 0:00:31")
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        assert [x["message"] for x in lines] == ["Run time of job was missed by 0:00:31"]
+        setup_logging(json_lines=True, level=logging.DEBUG)
+        logging.getLogger("apscheduler").setLevel(logging.DEBUG)
+        scheduler.warning(skipped)
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        assert [(x["level"], x["message"]) for x in lines] == [("debug", skipped)]
+    finally:
+        logging.getLogger().handlers.clear()
+        logging.getLogger().setLevel(logging.WARNING)

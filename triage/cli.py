@@ -36,6 +36,31 @@ def main() -> None:
     """Triage of the Chorus Pro -xt password helpdesk mailboxes."""
 
 
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def init(folder: Path, force: bool) -> None:
+    """Write a starter configuration and reply templates under FOLDER (default: here).
+
+    FOLDER/config/departments.yaml and FOLDER/templates/: edit them, check them with
+    `triage check-config`, then run the commands from FOLDER (or set TRIAGE_CONFIG).
+    """
+    from triage.config import write_starter
+
+    try:
+        written = write_starter(folder, force=force)
+    except FileExistsError as exc:
+        click.echo(f"error: already there (keep them, or --force to overwrite): {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"error: cannot write the starter under {folder}: {exc}", err=True)
+        sys.exit(2)
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: edit {written[0]} (departments, mailboxes, smtp, web), then "
+               f"`triage check-config --config {written[0]}`")
+
+
 @main.command("check-config")
 @CONFIG_OPTION
 def check_config(config_path: Path | None) -> None:
@@ -154,8 +179,11 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
         store = None if dry_run else Store.open(settings)
         counts: dict[str, int] = {}
         created = 0
-        with click.progressbar(iter_sources(list(paths)), length=total, label="replay",
-                               file=sys.stderr, show_pos=True) as bar:
+        # A progress bar on a terminal only: elsewhere click prints a bare label line.
+        progress = click.progressbar(iter_sources(list(paths)), length=total, label="replay",
+                                     file=sys.stderr, show_pos=True,
+                                     hidden=not sys.stderr.isatty())
+        with progress as bar:
             for source in bar:
                 outcome = triage_bytes(source.raw, settings, mailbox)
                 counts[outcome.decision.action.value] = counts.get(
@@ -168,7 +196,8 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-    click.echo(f"{total} messages ({summary})" + ("" if dry_run else f"; {created} new tickets"))
+    click.echo(f"{_count(total, 'message')} ({summary or 'none'})"
+               + ("" if dry_run else f"; {_count(created, 'new ticket')}"))
 
 
 def _what_would_change(candidate: Settings, store_config: Path | None, days: float) -> None:
@@ -177,7 +206,7 @@ def _what_would_change(candidate: Settings, store_config: Path | None, days: flo
     from triage.store import Store
 
     try:
-        store = Store.open(settings_or_exit(store_config))
+        store = Store.open(settings_or_exit(store_config), create=False)
         total = changed = 0
         by_field: dict[str, int] = {}
         for change in decisions_that_change(candidate, store, days):
@@ -193,9 +222,14 @@ def _what_would_change(candidate: Settings, store_config: Path | None, days: flo
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     detail = ", ".join(f"{k}: {v}" for k, v in sorted(by_field.items()))
-    click.echo(f"{total} messages of the last {days:g} days decided again with "
-               f"{candidate.source}: {changed} decisions would change"
+    click.echo(f"{_count(total, 'message')} of the last {days:g} days decided again with "
+               f"{candidate.source}: {_count(changed, 'decision')} would change"
                + (f" ({detail})" if detail else ""))
+
+
+def _count(n: int, noun: str) -> str:
+    """« 1 message », « 2 messages », « 0 messages »."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 @main.command()
@@ -406,7 +440,10 @@ def agents_list(config_path: Path | None) -> None:
 
     store = Store.open(settings_or_exit(config_path))
     with store.session() as s:
-        for a in s.scalars(select(Agent).order_by(Agent.login)):
+        accounts = list(s.scalars(select(Agent).order_by(Agent.login)))
+        if not accounts:
+            click.echo("no agent yet: add one with `triage agents add LOGIN -d CODE[,CODE…]`")
+        for a in accounts:
             state = "disabled" if a.disabled else "active"
             click.echo(f"{a.login:<20} {a.role:<6} {','.join(a.departments):<15} {state:<9} "
                        f"{a.name}")

@@ -24,13 +24,36 @@ from pydantic import (
 )
 
 from triage import yamlsource
-from triage.errors import ConfigError
+from triage.errors import ConfigError, NoConfigError
 
 #: The templates every configuration must provide, by the name the decision uses.
 TEMPLATE_NAMES = ("reset_password", "expired_password", "request_nominative_address")
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "departments.yaml"
+
+
+def _starter_root() -> Path:
+    """Where the example configuration and templates live: ``config/`` and ``templates/``.
+
+    A source checkout (or an editable install) reads them at the top of the tree, where admins
+    and developers edit them; a wheel carries a copy of both inside the package, under
+    ``triage/starter/`` (setup.py copies them there at build time), so that an installed
+    package has its example without the source tree.
+    """
+    packaged = Path(__file__).resolve().parent / "starter"
+    if (packaged / "config" / "departments.yaml").is_file():
+        return packaged
+    return PACKAGE_ROOT
+
+
+STARTER_ROOT = _starter_root()
+#: The example configuration: the demo's embedded default and what `triage init` writes.
+DEFAULT_CONFIG = STARTER_ROOT / "config" / "departments.yaml"
+#: The example reply templates, beside it.
+DEFAULT_TEMPLATES = STARTER_ROOT / "templates"
+#: Where a command looks for its configuration, in order, when ``--config`` is not given.
+CONFIG_VARIABLE = "TRIAGE_CONFIG"
+LOCAL_CONFIG = Path("config") / "departments.yaml"
 
 
 def _address(value: str) -> str:
@@ -327,12 +350,52 @@ class Settings(Frozen):
         return self.templates.get(name, f"{name}.txt.j2")
 
 
+def _is_source_checkout() -> bool:
+    """True when the package runs from this project's source tree (not from a wheel)."""
+    pyproject = PACKAGE_ROOT / "pyproject.toml"
+    try:
+        return 'name = "triage"' in pyproject.read_text("utf-8")
+    except OSError:
+        return False
+
+
 def default_config_path() -> Path:
-    env = os.environ.get("TRIAGE_CONFIG")
+    """The configuration file a command uses when ``--config`` is not given.
+
+    In order: ``$TRIAGE_CONFIG``; ``config/departments.yaml`` under the working folder (the
+    layout ``triage init`` writes); the source checkout's own file when running from one. An
+    installed package has no configuration of its own to fall back on (its example is only the
+    demo's default and ``triage init``'s starter), so otherwise :class:`NoConfigError` says how
+    to give one.
+    """
+    env = os.environ.get(CONFIG_VARIABLE)
     if env:
         return Path(env)
-    local = Path("config/departments.yaml")
-    return local if local.exists() else DEFAULT_CONFIG
+    if LOCAL_CONFIG.is_file():
+        return LOCAL_CONFIG
+    if _is_source_checkout() and DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    raise NoConfigError(
+        f"no configuration file: give --config FILE or set {CONFIG_VARIABLE}=FILE "
+        f"(none in ./{LOCAL_CONFIG}; `triage init DIR` writes a starter to edit)")
+
+
+def write_starter(folder: Path, *, force: bool = False) -> list[Path]:
+    """Write the example configuration and templates under ``folder`` for an admin to edit.
+
+    The layout is the project's own (``config/departments.yaml`` beside ``templates/``), so
+    the relative paths inside the file hold and commands run from ``folder`` find it. Existing
+    files are kept unless ``force``; the paths written are returned.
+    """
+    plan = [(DEFAULT_CONFIG, folder / LOCAL_CONFIG)]
+    plan += [(t, folder / "templates" / t.name) for t in sorted(DEFAULT_TEMPLATES.glob("*.j2"))]
+    existing = [dest for _src, dest in plan if dest.exists()]
+    if existing and not force:
+        raise FileExistsError(", ".join(str(p) for p in existing))
+    for src, dest in plan:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(src.read_bytes())
+    return [dest for _src, dest in plan]
 
 
 def load_settings(path: Path | str | None = None) -> Settings:

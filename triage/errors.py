@@ -4,6 +4,7 @@
 
     TriageError                  base of everything raised on purpose by triage
     ├── ConfigError              the configuration file is invalid (file, line, key path)
+    │   └── NoConfigError        no configuration file was given and none was found
     ├── TemplateError            a reply template cannot be rendered
     ├── MessageLimitError        a message is over a configured limit (quarantined, never fatal)
     ├── SourceError              a path given on the command line cannot be read as mail
@@ -49,6 +50,17 @@ class ConfigError(TriageError):
         self.message = message
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {key or '(top level)'}: {message}")
+
+
+class NoConfigError(ConfigError):
+    """No configuration file was given and none was found; says how to give one."""
+
+    def __init__(self, message: str) -> None:
+        self.path = ""
+        self.line = None
+        self.key = ""
+        self.message = message
+        Exception.__init__(self, message)
 
 
 class TemplateError(TriageError):

@@ -69,3 +69,22 @@ def setup_logging(json_lines: bool | None = None, level: int = logging.INFO) -> 
     root.setLevel(level)
     for noisy in ("apscheduler", "imapclient"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, SkippedRunIsExpected) for f in scheduler.filters):
+        scheduler.addFilter(SkippedRunIsExpected())
+
+
+class SkippedRunIsExpected(logging.Filter):
+    """APScheduler's « skipped: maximum number of running instances reached » is a debug line.
+
+    A wake-up (IDLE, lease taken over) asks for a pass while one is running; the running pass
+    sees the mailbox's dirty flag and goes round again, so the skipped run loses nothing. The
+    scheduler warns each time, which floods a busy console: here it is demoted to DEBUG and
+    kept only when the root logger shows debug lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" not in record.getMessage():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)

@@ -52,10 +52,18 @@ class Seen:
     folder: str | None = None
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``: the SQLite file's folder created, its pragmas set."""
+def make_engine(url: str, create: bool = True) -> Engine:
+    """An engine for ``url``: the SQLite file's folder created, its pragmas set.
+
+    With ``create=False`` a SQLite file that does not exist is an error instead of a new,
+    empty store: readers such as ``replay --dry-run`` must write nothing at all.
+    """
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///"))
+        if not create and not path.is_file():
+            raise StoreError(f"no store at {path} (nothing has been recorded there yet)")
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -79,15 +87,16 @@ class Store:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, settings: Settings) -> Store:
-        store = cls.from_url(settings.store_url)
+    def open(cls, settings: Settings, create: bool = True) -> Store:
+        """The configured store; ``create=False`` opens an existing one only, read as it is."""
+        store = cls.from_url(settings.store_url, create)
         store.max_drafts_per_day = settings.max_drafts_per_sender_per_day
         return store
 
     @classmethod
     def from_url(cls, url: str, create: bool = True) -> Store:
         try:
-            store = cls(make_engine(url))
+            store = cls(make_engine(url, create))
             store._prepare(create)
         except StoreError:
             raise
