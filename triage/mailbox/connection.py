@@ -39,6 +39,7 @@ from imapclient.imapclient import DELETED, SocketTimeout
 
 from triage.config import Mailbox, Settings
 from triage.errors import (
+    CapabilityMissing,
     FolderRefused,
     ImapError,
     ImapPermanent,
@@ -169,6 +170,10 @@ class Connection:
             command = "CAPABILITY"
             self.capabilities = frozenset(
                 c.decode() if isinstance(c, bytes) else str(c) for c in client.capabilities())
+            if not (self.has("IMAP4REV1") or self.has("IMAP4REV2")):
+                raise CapabilityMissing(self.peer, "neither IMAP4rev1 nor IMAP4rev2 announced: "
+                                        "UID commands cannot be relied on",
+                                        command="CAPABILITY")
             command = "NAMESPACE"
             self.delimiter, self.prefix = self._namespace()
             if self.has("SPECIAL-USE"):
