@@ -69,29 +69,47 @@ class Daemon:
         """Process every mailbox this instance may work until its watched folder is empty, then
         make every copy to other departments it owes, and send the replies that are due.
 
-        The leases are renewed before each mailbox (a long pass must not make the later ones
-        look expired). Mailboxes leased by another running instance are left to it and
-        reported as such.
+        The leases are renewed before each mailbox and every third of ``imap.lease_seconds``
+        meanwhile (a long pass must neither make the later mailboxes look expired nor let
+        another instance take its own mailbox over). Mailboxes leased by another running
+        instance are left to it and reported as such.
         """
         self.leases = self._lease_keeper()
         self.workers = self._make_workers(self.leases)
         results: dict[str, Counts | str] = {}
-        for address, worker in self.workers.items():
-            results[address] = self._once(worker, worker.process_once)
-        # Mailboxes worked early were not yet owed the copies later ones routed to them.
-        with self.store.session() as s:
-            owed = queries.targets_owed(s)
-        for address in sorted(owed & set(self.workers)):
-            worker = self.workers[address]
-            result = self._once(worker, worker.copy_owed)
-            done = results.get(address)
-            if isinstance(done, Counts) and isinstance(result, Counts):
-                done.transferred += result.transferred
-            elif isinstance(result, str):
-                results[address] = result
-        self.leases.release_all()
+        done = threading.Event()
+        renewer = threading.Thread(target=self._renew_until, args=(done,), daemon=True,
+                                   name="lease-renewal")
+        renewer.start()
+        try:
+            for address, worker in self.workers.items():
+                results[address] = self._once(worker, worker.process_once)
+            # Mailboxes worked early were not yet owed the copies later ones routed to them.
+            with self.store.session() as s:
+                owed = queries.targets_owed(s)
+            for address in sorted(owed & set(self.workers)):
+                worker = self.workers[address]
+                result = self._once(worker, worker.copy_owed)
+                counts = results.get(address)
+                if isinstance(counts, Counts) and isinstance(result, Counts):
+                    counts.transferred += result.transferred
+                elif isinstance(result, str):
+                    results[address] = result
+        finally:
+            done.set()
+            renewer.join()
+            self.leases.release_all()
         self.send_replies()
         return results
+
+    def _renew_until(self, done: threading.Event) -> None:
+        """``run --once``'s heartbeat: a single long pass must not outlive its lease."""
+        assert self.leases is not None
+        while not done.wait(max(1.0, self.settings().imap.lease_seconds / 3)):
+            try:
+                self.leases.heartbeat()
+            except Exception:  # the store unreachable: the pass's own commits will fail
+                log.exception("lease heartbeat failed", extra={"event": "lease.error"})
 
     def _once(self, worker: MailboxWorker, work: Any) -> Counts | str:
         """One step of ``run --once`` on a mailbox, under a lease renewed just before."""
