@@ -66,7 +66,7 @@ class CourierServer(ThrowawayServer):
             f"{AUTHDAEMOND} &\n"
             f"set -a\n. {etc}/imapd\n"
             f'IMAP_CAPABILITY="{capability}"\nIMAP_CAPABILITY_ORIG="{capability}"\n'
-            f"IMAP_ENHANCEDIDLE={int(self.enhanced_idle)}\nIMAP_IDLE_TIMEOUT=2\n"
+            f"IMAP_ENHANCEDIDLE={int(self.enhanced_idle)}\n"
             f"IMAP_STARTTLS=NO\nIMAP_TLS_REQUIRED=0\nset +a\n"
             f"exec {COURIERTCPD} -address={self.host} -maxprocs=100 -maxperip=100 "
             f"-nodnslookup -noidentlookup -stderr={run}/imapd.log {self.port} "
