@@ -6,6 +6,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+from triage.testing.intake import deploy
+
 from .conftest import DEV, query
 
 
@@ -15,10 +19,16 @@ def triage(*args: str, fault: str | None = None) -> subprocess.CompletedProcess[
                           timeout=300, check=False)
 
 
-def test_status_is_clean_after_a_kill_between_move_and_commit(dovecot, deployment):
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_status_is_clean_after_a_kill_between_move_and_commit(dovecot, tmp_path, database,
+                                                              request):
     """Killed right after its first MOVE, before recording it: `status` finds the moved
     messages in their folder and exits 0 (it used to report them « MISSING ON SERVER » for
-    ever), and the next pass leaves nothing lost or doubled."""
+    ever), and the next pass leaves nothing lost or doubled; on SQLite and PostgreSQL."""
+    if not dovecot.running:
+        dovecot.start()
+    url = request.getfixturevalue("pg_url") if database == "postgresql" else None
+    deployment = deploy(dovecot, tmp_path, codes=("38",), store_url=url)
     acc = deployment.account_of("38")
     files = sorted(DEV.glob("*.eml"))[:40]
     for i, f in enumerate(files):
