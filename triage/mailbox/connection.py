@@ -41,7 +41,6 @@ from triage.config import Mailbox, Settings
 from triage.errors import (
     CapabilityMissing,
     FolderRefused,
-    ImapError,
     ImapPermanent,
     ImapTransient,
     LoginRefused,
@@ -58,11 +57,8 @@ from triage.mailbox.protocol import (
 
 log = logging.getLogger("triage.mailbox")
 
-#: Kept for callers that catch "anything from the mailbox".
-MailboxError = ImapError
-
 __all__ = ["DEFAULT_SENT", "Connection", "ConnectionFactory", "MailboxConnection",
-           "MailboxError", "Selected", "classify", "credential", "opener", "sent_folder",
+           "Selected", "classify", "credential", "opener", "sent_folder",
            "server_folder"]
 
 #: Response codes and words that say "try again later" (RFC 5530 and common wordings).
