@@ -332,3 +332,23 @@ def test_status_columns_fit_long_folder_names(tmp_path):
     row.folders = {"INBOX/Triage/Quarantaine/Longue": (3, 3), "INBOX": (0, 0)}
     lines = [line for line in format_status([row]).splitlines() if line.startswith("    ")]
     assert len({line.index(" / ") for line in lines}) == 1
+
+
+@pytest.mark.parametrize("uidplus", [False, True])
+def test_crash_after_the_deleted_flag_is_repaired_and_expunged(tmp_path, uidplus):
+    """Without MOVE, a crash after the copy and the \\Deleted flag, before the commit: the next
+    passes record the move (the flagged original counts as gone), expunge the original, copy
+    nothing twice, and status is clean (found by a SIGKILL campaign on Courier)."""
+    world = World(tmp_path, move=False, uidplus=uidplus)
+    world.backlog(20)
+    world.server.crash_after("STORE")
+    with pytest.raises(Crash):
+        world.worker().process_once()
+    worker = world.worker()
+    for _ in range(2):
+        worker.process_once()
+    ids = world.outcome_ids()
+    assert len(ids) == 20 and set(ids.values()) == {1}
+    assert world.server.message_ids(world.user(), "INBOX", deleted=True) == []
+    rows = mailbox_status(world.dep.settings, world.store, world.server.connect)
+    assert rows[0].problems == []

@@ -185,3 +185,56 @@ def test_daemon_on_courier_without_uidplus_copies_each_message_once(tmp_path, da
         outcome = Counter(m for name, got in found.items() if "Triage" in name for m in got)
         assert set(outcome) == set(ids) and set(outcome.values()) == {1}, outcome
         assert found["INBOX"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("uidplus", [True, False], ids=["courier", "courier-no-uidplus"])
+def test_sigkills_on_a_server_without_move_lose_and_double_nothing(tmp_path, daemon, uidplus):
+    """200 messages on Courier (no MOVE; with and without UIDPLUS), the daemon killed 6 times
+    while it works: one ticket per message, each message once in its outcome folder, INBOX
+    empty and `status` clean."""
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import query, wait_for
+
+    rng = random.Random(16)
+    with CourierServer(uidplus=uidplus) as server:
+        dep = deploy(server, tmp_path, codes=("38",), imap={"batch_size": 20})
+        acc = dep.account_of("38")
+        files = sorted(DEV.glob("*.eml"))
+        ids = [f"kill-{i}@test" for i in range(200)]
+        with server.client(acc.user) as imap:
+            for i, message_id in enumerate(ids):
+                imap.append("INBOX", with_id(files[i % len(files)].read_bytes(), message_id))
+
+        def moved() -> int:
+            rows = query(dep, "select count(*) from ticket_sources where moved_to is not null")
+            return int(rows[0][0]) if rows else 0  # type: ignore[call-overload]
+
+        progress = [0]
+        for _kill in range(6):
+            proc = daemon(dep)
+            wait_for(lambda: moved() > progress[-1], 60, step=0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
+            proc.signal(signal.SIGKILL)
+            proc.wait(10)
+            progress.append(moved())
+        store = Store.open(dep.settings)
+        for _ in range(3):
+            run_once(dep, store)
+        assert query(dep, "select count(*), count(distinct message_id) from tickets") == \
+            [(200, 200)]
+        with server.client(acc.user) as imap:
+            found = folders(imap)
+        outcome = Counter(m for name, got in found.items() if "Triage" in name for m in got)
+        assert set(outcome) == set(ids) and set(outcome.values()) == {1}, (
+            progress, {k: v for k, v in outcome.items() if v > 1})
+        assert found["INBOX"] == []
+        status = subprocess.run([sys.executable, "-m", "triage", "status", "--config",
+                                 str(dep.config_path)], capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        store.dispose()

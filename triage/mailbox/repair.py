@@ -1,7 +1,9 @@
 """Moves a crash left unrecorded, found on the server and recorded (worker and ``status``).
 
-A SIGKILL between an IMAP ``MOVE`` and the commit of ``moved_to`` leaves sightings that the
-store believes are still in the watched folder although the server moved them. A message
+A SIGKILL between an IMAP ``MOVE`` (or, without MOVE, the COPY and ``\\Deleted`` flag) and the
+commit of ``moved_to`` leaves sightings that the store believes are still in the watched
+folder although the server moved them (or holds only a flagged original, expunged once its
+move is recorded). A message
 recorded as waiting but gone from the watched folder is looked for, by Message-ID, in the
 outcome folder of its ticket's action (then in ``Traité``, where the sender files a message
 answered before it moved); where it is found, the move is recorded. One that is nowhere is
@@ -28,7 +30,9 @@ def repair_moves(conn: MailboxConnection, store: Store, mailbox: str, folders: F
         waiting = queries.not_moved(s, mailbox, selected.uidvalidity)
     if not waiting:
         return 0
-    present = set(conn.uids()) | set(conn.deleted_uids())
+    # A message flagged \Deleted counts as gone: on a server without MOVE the fallback
+    # flags it once its copy is made, and a crash may come before the commit.
+    present = set(conn.uids())
     gone = [w for w in waiting if w.uid not in present]
     if not gone:
         return 0
