@@ -185,7 +185,8 @@ def _file(settings: Settings, s: object, item: OutboxItem) -> None:
                     uids = conn.uids_of(folder, ticket.message_id)
                     if uids:
                         conn.move(uids, folders.handled)
-                        queries.record_filed(s, conn.box.address, ticket.id, folder,
+                        queries.record_filed(s, conn.box.address, ticket.id,
+                                             None if folder == folders.watch else folder,
                                              folders.handled)
             item.filed = True
             s.commit()

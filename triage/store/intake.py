@@ -107,16 +107,17 @@ def done_now(transfers: Iterable[Transfer]) -> None:
         transfer.done_at = moment
 
 
-def record_filed(s: Session, mailbox: str, ticket_id: int, source: str, target: str) -> None:
+def record_filed(s: Session, mailbox: str, ticket_id: int, source: str | None,
+                 target: str) -> None:
     """The sender moved a ticket's message from ``source`` to ``target``; the caller commits.
 
-    A message still in the watched folder (``moved_to`` unset) counts as in ``source`` when
-    ``source`` is the watched folder's configured name.
+    ``source`` None is the watched folder (a message answered before the worker moved it:
+    its sighting has no ``moved_to`` yet).
     """
-    where = [TicketSource.mailbox == mailbox, TicketSource.ticket_id == ticket_id]
-    s.execute(update(TicketSource).where(*where, (TicketSource.moved_to == source)
-                                         | TicketSource.moved_to.is_(None))
-              .values(moved_to=target))
+    where = [TicketSource.mailbox == mailbox, TicketSource.ticket_id == ticket_id,
+             TicketSource.moved_to.is_(None) if source is None
+             else TicketSource.moved_to == source]
+    s.execute(update(TicketSource).where(*where).values(moved_to=target))
 
 
 def transfers_done(s: Session, target: str) -> int:
