@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from triage.demo.run import PASSWORD, addressed_to, sample_messages
+from triage.demo.run import addressed_to, sample_messages
 from triage.testing.dovecot import free_port
 
 BANNER_TIMEOUT = 120.0
@@ -118,6 +119,26 @@ def gone(pgid: int, timeout: float = 10) -> bool:
     return True
 
 
+def assert_secrets_private(work: Path, imap_data: Path) -> None:
+    """The IMAP passwords are random, and no file holding one is readable by other users."""
+    config = yaml.safe_load((work / "departments.yaml").read_text("utf-8"))
+    secrets = [Path(box["password_file"]).read_text("utf-8").strip()
+               for box in config["mailboxes"]]
+    assert len(set(secrets)) == len(secrets) and all(len(x) >= 20 for x in secrets)
+    assert not any(x.startswith("imap-secret") for x in secrets)
+    holding = []
+    for folder in (work, imap_data):
+        for path in folder.rglob("*"):
+            try:
+                if path.is_file() and any(x.encode() in path.read_bytes() for x in secrets):
+                    holding.append(path)
+            except OSError:
+                continue
+    assert holding, "no file holds the IMAP passwords: the check looked in the wrong place"
+    for path in holding:
+        assert path.stat().st_mode & 0o004 == 0, f"{path} is world-readable"
+
+
 def test_sample_messages_cover_every_kind_and_every_department():
     """The shipped samples hold every kind of message and reach all five mailboxes."""
     samples = sample_messages()
@@ -145,10 +166,13 @@ def test_demo_triages_serves_sends_and_leaves_nothing(imap, tmp_path):
         for login in ("admin", "lead38", "agent07", "agent26", "agent38", "agent73", "agent74"):
             assert re.search(rf"^\s+{login}\s", demo.output, re.M), login
         assert ("Dovecot" if imap == "auto" else "pymap") in demo.output
+        password = demo.find(r"password for all, new at each run: ([\w-]+)\):")
+        assert len(password) >= 16 and password != "demo-triage"
+        assert_secrets_private(Path(work), Path(imap_data))
 
         with httpx.Client(base_url=url, timeout=20) as client:
             page = client.get("/login")
-            r = client.post("/login", data={"login": "agent38", "password": PASSWORD,
+            r = client.post("/login", data={"login": "agent38", "password": password,
                                             "csrf": csrf_of(page.text), "next": "/"})
             assert r.status_code == 303
             queue = client.get("/").text
@@ -175,6 +199,13 @@ def test_demo_triages_serves_sends_and_leaves_nothing(imap, tmp_path):
             assert "1 réponse(s) reçue(s)" in sent
             assert "aurelie.martin@ville-voiron.fr" in sent
             assert client.get("/readyz").status_code == 200
+        with httpx.Client(base_url=url, timeout=20) as other:
+            page = other.get("/login")
+            r = other.post("/login", data={"login": "agent73", "password": password,
+                                           "csrf": csrf_of(page.text), "next": "/"})
+            assert r.status_code == 303
+            sent = other.get("/demo/sent").text
+            assert "0 réponse(s) reçue(s)" in sent and f"[réf. T{ticket}]" not in sent
 
         demo.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert demo.proc.wait(30) == 0

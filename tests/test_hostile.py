@@ -73,3 +73,91 @@ def test_hostile_message(name):
     for header in ("Bcc", "Cc", "Reply-To"):
         assert parsed[header] is None
     assert "\n" not in parsed["Subject"] and "\r" not in parsed["Subject"]
+
+
+# -- sender checks that an attack on the demo got through (issue 14) ------------------------
+BODY = (b"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\nSubject: mot de passe\r\n"
+        b"Message-ID: <h14@test>\r\n\r\nJ'ai oubli\xc3\xa9 mon mot de passe, pmartin-xt\r\n")
+
+
+def _decide(head: bytes):
+    outcome = triage_bytes(head + BODY, load_settings())
+    assert outcome.error is None
+    return outcome
+
+
+def test_forged_results_directly_under_the_border_are_not_believed():
+    """A forged dmarc=pass with the trusted authserv-id placed right under the border's own
+    header (no Received between), which has no dmarc clause, does not authenticate."""
+    outcome = _decide(
+        b"Authentication-Results: mx.dgfip.finances.gouv.fr; spf=pass "
+        b"smtp.mailfrom=ville-voiron.fr\r\n"
+        b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass "
+        b"header.from=ville-voiron.fr\r\n"
+        b"Received: from mail.ville-voiron.fr by mx.dgfip.finances.gouv.fr; "
+        b"Tue, 10 Mar 2026 09:00:01 +0100\r\n"
+        b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n")
+    assert outcome.decision.authenticated is False
+    assert any("sous le premier ignoré" in str(r) for r in outcome.decision.reasons)
+
+
+def test_results_below_the_border_block_do_not_count():
+    """A trusted-looking header below the first Received under the border's own came with the
+    message; the border's header, just under its Received, counts."""
+    border = (b"Received: from mail.ville-voiron.fr by mx.dgfip.finances.gouv.fr (Postfix); "
+              b"Tue, 10 Mar 2026 09:00:01 +0100\r\n")
+    sender = (b"Received: from [10.1.2.3] by mail.ville-voiron.fr; "
+              b"Tue, 10 Mar 2026 09:00:00 +0100\r\n")
+    forged = (b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass "
+              b"header.from=ville-voiron.fr\r\n")
+    sender_from = b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
+    assert _decide(border + sender + forged + sender_from).decision.authenticated is False
+    assert _decide(border + forged + sender + sender_from).decision.authenticated is True
+
+
+@pytest.mark.parametrize("header_from", [b"fr", b"gouv.fr", b"voiron.fr"])
+def test_alignment_uses_the_public_suffix_list(header_from):
+    """dmarc=pass for a public suffix (header.from=fr) or another organisation does not align."""
+    outcome = _decide(
+        b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass header.from="
+        + header_from + b"\r\nFrom: Paul Martin <paul.martin@ville-voiron.fr>\r\n")
+    assert outcome.decision.authenticated is False
+
+
+def test_alignment_accepts_a_subdomain_of_the_same_organisation():
+    """Relaxed alignment: mail.ville-voiron.fr aligns with ville-voiron.fr."""
+    outcome = _decide(
+        b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass "
+        b"header.from=mail.ville-voiron.fr\r\nFrom: Paul <paul.martin@ville-voiron.fr>\r\n")
+    assert outcome.decision.authenticated is True
+
+
+@pytest.mark.parametrize("sender", [
+    "paul@dgfip.finances.gouv.fr.evil-mail.com",   # our domain as a prefix
+    "paul@ddfip38.dgfip-finances.fr",              # hyphen and label variant
+    "paul@dgfip-finances-gouv.fr",                 # every dot a hyphen
+    "paul@dg\ufb01p.finances.gouv.fr",             # a ligature fi
+    "paul@dgf\u0456p.finances.gouv.fr",            # a Cyrillic i (TR39 skeleton)
+    "paul@dgfip.flnances.gouv.fr",                 # one letter changed
+])
+def test_look_alike_domains_are_flagged(sender):
+    """Domains that could pass for the service's are flagged to the agent."""
+    outcome = _decide(f"From: Paul <{sender}>\r\n".encode())
+    assert any("ressemblant à celui du service" in str(r) for r in outcome.decision.reasons), (
+        outcome.decision.reasons)
+
+
+def test_unknown_sender_at_our_own_domain_is_flagged():
+    """An address at the service's own domain that is none of its mailboxes is flagged."""
+    outcome = _decide(b"From: Chef <chef.service@dgfip.finances.gouv.fr>\r\n")
+    assert any("adresse inconnue du domaine du service" in str(r)
+               for r in outcome.decision.reasons), outcome.decision.reasons
+
+
+@pytest.mark.parametrize("sender", ["paul.martin@ville-voiron.fr", "jean@finances.gouv.fr",
+                                    "marie@mairie-grenoble.fr", "x@gouv.fr"])
+def test_ordinary_domains_are_not_look_alikes(sender):
+    """Ordinary senders, the parent organisation included, get no look-alike warning."""
+    outcome = _decide(f"From: Paul <{sender}>\r\n".encode())
+    assert not any("ressemblant" in str(r) or "adresse inconnue" in str(r)
+                   for r in outcome.decision.reasons), outcome.decision.reasons

@@ -53,3 +53,39 @@ def test_other_revision_is_refused(tmp_path):
     with pytest.raises(StoreError, match="no schema revision"):
         Store.from_url(url)
     assert "tickets" in inspect(engine).get_table_names()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_lifecycle_migration_keeps_data_and_one_reply_per_draft(backend, tmp_path, request):
+    """From 0002 with data: requesters are filled from the senders, and a reply queued twice
+    for one draft (the double-approve defect) keeps only its oldest copy."""
+    url = f"sqlite:///{tmp_path}/m.db" if backend == "sqlite" else request.getfixturevalue(
+        "pg_url")
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0002")
+    now = "2026-12-01 10:00:00+00"
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO tickets (id, identity, digest, created_at, updated_at, origin, subject,"
+            " sender, status, action, intent, nominative, authenticated, reasons, raw, raw_size)"
+            f" VALUES (1, 'i1', 'd1', '{now}', '{now}', 'test', 's', "
+            "'Aurélie Martin <Aurelie.Martin@Ville-Voiron.fr>', 'approved', 'draft', 'other', "
+            "true, true, '[]', :raw, 1)"), {"raw": b"x"})
+        conn.execute(text(
+            "INSERT INTO drafts (id, ticket_id, template, department, to_addr, subject, body,"
+            f" status, created_at, updated_at) VALUES (1, 1, 't', '38', 'a@b', 's', 'b', "
+            f"'approved', '{now}', '{now}')"))
+        for n in (1, 2):
+            conn.execute(text(
+                "INSERT INTO outbox (id, ticket_id, draft_id, department, message_id, from_addr,"
+                " to_addr, raw, state, attempts, next_attempt_at, approved_by, approved_at,"
+                f" filed) VALUES ({n}, 1, 1, '38', 'm{n}', 'f', 't', :raw, 'approved', 0, "
+                f"'{now}', 'agent', '{now}', false)"), {"raw": b"x"})
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT requester FROM tickets")).scalar() == \
+            "aurelie.martin@ville-voiron.fr"
+        assert [tuple(r) for r in conn.execute(
+            text("SELECT id, state FROM outbox ORDER BY id"))] == [(1, "approved"),
+                                                                   (2, "cancelled")]
+    engine.dispose()

@@ -50,6 +50,7 @@ def test_purge_needs_authorisation_and_records_elimination(tmp_path, store_url):
     with store.session() as s:
         old = s.scalar(select(Ticket).where(Ticket.origin.like("%020.eml")))
         assert old.raw == b"" and old.sender == ERASED and old.subject == ERASED
+        assert old.attachments == []  # the attachment names go with the message
         fresh = s.scalar(select(Ticket).where(Ticket.origin.like("%063.eml")))
         assert fresh.raw != b"" and "claire.bouvier" in fresh.sender
         record = s.scalar(select(Elimination))

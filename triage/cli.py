@@ -74,17 +74,27 @@ def check_config(config_path: Path | None) -> None:
 @CONFIG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message and line.")
 @click.option("--mailbox", default=None, help="Receiving mailbox address, when known.")
+@click.option("--history", "with_history", is_flag=True,
+              help="Check the per-sender daily limit against the configured store's history, "
+                   "as the daemon does (as of the message's arrival when the store holds it, "
+                   "else of its Date). Without it, the reasons say the limit was not checked.")
 @click.argument("paths", nargs=-1, required=True)
-def explain(config_path: Path | None, as_json: bool, mailbox: str | None,
+def explain(config_path: Path | None, as_json: bool, mailbox: str | None, with_history: bool,
             paths: tuple[str, ...]) -> None:
     """Print the decision and its reasons for each message (files, folders, mbox)."""
     from triage.pipeline import triage_bytes
     from triage.sources import iter_sources
 
     settings = settings_or_exit(config_path)
+    store = _store_or_exit(settings) if with_history else None
     try:
         for source in iter_sources(list(paths)):
-            outcome = triage_bytes(source.raw, settings, mailbox)
+            if store is None:
+                outcome = triage_bytes(source.raw, settings, mailbox)
+            else:
+                history, at = store.history_of(source.raw)
+                outcome = triage_bytes(source.raw, settings, mailbox, history=history, at=at,
+                                       dated=at is None)
             d = outcome.decision
             record: dict[str, Any] = {
                 "source": source.name,
@@ -104,6 +114,26 @@ def explain(config_path: Path | None, as_json: bool, mailbox: str | None,
     except SourceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+def _store_or_exit(settings: Settings):  # type: ignore[no-untyped-def]
+    from triage.store import Store
+
+    try:
+        return Store.open(settings)
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _existing_store(settings: Settings):  # type: ignore[no-untyped-def]
+    """The configured store when it exists at this code's schema, else None."""
+    from triage.store import Store
+
+    try:
+        return Store.from_url(settings.store_url, create=False)
+    except StoreError:
+        return None
 
 
 def _explain_text(record: dict[str, Any], outcome: Any) -> str:
@@ -176,7 +206,9 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
         sys.exit(2)
     try:
         total = count_sources(list(paths))
-        store = None if dry_run else Store.open(settings)
+        # A dry run writes nothing, not even an empty store; it reads the history if any.
+        store = Store.open(settings) if not dry_run else _existing_store(settings)
+        shared = store.history() if dry_run and store is not None else None
         counts: dict[str, int] = {}
         created = 0
         # A progress bar on a terminal only: elsewhere click prints a bare label line.
@@ -185,10 +217,14 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
                                      hidden=not sys.stderr.isatty())
         with progress as bar:
             for source in bar:
-                outcome = triage_bytes(source.raw, settings, mailbox)
+                # As of the message's date, with the store's sender history, so that replay
+                # decides as the daemon did (a dry run counts its own drafts as it goes).
+                history = shared if dry_run else store.history() if store else None
+                outcome = triage_bytes(source.raw, settings, mailbox, history=history,
+                                       dated=True)
                 counts[outcome.decision.action.value] = counts.get(
                     outcome.decision.action.value, 0) + 1
-                if store is not None:
+                if not dry_run and store is not None:
                     _ticket, new = store.record(outcome, source.raw, origin=f"replay:{source.name}",
                                                 mailbox=mailbox)
                     created += int(new)
@@ -304,13 +340,13 @@ def _serve_web(settings: Settings, store: Any, live: Any) -> None:
 
     import uvicorn
 
+    from triage.review.http import server_config
     from triage.review.web import create_app
 
     app = create_app(live, store)
     live.reload_on_sighup()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning",
-                proxy_headers=True, server_header=False)
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 @main.command()
@@ -519,6 +555,13 @@ def audit(config_path: Path | None, ticket: int | None, login: str | None,
                 detail = " ".join(f"{k}={v!r}" for k, v in (e.detail or {}).items()
                                   if k not in ("before", "after"))
                 click.echo(f"{at}  #{e.ticket_id or '-':<6} {e.actor:<16} {e.event:<26} {detail}")
+        head = s.get(Ticket, ticket) if ticket is not None and not as_json else None
+        if head is not None:
+            from triage.lifecycle import allowed
+
+            actions = sorted(allowed(s, head, admin=False) | allowed(s, head, admin=True))
+            click.echo(f"state: {head.status}; actions allowed now: "
+                       f"{', '.join(actions) or 'none'}")
 
 
 def _register_data_commands() -> None:

@@ -267,8 +267,32 @@ class Web(Frozen):
     session_idle_minutes: int = Field(default=30, gt=0)
     session_max_hours: int = Field(default=10, gt=0)
     secure_cookies: bool = Field(default=False, description="set when served over HTTPS")
-    login_attempts: int = Field(default=5, gt=0, description="failed logins per window")
+    login_attempts: int = Field(default=5, gt=0, description="failed logins per login and "
+                                "client before each further attempt waits")
     login_window_minutes: int = Field(default=15, gt=0)
+    # -- hardening of the web application (sessions, throttling, proxies, /metrics) ----------
+    login_delay_seconds: float = Field(default=5.0, gt=0, description="first wait past "
+                                       "login_attempts failures; doubles with each failure")
+    login_max_delay_seconds: float = Field(default=300.0, gt=0)
+    login_global_per_minute: int = Field(default=120, gt=0, description="password checks per "
+                                         "minute for all logins together")
+    trusted_proxies: tuple[str, ...] = Field(default=(), description="peers whose "
+                                             "X-Forwarded-For gives the client address")
+    metrics_token_env: str | None = Field(default=None, description="variable holding the "
+                                          "bearer token /metrics requires")
+    metrics_token_file: str | None = Field(default=None, description="file holding it")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or network: {item!r}") from exc
+        return value
 
 
 class Store(Frozen):

@@ -8,6 +8,7 @@ the first link whose test holds decides::
     trusted DMARC fail           -> quarantine
     sender unparseable           -> quarantine
     intent other                 -> human
+    sender's daily limit reached -> human   (the sender-history port; loop protection)
     sender not nominative        -> draft request_nominative_address
     department undetermined      -> human
     unauthenticated, where the department requires it -> human
@@ -20,7 +21,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from triage.parse import MessageView
 from triage.rules import RULES, authentication, intent
@@ -34,6 +36,20 @@ class Action(enum.StrEnum):
     DRAFT = "draft"
 
 
+class SenderHistory(Protocol):
+    """What the chain may know of a sender's past: the store in the daemon and in replay.
+
+    ``drafts_before`` counts the drafts prepared for ``address`` for messages received in the
+    24 hours up to ``at`` (the message's arrival, or its date for archived mail), before this
+    message; ``drafted`` tells the port that this message was decided a draft, so that later
+    messages of the same batch count it before it is stored.
+    """
+
+    def drafts_before(self, address: str, at: datetime) -> int: ...
+
+    def drafted(self, address: str, at: datetime) -> None: ...
+
+
 @dataclass(frozen=True)
 class Findings:
     """Every rule's finding for one message, by rule name."""
@@ -42,6 +58,9 @@ class Findings:
     violations: tuple[str, ...] = ()
     # Departments that draft a reset only for an authenticated sender (configuration).
     require_authentication: frozenset[str] = frozenset()
+    # Drafts already prepared for the sender in the last 24 h; None: no history was given.
+    drafts_today: int | None = None
+    max_drafts_per_day: int = 3
 
     def value(self, rule: str) -> Any:
         return self.by_rule[rule].value
@@ -72,6 +91,10 @@ CHAIN: tuple[Link, ...] = (
          "expéditeur illisible : mis en quarantaine"),
     Link("intent-other", lambda f: f.value("intent") == intent.OTHER, Action.HUMAN, None,
          "demande autre qu'un mot de passe -xt oublié ou expiré : à traiter par un agent"),
+    Link("sender-daily-limit",
+         lambda f: f.drafts_today is not None and f.drafts_today >= f.max_drafts_per_day,
+         Action.HUMAN, None, "limite quotidienne de brouillons atteinte pour cet expéditeur : "
+         "à traiter par un agent"),
     Link("not-nominative", lambda f: not f.value("nominative"), Action.DRAFT,
          "request_nominative_address",
          "adresse non nominative : réponse demandant d'écrire depuis l'adresse nominative"),
@@ -114,11 +137,30 @@ class Decision:
         }
 
 
-def evaluate(message: MessageView, ctx: Context) -> Findings:
-    """Run every rule on ``message``; pure."""
+def evaluate(message: MessageView, ctx: Context, history: SenderHistory | None = None,
+             at: datetime | None = None) -> Findings:
+    """Run every rule on ``message``, and read the sender's history when a port is given."""
     strict = frozenset(d.code for d in ctx.settings.departments if d.require_authentication)
+    sender = message.sender_address
+    drafts = (history.drafts_before(sender.address, at)
+              if history is not None and sender is not None and at is not None else None)
     return Findings({rule.NAME: rule.check(message, ctx) for rule in RULES}, message.violations,
-                    strict)
+                    strict, drafts, ctx.settings.max_drafts_per_sender_per_day)
+
+
+def _history_reason(findings: Findings) -> Reason | None:
+    sender = findings.value("sender") if "sender" in findings.by_rule else None
+    if sender is None:
+        return None
+    limit = findings.max_drafts_per_day
+    if findings.drafts_today is None:
+        return Reason("loop", f"limite de {limit} brouillons par expéditeur et par jour non "
+                              "vérifiée : pas d'historique des expéditeurs")
+    if findings.drafts_today >= limit:
+        return Reason("loop", f"déjà {findings.drafts_today} brouillons préparés pour "
+                              f"{sender.address} depuis 24 h : à traiter par un agent")
+    return Reason("loop", f"{findings.drafts_today} brouillon(s) préparé(s) pour "
+                          f"{sender.address} depuis 24 h (limite {limit})")
 
 
 def decide(findings: Findings) -> Decision:
@@ -127,6 +169,9 @@ def decide(findings: Findings) -> Decision:
     reasons: list[Reason] = [Reason("limits", v) for v in findings.violations]
     for finding in findings.by_rule.values():
         reasons.extend(finding.reasons)
+    history = _history_reason(findings)
+    if history is not None:
+        reasons.append(history)
     reasons.append(Reason("decision", link.explanation))
     return Decision(
         action=link.action,

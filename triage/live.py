@@ -207,7 +207,10 @@ def decisions_that_change(candidate: Settings, store: Store, days: float,
                 "intent": ticket.intent,
                 "department": created.get("department", ticket.department)}
             raw, origin, subject = ticket.raw, ticket.origin, ticket.subject or ""
-        decision = triage_bytes(raw, candidate, mailbox).decision
+            received_at = ticket.received_at
+        # As of its arrival, with the sender history before it: as the daemon decided.
+        decision = triage_bytes(raw, candidate, mailbox, history=store.history(before=ticket_id),
+                                at=received_at).decision
         after: dict[str, str | None] = {
             "action": decision.action.value, "template": decision.template,
             "intent": decision.intent, "department": decision.department}

@@ -19,6 +19,9 @@ makes it fail; each line says which kind it is (:func:`triage.errors.kind_of`).
 
 from __future__ import annotations
 
+import hmac
+import os
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -35,6 +38,7 @@ from starlette.routing import Route
 
 from triage.config import Settings
 from triage.errors import PeerError, kind_of
+from triage.lifecycle import DraftState, OutboxState
 from triage.store import AuditEvent, DraftRow, MailboxState, OutboxItem, Store, Ticket
 
 #: A mailbox not polled successfully for this long (seconds) makes ``/readyz`` fail.
@@ -110,14 +114,14 @@ class StoreCollector(Collector):
                 tickets.add_metric([dept or "none", action, intent or "none"], n)
             pending = {dept: (n, _aware(first)) for dept, n, first in s.execute(
                 select(DraftRow.department, func.count(DraftRow.id), func.min(DraftRow.created_at))
-                .where(DraftRow.status == "pending").group_by(DraftRow.department))}
+                .where(DraftRow.status == DraftState.PENDING).group_by(DraftRow.department))}
             for dept in [d.code for d in settings.departments] + sorted(
                     set(pending) - {d.code for d in settings.departments}):
                 n, first = pending.get(dept, (0, None))
                 waiting.add_metric([dept], n)
                 oldest.add_metric([dept], (now - first).total_seconds() if first else 0.0)
             for dept, n in s.execute(select(OutboxItem.department, func.count(OutboxItem.id))
-                                     .where(OutboxItem.state == "sent")
+                                     .where(OutboxItem.state == OutboxState.SENT)
                                      .group_by(OutboxItem.department)):
                 sent.add_metric([dept], n)
             for dept, event, n in s.execute(
@@ -185,11 +189,37 @@ def readiness(settings: Settings, store: Store) -> tuple[bool, list[str]]:
 
 
 # -- HTTP endpoints ------------------------------------------------------------------------
+def metrics_token(settings: Settings) -> str | None:
+    """The bearer token ``/metrics`` requires (``web.metrics_token_env`` or
+    ``web.metrics_token_file``), or None: then ``/metrics`` is open to whoever reaches the web
+    application's address (loopback by default)."""
+    web = settings.web
+    if web.metrics_token_env:
+        value = os.environ.get(web.metrics_token_env, "").strip()
+        if value:
+            return value
+    if web.metrics_token_file:
+        try:
+            value = settings.path(web.metrics_token_file).read_text("utf-8").strip()
+        except OSError:
+            value = ""
+        # A configured but unreadable or empty token file locks /metrics rather than opening it.
+        return value or secrets.token_urlsafe(32)
+    # A variable named but empty or unset locks /metrics too.
+    return secrets.token_urlsafe(32) if web.metrics_token_env else None
+
+
 def routes(store: Store, settings: Callable[[], Settings]) -> list[Route]:
     """``/metrics`` (Prometheus text format) and ``/readyz`` (200 or 503, plain text)."""
     registry = registry_for(store, settings)
 
     async def metrics_endpoint(request: Request) -> Response:
+        token = metrics_token(settings())
+        given = request.headers.get("authorization", "")
+        if token is not None and not hmac.compare_digest(
+                given.encode("utf-8", "replace"), f"Bearer {token}".encode()):
+            return Response("bearer token required\n", status_code=401, media_type="text/plain",
+                            headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         body = await run_in_threadpool(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
@@ -210,4 +240,4 @@ def families(text: str) -> Iterator[Metric]:
 
 
 __all__ = ["MESSAGE_SECONDS", "POLL_ERRORS", "IntakeMetrics", "StoreCollector", "families",
-           "readiness", "registry_for", "routes"]
+           "metrics_token", "readiness", "registry_for", "routes"]

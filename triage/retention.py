@@ -58,7 +58,7 @@ def purge(s: Session, settings: Settings, actor: str, authorisation: str | None,
     s.execute(update(Ticket).where(Ticket.created_at < cut["raw_messages"],
                                    Ticket.sender != ERASED)
               .values(raw=b"", subject=ERASED, sender=ERASED, identifier=None, reasons=[],
-                      references=None, in_reply_to=None))
+                      references=None, in_reply_to=None, attachments=[]))
     s.execute(update(DraftRow).where(DraftRow.created_at < cut["drafts"],
                                      DraftRow.to_addr != ERASED)
               .values(body=ERASED, to_addr=ERASED, subject=ERASED))

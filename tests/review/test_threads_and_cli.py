@@ -88,3 +88,4 @@ def test_agents_and_audit_commands(settings, store):
     assert "agent.added" in audit and "agent.disabled" in audit and "ticket.created" in audit
     one = _triage(settings, "audit", "--ticket", str(ticket_id(store, "020.eml"))).stdout
     assert one.count("ticket.created") == 1 and "Z  #" in one
+    assert "state: open; actions allowed now: approve, handled, reassign" in one

@@ -174,7 +174,7 @@ def test_ticket_page_shows_reasons_history_and_warning(client, store, settings):
     ticket, _ = store.record(triage_bytes(raw, settings), raw, origin="test:replyto")
     login(client, "agent38")
     page = client.get(f"/tickets/{ticket.id}").text
-    assert "attacker@evil.example" in page and "diffère de l&#39;adresse From" in page
+    assert "attacker@evil.example" in page and "diffère de From" in page
     assert "non authentifié" in page
     for reason in ticket.reasons:
         assert reason.split(":")[0] in page

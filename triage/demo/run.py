@@ -14,6 +14,8 @@ import contextlib
 import email
 import email.policy
 import logging
+import os
+import secrets
 import shutil
 import signal
 import sys
@@ -36,7 +38,6 @@ from triage.testing.smtp import SmtpRelay
 
 log = logging.getLogger("triage.demo")
 
-PASSWORD = "demo-triage"
 DEFAULT_WEB_PORT = 8080
 DEFAULT_MAILBOX = "38"
 INTAKE_TIMEOUT = 60.0
@@ -92,6 +93,9 @@ class Demo:
     accounts: dict[str, ImapAccount] = field(default_factory=dict)
     config_path: Path | None = None
     logins: list[tuple[str, str]] = field(default_factory=list)
+    #: The agents' password, new at each run (printed in the banner): a demo left running is
+    #: not open to whoever knows a password written in the source.
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     _cleanups: list[Any] = field(default_factory=list)
 
     # -- set-up ----------------------------------------------------------------------------
@@ -115,10 +119,11 @@ class Demo:
         mailboxes = []
         for dept in data["departments"]:
             code = str(dept["code"])
-            account = self.imap.add_user(f"helpdesk{code}", f"imap-secret-{code}")
+            account = self.imap.add_user(f"helpdesk{code}", secrets.token_urlsafe(24))
             secret = self.root / f"imap-{code}.secret"
-            secret.write_text(account.password, "utf-8")
-            secret.chmod(0o600)
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(account.password)
             self.accounts[code] = account
             mailboxes.append({"address": mailbox_address(code), "username": account.user,
                               "password_file": str(secret)})
@@ -139,15 +144,15 @@ class Demo:
 
         codes = [d.code for d in settings.departments]
         with store.session() as s:
-            add_agent(s, settings, "admin", PASSWORD, codes, role="admin",
+            add_agent(s, settings, "admin", self.password, codes, role="admin",
                       name="Administratrice de la démo", actor="demo")
             self.logins.append(("admin", "administrator, every department, dashboard"))
             lead = DEFAULT_MAILBOX if DEFAULT_MAILBOX in codes else codes[0]
-            add_agent(s, settings, f"lead{lead}", PASSWORD, [lead], role="lead",
+            add_agent(s, settings, f"lead{lead}", self.password, [lead], role="lead",
                       name=f"Chef d'équipe {lead}", actor="demo")
             self.logins.append((f"lead{lead}", f"team lead of {lead}, dashboard"))
             for d in settings.departments:
-                add_agent(s, settings, f"agent{d.code}", PASSWORD, [d.code],
+                add_agent(s, settings, f"agent{d.code}", self.password, [d.code],
                           name=f"Agent {d.name}", actor="demo")
                 self.logins.append((f"agent{d.code}", f"agent of {d.code} ({d.name})"))
             s.commit()
@@ -172,6 +177,7 @@ class Demo:
         from triage.demo.web import install
         from triage.logs import setup_logging
         from triage.mailbox.daemon import Daemon
+        from triage.review.http import server_config
         from triage.review.web import ReviewApp
         from triage.store import Store
 
@@ -196,9 +202,7 @@ class Demo:
             review = ReviewApp(daemon.settings, store)
             assert self.relay is not None
             install(review, self.relay)
-            server = uvicorn.Server(uvicorn.Config(
-                review.app(), host=settings.web.host, port=settings.web.port,
-                log_level="warning", server_header=False))
+            server = uvicorn.Server(server_config(review.app(), settings))
             triaged = self.wait_for_intake(store, delivered)
             threading.Thread(target=self._banner_when_up, args=(server, settings, delivered,
                                                                 triaged), daemon=True).start()
@@ -249,7 +253,7 @@ class Demo:
             "",
             f"triage demo is ready: open {url}/",
             "",
-            f"  logins (password for all: {PASSWORD}):",
+            f"  logins (password for all, new at each run: {self.password}):",
             *[f"    {login:<{width}}  {what}" for login, what in self.logins],
             "",
             f"  {delivered} sample messages delivered, {triaged} triaged into tickets",
@@ -286,4 +290,4 @@ def main(host: str = "127.0.0.1", port: int | None = None, imap: str = "auto",
     return Demo(host=host, port=port, imap_kind=imap).run(log_level)
 
 
-__all__ = ["PASSWORD", "Demo", "addressed_to", "main", "sample_messages"]
+__all__ = ["Demo", "addressed_to", "main", "sample_messages"]

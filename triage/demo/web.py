@@ -11,14 +11,17 @@ import email.policy
 import functools
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from triage.config import Settings
+from triage.review.agents import may_see
 from triage.review.sessions import SessionData
 from triage.review.web import ReviewApp
-from triage.store import Agent
+from triage.store import Agent, OutboxItem, Ticket
 from triage.testing.smtp import Received, SmtpRelay
 
 
@@ -49,11 +52,24 @@ def read(received: Received) -> SentReply:
                      str(msg.get("In-Reply-To", "")), str(body))
 
 
+def visible_to(s: Session, settings: Settings, agent: Agent, reply: SentReply) -> bool:
+    """Whether ``agent`` may see a reply: it answers a ticket of the agent's departments (found
+    by its Message-ID in the outbox). A message no ticket explains is for admins only."""
+    if agent.is_admin:
+        return True
+    message_id = reply.message_id.strip().strip("<>")
+    item = s.scalar(select(OutboxItem).where(OutboxItem.message_id == message_id))
+    ticket = s.get(Ticket, item.ticket_id) if item is not None else None
+    return ticket is not None and may_see(s, settings, agent, ticket)
+
+
 async def sent_page(review: ReviewApp, relay: SmtpRelay, request: Request, s: Session,
                     agent: Agent, data: SessionData) -> Response:
     with relay.handler.lock:
         received = list(relay.messages)
-    replies = [read(r) for r in reversed(received)]
+    settings = review.settings()
+    replies = [reply for reply in (read(r) for r in reversed(received))
+               if visible_to(s, settings, agent, reply)]
     return review.render(request, "demo_sent.html", {
         "agent": agent, "replies": replies, "relay": f"{relay.host}:{relay.port}"}, data)
 
@@ -66,4 +82,4 @@ def install(review: ReviewApp, relay: SmtpRelay) -> None:
     review.templates.env.globals["demo_sent"] = True
 
 
-__all__ = ["SentReply", "install", "read", "sent_page"]
+__all__ = ["SentReply", "install", "read", "sent_page", "visible_to"]

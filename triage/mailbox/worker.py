@@ -354,7 +354,8 @@ class MailboxWorker:
         recorded again, finding that ticket: the ordinary "seen again" case.
         """
         mailbox = self.box.address
-        outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size))
+        history = self.store.history()  # the sender-history port, counting this batch too
+        outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size, history=history))
                     for f in batch.fetched]
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:

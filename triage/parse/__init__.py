@@ -8,6 +8,8 @@ quarantines such messages) instead of being processed.
 """
 
 from triage.parse.message import Address, Attachment, MessageView
-from triage.parse.reader import parse_message
+from triage.parse.parts import attachment_content, html_body
+from triage.parse.reader import display_name, parse_message
 
-__all__ = ["Address", "Attachment", "MessageView", "parse_message"]
+__all__ = ["Address", "Attachment", "MessageView", "attachment_content", "display_name",
+           "html_body", "parse_message"]

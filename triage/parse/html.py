@@ -180,3 +180,19 @@ def html_to_text(markup: str) -> str:
         if line.strip() or (lines and lines[-1].strip()):
             lines.append(line.rstrip())
     return "\n".join(lines).strip()
+
+
+#: What the review page keeps of an HTML body: structure and links, nothing that runs or loads.
+_CLEAN_TAGS = {"p", "br", "div", "span", "b", "strong", "i", "em", "u", "ul", "ol", "li", "table",
+               "thead", "tbody", "tr", "td", "th", "blockquote", "pre", "h1", "h2", "h3", "h4",
+               "a", "hr"}
+
+
+def clean_html(markup: str, max_chars: int = 500_000) -> str:
+    """HTML cleaned with an allow-list (no script, style, event handler, remote load), for
+    display under the page's Content-Security-Policy."""
+    import nh3
+
+    return nh3.clean(markup[:max_chars], tags=_CLEAN_TAGS, attributes={"a": {"href", "title"}},
+                     url_schemes={"http", "https", "mailto"},
+                     link_rel="noopener noreferrer nofollow")

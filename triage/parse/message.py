@@ -26,11 +26,32 @@ class Address:
 
 @dataclass(frozen=True)
 class Attachment:
-    """An attachment as listed (never decoded for triage)."""
+    """One entry of the attachment manifest (never decoded for triage).
+
+    ``index`` is its place in the manifest, ``part`` its IMAP section number in the message as
+    stored (RFC 3501 §6.4.5: "2", "3.1"…), the one address the download uses. ``filename`` is
+    shown as is: bidi controls and other invisible format characters are already removed.
+    ``stored`` is false for a part the intake did not fetch (a message over
+    ``imap.full_fetch_bytes``): only its name, type and announced size are known.
+    """
 
     filename: str
     content_type: str
     size: int
+    index: int = 0
+    part: str = ""
+    stored: bool = True
+
+    def to_json(self) -> dict[str, object]:
+        return {"index": self.index, "part": self.part, "name": self.filename,
+                "type": self.content_type, "size": self.size, "stored": self.stored}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Attachment:
+        size, index = data.get("size", 0), data.get("index", 0)
+        return cls(str(data.get("name", "")), str(data.get("type", "")),
+                   size if isinstance(size, int) else 0, index if isinstance(index, int) else 0,
+                   str(data.get("part", "")), bool(data.get("stored", True)))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.message
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterator
 
 from email_validator import EmailNotValidError, validate_email
@@ -195,16 +196,25 @@ def _from_addresses(values: list[str]) -> tuple[tuple[Address, ...], str | None]
     return tuple(found), None
 
 
+def _join(prefix: str, number: int) -> str:
+    return f"{prefix}.{number}" if prefix else str(number)
+
+
 def _walk(msg: email.message.Message, limits: Limits, violations: list[str]
-          ) -> Iterator[tuple[email.message.Message, int, bool]]:
+          ) -> Iterator[tuple[email.message.Message, int, bool, str]]:
     """Depth-first over the parts, iteratively (no recursion limit), within the limits.
 
-    Yields (part, depth, inside an attached message).
+    Yields (part, depth, inside an attached message, IMAP section number). Sections follow
+    RFC 3501 §6.4.5: the parts of a multipart are numbered from 1 under its own number; the
+    body of a message that is not multipart (the message itself, or one attached) is its
+    number followed by 1; an attached message's multipart shares the attached part's number.
     """
-    stack: list[tuple[email.message.Message, int, bool]] = [(msg, 0, False)]
+    # (part, depth, inner, section, whether the part is a message's top: the whole message,
+    # or the message a message/rfc822 part holds)
+    stack: list[tuple[email.message.Message, int, bool, str, bool]] = [(msg, 0, False, "", True)]
     count = 0
     while stack:
-        part, depth, inner = stack.pop()
+        part, depth, inner, section, top = stack.pop()
         count += 1
         if count > limits.max_parts:
             violations.append(f"plus de {limits.max_parts} parties MIME, au-delà de la limite")
@@ -213,13 +223,18 @@ def _walk(msg: email.message.Message, limits: Limits, violations: list[str]
             violations.append(f"imbrication MIME de plus de {limits.max_depth} niveaux, "
                               "au-delà de la limite")
             return
-        yield part, depth, inner
         payload = part.get_payload()
+        is_message = part.get_content_maintype() == "message"
+        is_multipart = isinstance(payload, list) and not is_message
+        own = _join(section, 1) if top and not is_multipart else section
+        yield part, depth, inner, own
         if isinstance(payload, list):
-            is_message = part.get_content_maintype() == "message"
-            for child in reversed(payload):
-                if isinstance(child, email.message.Message):
-                    stack.append((child, depth + 1, inner or is_message))
+            children = [c for c in payload if isinstance(c, email.message.Message)]
+            for number, child in reversed(list(enumerate(children, 1))):
+                if is_message:
+                    stack.append((child, depth + 1, True, own, True))
+                else:
+                    stack.append((child, depth + 1, inner, _join(own, number), False))
 
 
 def _body(msg: email.message.Message, limits: Limits, defects: list[str],
@@ -232,20 +247,15 @@ def _body(msg: email.message.Message, limits: Limits, defects: list[str],
     types: list[str] = []
     report: str | None = None
     budget = limits.max_text_chars
-    for part, _depth, inner in _walk(msg, limits, violations):
+    for part, _depth, inner, section in _walk(msg, limits, violations):
         ctype = part.get_content_type()
         types.append(ctype)
         if ctype in _REPORT_TYPES and not inner and report is None:
             report = ctype
-        if part.is_multipart() or part.get_content_maintype() == "message":
-            if ctype == "message/rfc822" or (_filename(part) and ctype.startswith("message")):
-                attachments.append(Attachment(_filename(part) or "message.eml", ctype,
-                                              _size(part)))
+        if is_attachment(part):
+            attachments.append(_manifest_entry(part, len(attachments), section))
             continue
-        disposition = _disposition(part)
-        filename = _filename(part)
-        if disposition == "attachment" or filename or not ctype.startswith("text/"):
-            attachments.append(Attachment(filename or "", ctype, _size(part)))
+        if part.is_multipart() or part.get_content_maintype() == "message":
             continue
         if ctype not in ("text/plain", "text/html") or budget <= 0:
             continue
@@ -267,6 +277,44 @@ def _body(msg: email.message.Message, limits: Limits, defects: list[str],
         # Messages attached whole (forwards as attachment, bounced originals) read as quoted.
         body += "\n\n" + "\n".join("> " + ln for t in inner_texts for ln in t.splitlines())
     return body.replace("\r\n", "\n").replace("\r", "\n"), attachments, types, report
+
+
+def is_attachment(part: email.message.Message) -> bool:
+    """Whether a part is listed in the attachment manifest (the one test, for the listing and
+    for the download): an attached message, a part with a file name or an ``attachment``
+    disposition, or any leaf that is not text."""
+    ctype = part.get_content_type()
+    if part.is_multipart() or part.get_content_maintype() == "message":
+        return ctype == "message/rfc822" or bool(_filename(part) and ctype.startswith("message"))
+    return _disposition(part) == "attachment" or bool(_filename(part)) or (
+        not ctype.startswith("text/"))
+
+
+#: The stub :mod:`triage.mailbox.fetch` leaves for a part of a large message it did not fetch
+#: carries this header with the part's announced size ("12345 bytes not fetched").
+_NOT_FETCHED = re.compile(r"^\s*(\d+) bytes not fetched")
+
+
+def _manifest_entry(part: email.message.Message, index: int, section: str) -> Attachment:
+    ctype = part.get_content_type()
+    default = "message.eml" if ctype.startswith("message/") else ""
+    stub = _NOT_FETCHED.match(str(part.get("X-Triage-Partial", "")))
+    size = int(stub.group(1)) if stub else _size(part)
+    return Attachment(display_name(_filename(part) or default), ctype, size, index, section,
+                      stored=stub is None)
+
+
+def display_name(name: str) -> str:
+    """A file name safe to show: no control, bidi or other invisible format character
+    (U+202E would show ``exe.pdf`` as ``fdp.exe``), runs of spaces made one."""
+    out = []
+    for ch in name:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Zl", "Zp"):
+            out.append(" ")
+        elif category not in ("Cf", "Co", "Cs", "Cn"):
+            out.append(ch)
+    return " ".join("".join(out).split())[:255]
 
 
 def _disposition(part: email.message.Message) -> str:

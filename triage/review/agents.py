@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from triage.config import Settings
 from triage.errors import TriageError
-from triage.store import Agent, AuditEvent, Ticket, TicketSource
+from triage.store import Agent, AuditEvent, Ticket
+from triage.store.queries import mailboxes_of
 
 #: agent: reviews drafts; lead: also sees the dashboard; admin: everything, every department.
 ROLES = ("agent", "lead", "admin")
@@ -27,8 +28,12 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(agent: Agent, password: str) -> bool:
+    return check_password(agent.password_hash, password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(agent.password_hash, password)
+        return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -89,8 +94,8 @@ def ticket_departments(s: Session, settings: Settings, ticket: Ticket) -> set[st
     if ticket.department:
         return {ticket.department}
     out = set()
-    for src in s.scalars(select(TicketSource).where(TicketSource.ticket_id == ticket.id)):
-        dept = settings.department_of_mailbox(src.mailbox)
+    for mailbox in mailboxes_of(s, ticket.id):
+        dept = settings.department_of_mailbox(mailbox)
         if dept:
             out.add(dept.code)
     return out

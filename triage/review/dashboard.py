@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from triage.config import Settings
+from triage.lifecycle import DraftState, OutboxState
 from triage.review import views
 from triage.review.charts import Series, horizontal_bars, share_bar, stacked_columns
 from triage.review.sessions import SessionData
@@ -139,16 +140,16 @@ def gather(s: Session, settings: Settings, departments: list[str], window: int,
             edited.add(detail["draft"])
     outcomes: Counter[str] = Counter()
     for d_id, _dept, status in drafts:
-        if status in ("approved", "sent"):
+        if status in (DraftState.APPROVED, DraftState.SENT):
             outcomes["edited" if d_id in edited else "unchanged"] += 1
-        elif status == "rejected":
+        elif status == DraftState.REJECTED:
             outcomes["rejected"] += 1
 
     delays: dict[str, list[float]] = defaultdict(list)
     for dept, sent_at, created in s.execute(
             select(OutboxItem.department, OutboxItem.sent_at, Ticket.created_at)
             .join(Ticket, Ticket.id == OutboxItem.ticket_id)
-            .where(OutboxItem.state == "sent", OutboxItem.sent_at >= since)):
+            .where(OutboxItem.state == OutboxState.SENT, OutboxItem.sent_at >= since)):
         if dept in wanted and sent_at is not None:
             hours = (_aware(sent_at) - _aware(created)).total_seconds() / 3600
             delays[dept].append(max(hours, 0.0))
@@ -157,7 +158,7 @@ def gather(s: Session, settings: Settings, departments: list[str], window: int,
     for ticket_id, dept, subject, created in s.execute(
             select(DraftRow.ticket_id, DraftRow.department, Ticket.subject, DraftRow.created_at)
             .join(Ticket, Ticket.id == DraftRow.ticket_id)
-            .where(DraftRow.status == "pending", DraftRow.department.in_(departments))
+            .where(DraftRow.status == DraftState.PENDING, DraftRow.department.in_(departments))
             .order_by(DraftRow.created_at, DraftRow.id).limit(WAITING_SHOWN)):
         hours = (now - _aware(created)).total_seconds() / 3600
         waiting.append(Waiting(ticket_id, dept, subject or "(sans objet)", max(hours, 0.0)))

@@ -1,26 +1,31 @@
 """What agents do with a ticket: approve, edit, reject, reassign, re-template, close, release.
 
-Each action checks what it needs (a pending draft, a reason, an admin for a release), changes
-the ticket in the caller's transaction and writes the audit trail (before and after text for
-edits). Nothing here sends mail: approving puts the reply in the outbox, where
+Each action is an event of :mod:`triage.lifecycle`, which checks that the ticket allows it
+(under a row lock), moves the states and writes the audit entry; this module supplies the
+content of the action (the edited text, the new draft, the new department) and the French
+messages. Nothing here sends mail: approving puts the reply in the outbox, where
 :mod:`triage.send` picks it up. There is no other way into the outbox, so no reply ever leaves
-without an agent's approval.
+without an agent's approval, and a second approve, from any process, changes nothing.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from triage import lifecycle
 from triage.config import TEMPLATE_NAMES, Settings
 from triage.draft import greeting_name, render
 from triage.errors import TriageError
+from triage.lifecycle import Event, NotAllowed
 from triage.parse import parse_message
 from triage.send.compose import ComposeError
-from triage.send.outbox import enqueue
-from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, Transfer
+from triage.send.outbox import compose_item
+from triage.store import Agent, AuditEvent, DraftRow, Ticket, Transfer
+from triage.store.queries import has_transfer, thread
 
 #: Templates whose approval needs the agent to confirm the sender's address is the account's.
 CONFIRM_ADDRESS = ("reset_password", "expired_password")
@@ -44,19 +49,20 @@ class Forbidden(ModerationError):
     """The agent may not do this (another department, or not an admin)."""
 
 
-def thread(s: Session, ticket: Ticket) -> list[Ticket]:
-    """The ticket and its follow-ups, oldest first."""
-    children = list(s.scalars(select(Ticket).where(Ticket.parent_id == ticket.id)
-                              .order_by(Ticket.id)))
-    return [ticket, *children]
+#: The most recent pending draft of the thread: the one the agent works on.
+current_draft = lifecycle.pending_draft
 
+__all__ = ["CONFIRM_ADDRESS", "Forbidden", "ModerationError", "Verb", "audit", "current_draft",
+           "handle", "head_of", "thread", "viewed"]
 
-def current_draft(s: Session, ticket: Ticket) -> DraftRow | None:
-    """The most recent pending draft of the thread: the one the agent works on."""
-    ids = [t.id for t in thread(s, ticket)]
-    return s.scalar(select(DraftRow).where(DraftRow.ticket_id.in_(ids),
-                                           DraftRow.status == "pending")
-                    .order_by(DraftRow.id.desc()).limit(1))
+DONE = {
+    Verb.APPROVE: "Réponse validée : elle part dans quelques instants.",
+    Verb.SAVE: "Brouillon enregistré.",
+    Verb.REJECT: "Brouillon rejeté : la demande reste à traiter.",
+    Verb.TEMPLATE: "Brouillon préparé avec le modèle choisi.",
+    Verb.HANDLED: "Demande marquée comme traitée, sans réponse.",
+    Verb.RELEASE: "Message libéré de la quarantaine : il est à traiter par un agent.",
+}
 
 
 def audit(s: Session, ticket: Ticket, agent: Agent, event: str, **detail: object) -> None:
@@ -67,54 +73,48 @@ def viewed(s: Session, ticket: Ticket, agent: Agent) -> None:
     audit(s, ticket, agent, "ticket.viewed")
 
 
+def head_of(s: Session, ticket: Ticket) -> Ticket:
+    """The thread's head: actions on a follow-up act on its ticket."""
+    while ticket.parent_id is not None:
+        parent = s.get(Ticket, ticket.parent_id)
+        if parent is None:
+            break
+        ticket = parent
+    return ticket
+
+
 def handle(s: Session, settings: Settings, agent: Agent, ticket: Ticket, verb: Verb,
            form: dict[str, str]) -> str:
     """Do ``verb`` on ``ticket``; returns a French confirmation for the agent."""
-    if ticket.status in ("approved", "sent") and verb is not Verb.HANDLED:
-        raise ModerationError("cette demande a déjà une réponse validée")
-    if verb is Verb.APPROVE:
-        return _approve(s, settings, agent, ticket, form)
-    if verb is Verb.SAVE:
-        draft = _pending(s, ticket)
-        _edit(s, ticket, agent, draft, form.get("body", ""))
-        return "Brouillon enregistré."
-    if verb is Verb.REJECT:
-        reason = form.get("reason", "").strip()
-        if not reason:
-            raise ModerationError("indiquez le motif du rejet")
-        draft = _pending(s, ticket)
-        draft.status = "rejected"
-        ticket.action = "human"
-        audit(s, ticket, agent, "draft.rejected", draft=draft.id, reason=reason[:1000])
-        return "Brouillon rejeté : la demande reste à traiter."
+    event = Event(verb.value)
+    if event in lifecycle.ADMIN_ONLY and not agent.is_admin:
+        raise Forbidden("seul un administrateur peut libérer un message de la quarantaine")
+    head = head_of(s, ticket)
+    effects: dict[Verb, Callable[[DraftRow | None], dict[str, Any] | None]] = {
+        Verb.APPROVE: lambda d: _approve(s, settings, agent, head, _need(d), form),
+        Verb.SAVE: lambda d: _edit(s, head, agent, _need(d), form.get("body", "")),
+        Verb.REJECT: lambda d: _reject(head, form),
+        Verb.REASSIGN: lambda d: _reassign(s, settings, head, form.get("department", "")),
+        Verb.TEMPLATE: lambda d: _retemplate(s, settings, head, form.get("template", "")),
+        Verb.HANDLED: lambda d: {"note": form.get("note", "")[:1000]},
+        Verb.RELEASE: lambda d: _release(head),
+    }
+    try:
+        step = lifecycle.transition(s, head, event, agent.login, admin=agent.is_admin,
+                                    effect=effects[verb], record=verb is not Verb.SAVE)
+    except NotAllowed as exc:
+        raise ModerationError(str(exc)) from exc
+    if verb is Verb.APPROVE and not step.changed:
+        return "Réponse déjà validée : rien de plus à faire."
     if verb is Verb.REASSIGN:
-        return _reassign(s, settings, agent, ticket, form.get("department", ""))
-    if verb is Verb.TEMPLATE:
-        return _retemplate(s, settings, agent, ticket, form.get("template", ""))
-    if verb is Verb.HANDLED:
-        for draft in s.scalars(select(DraftRow).where(
-                DraftRow.ticket_id.in_([t.id for t in thread(s, ticket)]),
-                DraftRow.status == "pending")):
-            draft.status = "discarded"
-        ticket.status = "handled"
-        audit(s, ticket, agent, "ticket.handled", note=form.get("note", "")[:1000])
-        return "Demande marquée comme traitée, sans réponse."
-    if verb is Verb.RELEASE:
-        if not agent.is_admin:
-            raise Forbidden("seul un administrateur peut libérer un message de la quarantaine")
-        if ticket.status != "quarantined":
-            raise ModerationError("ce message n'est pas en quarantaine")
-        ticket.status = "open"
-        ticket.action = "human"
-        audit(s, ticket, agent, "ticket.released")
-        return "Message libéré de la quarantaine : il est à traiter par un agent."
-    raise ModerationError(f"action inconnue : {verb}")
+        department = settings.department(head.department or "")
+        return (f"Demande réaffectée au département {head.department}"
+                f"{f' ({department.name})' if department else ''}.")
+    return DONE[verb]
 
 
-def _pending(s: Session, ticket: Ticket) -> DraftRow:
-    draft = current_draft(s, ticket)
-    if draft is None:
-        raise ModerationError("aucun brouillon en attente pour cette demande")
+def _need(draft: DraftRow | None) -> DraftRow:
+    assert draft is not None  # the lifecycle found it for the events that need one
     return draft
 
 
@@ -129,28 +129,36 @@ def _edit(s: Session, ticket: Ticket, agent: Agent, draft: DraftRow, body: str) 
         draft.body = body
 
 
-def _approve(s: Session, settings: Settings, agent: Agent, ticket: Ticket,
-             form: dict[str, str]) -> str:
-    draft = _pending(s, ticket)
-    if draft.template in CONFIRM_ADDRESS and form.get("address_confirmed") != "yes":
+def _approve(s: Session, settings: Settings, agent: Agent, ticket: Ticket, draft: DraftRow,
+             form: dict[str, str]) -> dict[str, Any]:
+    confirmed = form.get("address_confirmed") == "yes"
+    if draft.template in CONFIRM_ADDRESS and not confirmed:
         raise ModerationError("confirmez que l'adresse de l'expéditeur est celle enregistrée "
                               "sur le compte")
     if "body" in form:
         _edit(s, ticket, agent, draft, form["body"])
-    if s.scalar(select(OutboxItem).where(OutboxItem.draft_id == draft.id)) is not None:
-        raise ModerationError("ce brouillon a déjà été validé")
     try:
-        item = enqueue(s, settings, ticket, draft, agent.login, draft.body)
+        item = compose_item(settings, ticket, draft, agent.login)
     except ComposeError as exc:
         raise ModerationError(f"la réponse ne peut pas être construite sans risque : {exc}"
                               ) from exc
-    audit(s, ticket, agent, "draft.approved", draft=draft.id, template=draft.template,
-          address_confirmed=form.get("address_confirmed") == "yes", outbox=item.id,
-          message_id=item.message_id)
-    return "Réponse validée : elle part dans quelques instants."
+    return {"item": item, "template": draft.template, "address_confirmed": confirmed}
 
 
-def _reassign(s: Session, settings: Settings, agent: Agent, ticket: Ticket, code: str) -> str:
+def _reject(ticket: Ticket, form: dict[str, str]) -> dict[str, Any]:
+    reason = form.get("reason", "").strip()
+    if not reason:
+        raise ModerationError("indiquez le motif du rejet")
+    ticket.action = "human"  # shown with the requests an agent must handle
+    return {"reason": reason[:1000]}
+
+
+def _release(ticket: Ticket) -> dict[str, Any]:
+    ticket.action = "human"  # released, it is for an agent to handle; never drafted by itself
+    return {}
+
+
+def _reassign(s: Session, settings: Settings, ticket: Ticket, code: str) -> dict[str, Any]:
     department = settings.department(code)
     if department is None:
         raise ModerationError(f"département inconnu : {code!r}")
@@ -161,34 +169,36 @@ def _reassign(s: Session, settings: Settings, agent: Agent, ticket: Ticket, code
     draft = current_draft(s, ticket)
     if draft is not None:
         draft.department = code
-        draft.body = _render(settings, ticket, draft.template, code)
-    if settings.mailbox_of(department.mailbox) is not None and s.scalar(select(Transfer).where(
-            Transfer.ticket_id == ticket.id, Transfer.target == department.mailbox)) is None:
+        draft.body = _render(s, settings, draft, ticket, draft.template, code)
+    if settings.mailbox_of(department.mailbox) is not None and not has_transfer(
+            s, ticket.id, department.mailbox):
         s.add(Transfer(ticket_id=ticket.id, target=department.mailbox))
-    audit(s, ticket, agent, "ticket.reassigned", before=before, after=code)
-    return f"Demande réaffectée au département {code} ({department.name})."
+    return {"before": before, "after": code}
 
 
-def _render(settings: Settings, ticket: Ticket, template: str, code: str) -> str:
+def _render(s: Session, settings: Settings, draft: DraftRow | None, head: Ticket,
+            template: str, code: str) -> str:
+    """The reply re-rendered from the data of the message the draft answers, only."""
+    source = s.get(Ticket, draft.ticket_id) if draft is not None else head
+    source = source or head
     department = settings.department(code)
     assert department is not None
-    view = parse_message(ticket.raw, settings.limits)
+    view = parse_message(source.raw, settings.limits)
     return render(template, settings, department, sender_name=greeting_name(view, settings),
-                  identifier=ticket.identifier)
+                  identifier=source.identifier)
 
 
-def _retemplate(s: Session, settings: Settings, agent: Agent, ticket: Ticket,
-                template: str) -> str:
+def _retemplate(s: Session, settings: Settings, ticket: Ticket, template: str
+                ) -> dict[str, Any]:
     if template not in TEMPLATE_NAMES:
         raise ModerationError(f"modèle inconnu : {template!r}")
     code = ticket.department
     if code is None:
         raise ModerationError("réaffectez d'abord la demande à un département")
     draft = current_draft(s, ticket)
-    body = _render(settings, ticket, template, code)
+    body = _render(s, settings, draft, ticket, template, code)
     if draft is None:
-        view = parse_message(ticket.raw, settings.limits)
-        sender = view.sender_address
+        sender = parse_message(ticket.raw, settings.limits).sender_address
         if sender is None:
             raise ModerationError("l'expéditeur de ce message est illisible : pas de réponse")
         subject = "Re: " + (ticket.subject or "Votre demande Chorus Pro")
@@ -201,6 +211,4 @@ def _retemplate(s: Session, settings: Settings, agent: Agent, ticket: Ticket,
     else:
         before = draft.template
         draft.template, draft.body = template, body
-    audit(s, ticket, agent, "draft.template-changed", draft=draft.id, before=before,
-          after=template)
-    return "Brouillon préparé avec le modèle choisi."
+    return {"draft": draft.id, "before": before, "after": template}

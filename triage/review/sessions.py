@@ -1,22 +1,37 @@
-"""Sessions in signed cookies, CSRF tokens, and login rate limiting.
+"""Sessions: signed cookies naming a server-side session, CSRF tokens, flash notices, and
+login throttling that slows attackers without locking anyone out.
 
-The web application keeps no state in the process: a session is a signed cookie (itsdangerous)
-holding the agent's id, the agent's session epoch, a random session id, the CSRF token and two
-times (issued, last seen). Each request checks the signature, the absolute and inactivity
-timeouts, and that the agent still exists, is enabled and has the same epoch (disabling an
-agent or changing the password bumps the epoch: every open session ends). A new session (new id,
-new CSRF token) is issued at login. Failed logins are counted in the store, per login and per
-client address, so the limit holds across several web processes.
+A session is a signed cookie (itsdangerous) holding the agent's id and session epoch, a random
+session id, the CSRF token, two times (issued, last seen) and at most one flash notice. For a
+signed-in agent the session id also names a row of ``web_sessions``: each request checks the
+signature, the absolute and inactivity timeouts, that the agent exists, is enabled and has the
+same epoch (disabling an agent or changing the password bumps it: every session ends), and that
+the row stands. Logging out or an admin's revocation ends the row, so a copied cookie is dead
+at once. (A bump of the epoch at logout would end the agent's other browsers too, and would not
+let an admin see or end one session: hence the table.)
+
+Notices shown after an action (« Réponse validée… ») travel in the signed cookie, written by the
+server, read once; nothing in a URL can put words on a page.
+
+Failed logins are counted in the store, so the limits hold across web processes. Past
+``login_attempts`` failures for one login from one client, each further attempt from that
+client must wait ``login_delay_seconds``, doubled at each failure up to
+``login_max_delay_seconds``; the same login from another client is not slowed (no one can lock
+an agent out), and ``login_global_per_minute`` bounds the password checks of all logins
+together (argon2 is costly). An unknown login costs one argon2 check too, against a dummy hash,
+so timing does not tell which logins exist.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +40,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
-from triage.store import Agent, LoginAttempt
+from triage.review.agents import check_password
+from triage.store import Agent, AuditEvent, LoginAttempt, WebSession
+
+#: A session's last-seen time is written at most this often (seconds): one write per minute,
+#: not one per page.
+_SEEN_EVERY = 60.0
 
 
 def secret_key(settings: Settings) -> str:
@@ -51,10 +71,12 @@ class SessionData:
     csrf: str
     issued: float
     seen: float
+    #: A notice to show once: ("ok" or "err", text written by the server).
+    flash: tuple[str, str] | None = None
 
     def dump(self) -> dict[str, Any]:
         return {"a": self.agent_id, "e": self.epoch, "s": self.sid, "c": self.csrf,
-                "i": self.issued, "l": self.seen}
+                "i": self.issued, "l": self.seen, "f": list(self.flash) if self.flash else None}
 
 
 class SessionCodec:
@@ -80,9 +102,11 @@ class SessionCodec:
         except (BadSignature, ValueError, TypeError):
             return None
         try:
+            flash = raw.get("f")
             data = SessionData(raw["a"], int(raw["e"]), str(raw["s"]), str(raw["c"]),
-                               float(raw["i"]), float(raw["l"]))
-        except (KeyError, TypeError, ValueError):
+                               float(raw["i"]), float(raw["l"]),
+                               (str(flash[0]), str(flash[1])) if flash else None)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
         now = time.time()
         if now - data.issued > web.session_max_hours * 3600:
@@ -92,8 +116,7 @@ class SessionCodec:
         return data
 
     def touch(self, data: SessionData) -> SessionData:
-        return SessionData(data.agent_id, data.epoch, data.sid, data.csrf, data.issued,
-                           time.time())
+        return replace(data, seen=time.time())
 
     def cookie_args(self) -> dict[str, Any]:
         return {"key": self.cookie_name, "httponly": True, "samesite": "strict",
@@ -105,6 +128,22 @@ def csrf_ok(data: SessionData | None, token: str | None) -> bool:
     return bool(data and token and hmac.compare_digest(data.csrf, token))
 
 
+def _row_id(sid: str) -> str:
+    return hashlib.sha256(sid.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# -- server-side sessions ------------------------------------------------------------------
+def open_session(s: Session, agent: Agent, data: SessionData, client: str,
+                 user_agent: str) -> None:
+    """Record the session a login opened."""
+    s.add(WebSession(id=_row_id(data.sid), agent_id=agent.id, client=client[:100],
+                     user_agent=user_agent[:200]))
+
+
 def agent_of(s: Session, data: SessionData | None) -> Agent | None:
     """The session's agent, if the session is still valid for that agent."""
     if data is None or data.agent_id is None:
@@ -112,15 +151,92 @@ def agent_of(s: Session, data: SessionData | None) -> Agent | None:
     agent = s.get(Agent, data.agent_id)
     if agent is None or agent.disabled or agent.session_epoch != data.epoch:
         return None
+    row = s.get(WebSession, _row_id(data.sid))
+    if row is None or row.ended_at is not None or row.agent_id != agent.id:
+        return None
+    now = datetime.now(UTC)
+    if (now - _aware(row.last_seen_at)).total_seconds() > _SEEN_EVERY:
+        row.last_seen_at = now
+        s.commit()
     return agent
 
 
-def too_many_attempts(s: Session, settings: Settings, login: str, address: str) -> bool:
-    since = datetime.now(UTC) - timedelta(minutes=settings.web.login_window_minutes)
-    failures = s.scalar(select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.success.is_(False), LoginAttempt.at >= since,
-        (LoginAttempt.login == login) | (LoginAttempt.address == address)))
-    return int(failures or 0) >= settings.web.login_attempts
+def end_session(s: Session, data: SessionData, actor: str) -> None:
+    """End the session ``data`` names (logout)."""
+    row = s.get(WebSession, _row_id(data.sid))
+    if row is not None and row.ended_at is None:
+        row.ended_at, row.ended_by = datetime.now(UTC), actor[:100]
+
+
+def active_sessions(s: Session, settings: Settings) -> list[tuple[WebSession, Agent]]:
+    """Sessions still standing (not ended, within both timeouts), newest first."""
+    now = datetime.now(UTC)
+    idle = now - timedelta(minutes=settings.web.session_idle_minutes)
+    born = now - timedelta(hours=settings.web.session_max_hours)
+    rows = s.execute(select(WebSession, Agent).join(Agent, Agent.id == WebSession.agent_id)
+                     .where(WebSession.ended_at.is_(None), WebSession.created_at >= born,
+                            WebSession.last_seen_at >= idle - timedelta(seconds=_SEEN_EVERY))
+                     .order_by(WebSession.created_at.desc()))
+    return [(row, agent) for row, agent in rows if not agent.disabled]
+
+
+def revoke_session(s: Session, row_id: str, admin: Agent) -> WebSession | None:
+    """End one session (an admin's action, audited); None when there is no such session."""
+    row = s.get(WebSession, row_id[:64])
+    if row is None or row.ended_at is not None:
+        return None
+    row.ended_at, row.ended_by = datetime.now(UTC), admin.login
+    agent = s.get(Agent, row.agent_id)
+    s.add(AuditEvent(actor=admin.login, event="session.revoked",
+                     detail={"login": agent.login if agent else "?", "client": row.client}))
+    return row
+
+
+# -- login and its throttling --------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    from triage.review.agents import hash_password
+
+    return hash_password(secrets.token_urlsafe(24))
+
+
+def verify_login(s: Session, login: str, password: str) -> Agent | None:
+    """The enabled agent whose login and password these are, else None.
+
+    Exactly one argon2 check whatever the login: an unknown login or a disabled agent is
+    checked against a dummy hash, so all answers take the same time.
+    """
+    agent = s.scalar(select(Agent).where(Agent.login == login))
+    usable = agent is not None and not agent.disabled
+    ok = check_password(agent.password_hash if usable and agent else _dummy_hash(), password)
+    return agent if ok and usable else None
+
+
+def login_wait(s: Session, settings: Settings, login: str, client: str,
+               now: datetime | None = None) -> float:
+    """Seconds before a password may be checked for ``login`` from ``client``; 0 for now."""
+    web = settings.web
+    now = now or datetime.now(UTC)
+    minute_ago = now - timedelta(minutes=1)
+    recent = list(s.scalars(select(LoginAttempt.at).where(LoginAttempt.at >= minute_ago)
+                            .order_by(LoginAttempt.at.desc()).limit(web.login_global_per_minute)))
+    if len(recent) >= web.login_global_per_minute:
+        return max(1.0, 60.0 - (now - _aware(recent[-1])).total_seconds())
+    since = now - timedelta(minutes=web.login_window_minutes)
+    last_ok = s.scalar(select(func.max(LoginAttempt.at)).where(
+        LoginAttempt.login == login, LoginAttempt.address == client,
+        LoginAttempt.success.is_(True)))
+    if last_ok is not None and _aware(last_ok) > since:
+        since = _aware(last_ok)
+    failures = list(s.scalars(select(LoginAttempt.at).where(
+        LoginAttempt.login == login, LoginAttempt.address == client,
+        LoginAttempt.success.is_(False), LoginAttempt.at > since)
+        .order_by(LoginAttempt.at.desc()).limit(64)))
+    over = len(failures) - web.login_attempts
+    if over < 0:
+        return 0.0
+    delay = min(web.login_max_delay_seconds, web.login_delay_seconds * 2.0 ** min(over, 30))
+    return max(0.0, delay - (now - _aware(failures[0])).total_seconds())
 
 
 def record_attempt(s: Session, login: str, address: str, success: bool) -> None:

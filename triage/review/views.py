@@ -1,32 +1,38 @@
-"""What the pages show: the queue rows and a ticket's details, read from the store.
+"""What the pages show: the queue rows and a ticket's details, read through the store's
+named queries (:mod:`triage.store.queries`); which actions a ticket offers comes from
+:mod:`triage.lifecycle`.
 
 Pure reads; the department check is done by the caller for every record.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import nh3
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from triage import lifecycle
 from triage.config import Settings
-from triage.parse import MessageView, parse_message
+from triage.lifecycle import Event, OutboxState, TicketState
+from triage.parse import Attachment, MessageView, attachment_content, html_body, parse_message
 from triage.review.agents import ticket_departments
-from triage.review.moderation import current_draft, thread
-from triage.store import Agent, AuditEvent, OutboxItem, Ticket, TicketSource
+from triage.review.moderation import current_draft, head_of
+from triage.rules import trust
+from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, queries
+from triage.store.queries import QueuePage, QueueQuery, Scope
 
 ACTIONS = {"draft": "Brouillon à valider", "human": "À traiter par un agent",
            "quarantine": "Quarantaine", "ignore": "Ignoré"}
 INTENTS = {"forgotten_password": "Mot de passe oublié", "expired_password": "Mot de passe expiré",
            "other": "Autre demande"}
-STATUSES = {"open": "À traiter", "quarantined": "En quarantaine", "approved": "Validée, en envoi",
-            "sent": "Réponse envoyée", "handled": "Traitée sans réponse",
-            "rejected": "Brouillon rejeté"}
+STATUSES = {TicketState.OPEN: "À traiter", TicketState.QUARANTINED: "En quarantaine",
+            TicketState.APPROVED: "Validée, en envoi", TicketState.SENT: "Réponse envoyée",
+            TicketState.HANDLED: "Traitée sans réponse"}
+OUTBOX_STATES = {OutboxState.QUEUED: "en attente d'envoi", OutboxState.SENDING: "en cours d'envoi",
+                 OutboxState.COMMITTING: "en cours d'envoi", OutboxState.SENT: "envoyée",
+                 OutboxState.FAILED: "refusée par le relais",
+                 OutboxState.CANCELLED: "annulée (demande traitée sans réponse)"}
 
 
 EVENTS = {
@@ -39,12 +45,11 @@ EVENTS = {
     "draft.template-changed": "modèle changé", "outbox.queued": "réponse mise en file d'envoi",
     "outbox.retry": "envoi reporté (relais indisponible)", "outbox.sent": "réponse envoyée",
     "outbox.refused": "envoi refusé par le relais",
+    "outbox.cancelled": "envoi annulé avant son départ",
 }
 
 
 def age(then: datetime) -> str:
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
     seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
     if seconds < 3600:
         return f"{seconds // 60} min"
@@ -53,25 +58,21 @@ def age(then: datetime) -> str:
     return f"{seconds // 86400} j"
 
 
-def visible(s: Session, settings: Settings, agent: Agent) -> list[Ticket]:
-    """Thread heads the agent may see (admins see every department)."""
-    tickets = s.scalars(select(Ticket).where(Ticket.parent_id.is_(None))).all()
+def scope(settings: Settings, agent: Agent) -> Scope:
+    """The tickets ``agent`` may see: every one for an admin, else their departments'."""
     if agent.is_admin:
-        return list(tickets)
-    mine = set(agent.departments)
-    return [t for t in tickets if ticket_departments(s, settings, t) & mine]
+        return Scope(None)
+    mine = frozenset(agent.departments)
+    return Scope(mine, frozenset(d.mailbox for d in settings.departments if d.code in mine))
 
 
 def queue(s: Session, settings: Settings, agent: Agent, action: str | None, intent: str | None,
-          status: str, order: str) -> tuple[list[Ticket], dict[str, int]]:
-    tickets = visible(s, settings, agent)
-    todo = [t for t in tickets if status == "all" or t.status in (
-        ("open", "quarantined") if status == "todo" else (status,))]
-    counts = {a: sum(1 for t in todo if t.action == a) for a in ACTIONS}
-    rows = [t for t in todo if (not action or t.action == action)
-            and (not intent or t.intent == intent)]
-    rows.sort(key=lambda t: t.created_at, reverse=order != "oldest")
-    return rows, counts
+          status: str, order: str, page: int = 1) -> QueuePage:
+    """A page of thread heads the agent may see, filtered, counted and ordered in SQL."""
+    statuses = (None if status == "todo" else () if status == "all" else (status,))
+    found = queries.queue(s, QueueQuery(scope(settings, agent), action, intent, statuses,
+                                        order == "oldest", page))
+    return replace(found, counts={a: found.counts.get(a, 0) for a in ACTIONS})
 
 
 @dataclass
@@ -82,70 +83,71 @@ class TicketPage:
     thread: list[Ticket]
     warnings: list[str]
     history: list[AuditEvent]
-    draft: object | None
+    draft: DraftRow | None
     outbox: list[OutboxItem]
     departments: set[str]
     mailboxes: list[str]
+    attachments: list[Attachment]
+    allowed: frozenset[Event]
+    head: Ticket
 
 
-def ticket_page(s: Session, settings: Settings, ticket: Ticket) -> TicketPage:
+def ticket_page(s: Session, settings: Settings, ticket: Ticket, agent: Agent) -> TicketPage:
+    head = head_of(s, ticket)
     view = parse_message(ticket.raw, settings.limits)
-    warnings = []
-    sender = view.sender_address
-    if sender is not None:
-        for label, addrs in (("Reply-To", view.reply_to), ("Sender", view.sender)):
-            others = [a.address for a in addrs if a.address != sender.address]
-            if others:
-                warnings.append(f"L'en-tête {label} ({', '.join(others)}) diffère de l'adresse "
-                                f"From ({sender.address}) : la réponse ira uniquement à "
-                                f"{sender.address}.")
-    ids = [t.id for t in thread(s, ticket)]
-    history = list(s.scalars(select(AuditEvent).where(AuditEvent.ticket_id.in_(ids))
-                             .order_by(AuditEvent.at, AuditEvent.id)))
-    outbox = list(s.scalars(select(OutboxItem).where(OutboxItem.ticket_id.in_(ids))))
-    mailboxes = list(s.scalars(select(TicketSource.mailbox).where(
-        TicketSource.ticket_id == ticket.id).distinct()))
-    return TicketPage(ticket, view, _clean_html(ticket.raw), thread(s, ticket), warnings,
-                      history, current_draft(s, ticket), outbox,
-                      ticket_departments(s, settings, ticket), mailboxes)
+    warnings = trust_warnings(ticket)
+    draft = current_draft(s, head)
+    if draft is not None and draft.to_addr != head.requester:
+        warnings.append(f"Le destinataire du brouillon ({draft.to_addr}) n'est pas le demandeur "
+                        f"de cette demande ({head.requester or 'illisible'}) : vérifiez avant "
+                        "de valider.")
+    members = queries.thread(s, head)
+    ids = [t.id for t in members]
+    return TicketPage(ticket, view, html_body(ticket.raw, settings.limits), members, warnings,
+                      queries.history(s, ids), draft, queries.outbox_of(s, ids),
+                      ticket_departments(s, settings, ticket),
+                      queries.mailboxes_of(s, ticket.id), manifest(ticket, view),
+                      lifecycle.allowed(s, head, admin=agent.is_admin), head)
 
 
-def _clean_html(raw: bytes) -> str | None:
-    """The HTML body cleaned with an allow-list (no script, style, handlers, remote loads)."""
-    try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        part = msg.get_body(("html",))
-        if part is None:
-            return None
-        markup = part.get_content()
-    except Exception:  # an unreadable HTML part is simply not shown; the text view remains
+def trust_warnings(ticket: Ticket) -> list[str]:
+    """The trust rule's warnings as decided at intake (its stored reasons), in its words."""
+    prefix = f"{trust.NAME}: "
+    return [r.removeprefix(prefix) for r in ticket.reasons if r.startswith(prefix)]
+
+
+def manifest(ticket: Ticket, view: MessageView | None, settings: Settings | None = None
+             ) -> list[Attachment]:
+    """The ticket's attachment manifest: the one stored at intake, else (a ticket recorded
+    before manifests were stored) the one triage.parse makes of the stored message."""
+    if ticket.attachments is not None:
+        return [Attachment.from_json(a) for a in ticket.attachments if isinstance(a, dict)]
+    if view is None:
+        view = parse_message(ticket.raw, settings.limits if settings else None)
+    return list(view.attachments)
+
+
+def attachment(settings: Settings, ticket: Ticket, index: int
+               ) -> tuple[Attachment, bytes | None] | None:
+    """The manifest entry ``index`` and its content (None when the intake did not fetch it),
+    or None when there is no such entry."""
+    entries = manifest(ticket, None, settings)
+    if not 0 <= index < len(entries):
         return None
-    return nh3.clean(markup[:500_000], tags={"p", "br", "div", "span", "b", "strong", "i", "em",
-                                             "u", "ul", "ol", "li", "table", "thead", "tbody",
-                                             "tr", "td", "th", "blockquote", "pre", "h1", "h2",
-                                             "h3", "h4", "a", "hr"},
-                     attributes={"a": {"href", "title"}}, url_schemes={"http", "https", "mailto"},
-                     link_rel="noopener noreferrer nofollow")
-
-
-def attachment_bytes(raw: bytes, index: int) -> tuple[str, str, bytes] | None:
-    """The ``index``-th attachment (as the page lists them): name, type, content."""
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    found = -1
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        ctype = part.get_content_type()
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
-        if disposition == "attachment" or part.get_filename() or not ctype.startswith("text/"):
-            found += 1
-            if found == index:
-                payload = part.get_payload(decode=True)
-                return (part.get_filename() or f"piece-jointe-{index + 1}", ctype,
-                        payload if isinstance(payload, bytes) else b"")
-    return None
+    entry = entries[index]
+    if not entry.stored:
+        return entry, None
+    content = attachment_content(ticket.raw, entry.part, settings.limits)
+    return None if content is None else (entry, content)
 
 
 def stats(s: Session) -> dict[str, int]:
-    return dict(s.execute(select(Ticket.status, func.count(Ticket.id)).group_by(Ticket.status))
-                .all())
+    return queries.status_counts(s)
+
+
+def not_fetched(entry: Attachment, ticket: Ticket) -> str:
+    """Why a listed attachment cannot be downloaded: its message was too large to be fetched
+    whole at intake, and the mailbox no longer has it (or cannot be reached)."""
+    return (f"La pièce jointe « {entry.filename or 'sans nom'} » ({entry.size} octets) n'a pas "
+            "été récupérée : le message dépassait la taille lue en entier à la réception, et la "
+            "boîte aux lettres ne le fournit plus (déplacé, supprimé ou serveur injoignable).")

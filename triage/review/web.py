@@ -3,7 +3,9 @@
 Every page and every form checks the session, and every read of a ticket checks on the server
 that the agent works for its department (403 otherwise), whether it was reached by the queue, a
 typed URL or a forged form post. Every POST carries the session's CSRF token (403 without it);
-GET never changes state. Responses carry a strict Content-Security-Policy.
+GET never changes state. Every response, error pages included, carries the security headers
+(a strict Content-Security-Policy among them); an unexpected error gives a French error page,
+is logged, and leaves the connection usable. Route parameters out of range are 404.
 """
 
 from __future__ import annotations
@@ -11,52 +13,60 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from triage import metrics
+from triage import lifecycle, metrics
 from triage.config import TEMPLATE_NAMES, Settings
-from triage.review import views
-from triage.review.agents import may_see, verify_password
+from triage.review import remote, views
+from triage.review.agents import may_see
 from triage.review.dashboard import DASHBOARD_ROLES, dashboard_page
+from triage.review.http import SecurityHeaders, content_disposition
 from triage.review.moderation import Forbidden, ModerationError, Verb, handle, viewed
 from triage.review.sessions import (
     SessionCodec,
     SessionData,
+    active_sessions,
     agent_of,
     csrf_ok,
+    end_session,
+    login_wait,
+    open_session,
     record_attempt,
-    too_many_attempts,
+    revoke_session,
+    verify_login,
 )
 from triage.store import Agent, Store, Ticket
 
 HERE = Path(__file__).resolve().parent
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
+#: Ticket ids are 32-bit in every database the store supports; anything outside is no ticket.
+MAX_ID = 2**31 - 1
+MAX_ATTACHMENTS = 10_000
+_SESSION_ID = re.compile(r"[0-9a-f]{64}")
+_NEXT = re.compile(r"/[\w/?=&%.-]*")
 
-
-class SecurityHeaders(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+MESSAGES = {
+    400: "Requête mal formée.",
+    401: "Connexion requise.",
+    403: "Accès refusé.",
+    404: "Page introuvable.",
+    405: "Méthode non autorisée pour cette adresse.",
+    413: "Requête trop volumineuse.",
+    500: "Erreur interne : l'incident est enregistré, réessayez plus tard.",
+}
 
 
 class ReviewApp:
@@ -68,7 +78,9 @@ class ReviewApp:
         env = self.templates.env
         env.globals.update(ACTIONS=views.ACTIONS, INTENTS=views.INTENTS, STATUSES=views.STATUSES,
                            TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age,
-                           EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES)
+                           EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES,
+                           OUTBOX_STATES=views.OUTBOX_STATES, TODO=lifecycle.TODO,
+                           TicketState=lifecycle.TicketState)
         self.extra_routes: list[Route] = []
 
     # -- plumbing --------------------------------------------------------------------------
@@ -77,17 +89,43 @@ class ReviewApp:
 
     def render(self, request: Request, name: str, context: dict[str, Any],
                data: SessionData | None, status: int = 200) -> Response:
+        """A page; the session's flash notice is shown on it once, then dropped."""
+        flash = data.flash if data else None
         response = self.templates.TemplateResponse(
-            request, name, {**context, "csrf": data.csrf if data else ""}, status_code=status)
+            request, name, {"agent": None, **context, "csrf": data.csrf if data else "",
+                            "flash": flash}, status_code=status)
         if data is not None:
-            response.set_cookie(value=self.codec.encode(self.codec.touch(data)),
-                                **self.codec.cookie_args())
+            kept = replace(self.codec.touch(data), flash=None)
+            response.set_cookie(value=self.codec.encode(kept), **self.codec.cookie_args())
         return response
 
     def error(self, request: Request, status: int, message: str,
               data: SessionData | None = None, agent: Agent | None = None) -> Response:
         return self.render(request, "error.html", {"status": status, "message": message,
                                                    "agent": agent}, data, status)
+
+    def error_page(self) -> bytes:
+        """The 500 page, rendered without the request (whatever failed may be the request)."""
+        html = self.templates.get_template("error.html").render(
+            status=500, message=MESSAGES[500], agent=None, csrf="", flash=None)
+        return html.encode("utf-8")
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's HTTP errors (no such route, method not allowed, malformed form) as the
+        French error page."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        response = self.error(request, status, MESSAGES.get(status, "Requête refusée."))
+        if isinstance(exc, HTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    def redirect(self, target: str, data: SessionData, flash: tuple[str, str]) -> Response:
+        """A redirect after an action, with its notice in the signed session."""
+        response = RedirectResponse(target, status_code=303)
+        noted = replace(self.codec.touch(data), flash=flash)
+        response.set_cookie(value=self.codec.encode(noted),
+                            **self.codec.cookie_args())
+        return response
 
     def login_redirect(self, request: Request) -> Response:
         target = quote(request.url.path)
@@ -127,50 +165,54 @@ class ReviewApp:
         return None
 
     def ticket_for(self, request: Request, s: Session, agent: Agent) -> Ticket | None:
-        try:
-            ticket = s.get(Ticket, int(request.path_params["ticket_id"]))
-        except (KeyError, ValueError):
+        number = request.path_params.get("ticket_id")
+        if not isinstance(number, int) or not 1 <= number <= MAX_ID:
             return None
-        return ticket
+        return s.get(Ticket, number)
 
     # -- pages -----------------------------------------------------------------------------
     async def login_page(self, request: Request) -> Response:
         data = self.session_data(request) or self.codec.new(None)
-        return self.render(request, "login.html", {"next": request.query_params.get("next", "/"),
-                                                   "error": None}, data)
+        target = request.query_params.get("next", "/")
+        return self.render(request, "login.html", {"next": _safe_next(target), "error": None},
+                           data)
 
     async def login(self, request: Request) -> Response:
         settings = self.settings()
         data = self.session_data(request)
         form = await request.form()
         login = str(form.get("login", "")).strip().lower()[:100]
-        password = str(form.get("password", ""))
-        target = str(form.get("next", "/"))
-        if not re.fullmatch(r"/[\w/?=&%.-]*", target) or target.startswith("//"):
-            target = "/"
+        password = str(form.get("password", ""))[:1000]
+        target = _safe_next(str(form.get("next", "/")))
         if not csrf_ok(data, str(form.get("csrf", ""))):
             return self.error(request, 403, "Jeton de sécurité (CSRF) absent ou invalide : "
                                             "rechargez la page.", self.codec.new(None))
-        address = request.client.host if request.client else "?"
+        client = request.client.host if request.client else "?"
         with self.store.session() as s:
-            if too_many_attempts(s, settings, login, address):
-                return self.render(request, "login.html", {
-                    "next": target, "error": "Trop de tentatives : réessayez dans quelques "
-                                             "minutes."}, data, 429)
-            agent = s.scalar(select(Agent).where(Agent.login == login))
-            ok = bool(agent and not agent.disabled and verify_password(agent, password))
-            record_attempt(s, login, address, ok)
-            s.commit()
-            if not ok or agent is None:
+            wait = login_wait(s, settings, login, client)
+            if wait > 0:
+                response = self.render(request, "login.html", {
+                    "next": target, "error": "Trop de tentatives : réessayez dans "
+                                             f"{int(wait) + 1} secondes."}, data, 429)
+                response.headers["Retry-After"] = str(int(wait) + 1)
+                return response
+            agent = await run_in_threadpool(verify_login, s, login, password)
+            record_attempt(s, login, client, agent is not None)
+            if agent is None:
+                s.commit()
                 return self.render(request, "login.html", {
                     "next": target, "error": "Identifiant ou mot de passe incorrect."}, data, 401)
             fresh = self.codec.new(agent)  # a new session id and CSRF token at each login
+            open_session(s, agent, fresh, client, request.headers.get("user-agent", ""))
+            s.commit()
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(value=self.codec.encode(fresh), **self.codec.cookie_args())
         return response
 
     async def logout(self, request: Request, s: Session, agent: Agent,
                      data: SessionData) -> Response:
+        end_session(s, data, agent.login)
+        s.commit()
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(self.codec.cookie_name, path="/")
         return response
@@ -182,11 +224,12 @@ class ReviewApp:
         intent = q.get("intent") if q.get("intent") in views.INTENTS else None
         status = q.get("status") if q.get("status") in ("todo", "all", *views.STATUSES) else "todo"
         order = "oldest" if q.get("order") == "oldest" else "newest"
-        rows, counts = views.queue(s, self.settings(), agent, action, intent, status or "todo",
-                                   order)
+        page_number = int(q["page"]) if q.get("page", "").isdigit() else 1
+        page = views.queue(s, self.settings(), agent, action, intent, status or "todo", order,
+                           page_number)
         return self.render(request, "queue.html", {
-            "agent": agent, "rows": rows, "counts": counts, "action": action, "intent": intent,
-            "status": status, "order": order}, data)
+            "agent": agent, "rows": page.rows, "counts": page.counts, "page": page,
+            "action": action, "intent": intent, "status": status, "order": order}, data)
 
     async def ticket_page(self, request: Request, s: Session, agent: Agent,
                           data: SessionData) -> Response:
@@ -197,10 +240,10 @@ class ReviewApp:
             return refused or self.error(request, 404, "Demande introuvable.", data, agent)
         viewed(s, ticket, agent)
         s.commit()
-        page = views.ticket_page(s, settings, ticket)
+        # Parsing a large message takes a while: not on the event loop, which serves the others.
+        page = await run_in_threadpool(views.ticket_page, s, settings, ticket, agent)
         return self.render(request, "ticket.html", {
             "agent": agent, "page": page, "t": ticket, "departments": settings.departments,
-            "notice": request.query_params.get("ok"), "problem": request.query_params.get("err"),
         }, data)
 
     async def attachment(self, request: Request, s: Session, agent: Agent,
@@ -209,16 +252,25 @@ class ReviewApp:
         refused = self.refuse(request, s, agent, data, ticket)
         if refused is not None or ticket is None:
             return refused or self.error(request, 404, "Demande introuvable.", data, agent)
-        found = views.attachment_bytes(ticket.raw, int(request.path_params["index"]))
+        index = request.path_params.get("index")
+        if not isinstance(index, int) or not 0 <= index < MAX_ATTACHMENTS:
+            return self.error(request, 404, "Pièce jointe introuvable.", data, agent)
+        found = await run_in_threadpool(views.attachment, self.settings(), ticket, index)
         if found is None:
             return self.error(request, 404, "Pièce jointe introuvable.", data, agent)
-        name, _ctype, content = found
-        safe = re.sub(r"[^\w.-]", "_", name)[:100] or "piece-jointe"
+        entry, content = found
+        if content is None:  # not fetched at intake: from the mailbox, now
+            content = await run_in_threadpool(
+                remote.fetch_missing, self.settings(), ticket, list(ticket.sources),
+                views.manifest(ticket, None, self.settings()), entry)
+        if content is None:
+            return self.error(request, 404, views.not_fetched(entry, ticket), data, agent)
         viewed(s, ticket, agent)
         s.commit()
         # Always a download, never rendered by the browser.
         return Response(content, media_type="application/octet-stream", headers={
-            "Content-Disposition": f'attachment; filename="{safe}"',
+            "Content-Disposition": content_disposition(entry.filename,
+                                                       f"piece-jointe-{index + 1}"),
             "Content-Security-Policy": "default-src 'none'; sandbox"})
 
     async def act(self, request: Request, s: Session, agent: Agent,
@@ -241,9 +293,25 @@ class ReviewApp:
             return self.error(request, 403, str(exc).capitalize() + ".", data, agent)
         except ModerationError as exc:
             s.rollback()
-            return RedirectResponse(f"/tickets/{ticket.id}?err={quote(str(exc))}",
-                                    status_code=303)
-        return RedirectResponse(f"/tickets/{ticket.id}?ok={quote(message)}", status_code=303)
+            return self.redirect(f"/tickets/{ticket.id}", data, ("err", str(exc)))
+        return self.redirect(f"/tickets/{ticket.id}", data, ("ok", message))
+
+    async def sessions_page(self, request: Request, s: Session, agent: Agent,
+                            data: SessionData) -> Response:
+        if not agent.is_admin:
+            return self.error(request, 403, "Page réservée aux administrateurs.", data, agent)
+        rows = active_sessions(s, self.settings())
+        return self.render(request, "sessions.html", {"agent": agent, "rows": rows}, data)
+
+    async def revoke(self, request: Request, s: Session, agent: Agent,
+                     data: SessionData) -> Response:
+        if not agent.is_admin:
+            return self.error(request, 403, "Page réservée aux administrateurs.", data, agent)
+        row_id = str(request.path_params.get("session_id", ""))
+        if not _SESSION_ID.fullmatch(row_id) or revoke_session(s, row_id, agent) is None:
+            return self.error(request, 404, "Session introuvable ou déjà terminée.", data, agent)
+        s.commit()
+        return self.redirect("/admin/sessions", data, ("ok", "Session terminée."))
 
     async def healthz(self, request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
@@ -260,6 +328,9 @@ class ReviewApp:
                   self.authenticated(self.attachment), methods=["GET"]),
             Route("/tickets/{ticket_id:int}/{verb:str}", self.authenticated(self.act),
                   methods=["POST"]),
+            Route("/admin/sessions", self.authenticated(self.sessions_page), methods=["GET"]),
+            Route("/admin/sessions/{session_id:str}/revoke", self.authenticated(self.revoke),
+                  methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             # -- observability and dashboard (triage.metrics, triage.review.dashboard) --
             *metrics.routes(self.store, self.settings),
@@ -268,7 +339,14 @@ class ReviewApp:
             *self.extra_routes,
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
-        return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+        return Starlette(routes=routes,
+                         middleware=[Middleware(SecurityHeaders, error_page=self.error_page)],
+                         exception_handlers={HTTPException: self.http_error})
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after login: a path of this site, else the queue."""
+    return target if _NEXT.fullmatch(target) and not target.startswith("//") else "/"
 
 
 def create_app(settings: Settings | Callable[[], Settings], store: Store) -> Starlette:

@@ -1,10 +1,16 @@
 """Did the receiving server authenticate the sender (DMARC), by a header we can trust?
 
-Only ``Authentication-Results`` headers whose authserv-id is trusted count, and of those only the
-topmost block (RFC 8601 §5: our border MTA prepends its own; anything lower may have come with
-the message). A header from any other authserv-id is ignored, as is its absence. ``dmarc=fail``
-in a trusted header quarantines the message; ``dmarc=pass`` with a ``header.from`` aligned on the
-From domain marks the sender authenticated.
+Only ``Authentication-Results`` headers whose authserv-id is trusted count, and only in the
+topmost block: the headers our border MTA added on arrival, i.e. those above the first
+``Received`` header below the border's own ``Received`` (the topmost one whose ``by`` names a
+trusted host; the border writes its results next to it). Anything lower came with the message
+(RFC 8601 §5). Within the block the topmost trusted header alone gives the DMARC result: the
+border strips incoming headers that carry its authserv-id, so a second one there was written
+by the sender (docs/configuration.md says what the border must do). A header from any other
+authserv-id is ignored, as is its absence. ``dmarc=fail`` in the trusted header quarantines
+the message; ``dmarc=pass`` with a ``header.from`` aligned on the From domain (relaxed
+alignment, RFC 7489 §3.1: the same organizational domain after the Public Suffix List) marks
+the sender authenticated.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
+from triage.rules.domains import organizational_domain
 
 NAME = "authentication"
 DESCRIPTION = ("authentification de l'expéditeur (DMARC) selon l'en-tête "
@@ -41,31 +48,29 @@ def parse_authres(value: str) -> tuple[str, str]:
     return authserv.strip().split()[0].lower() if authserv.strip() else "", rest
 
 
+_BY = re.compile(r"\bby\s+([^\s;()]+)", re.IGNORECASE)
+
+
 def trusted_headers(message: MessageView, trusted: tuple[str, ...]) -> list[str]:
-    """The topmost contiguous block of trusted Authentication-Results headers."""
-    block: list[str] = []
-    last = -2
-    for index, value in message.header_positions("Authentication-Results"):
-        authserv, _ = parse_authres(value)
-        if authserv not in trusted:
-            continue
-        if block and index != last + 1 and _received_between(message, last, index):
-            break  # a lower, separate block: not stamped by our border on arrival
-        block.append(value)
-        last = index
-    return block
-
-
-def _received_between(message: MessageView, a: int, b: int) -> bool:
-    return any(k.lower() == "received" for k, _v in message.headers[a + 1:b])
+    """The trusted Authentication-Results of the border's block, top first."""
+    received = [(i, v) for i, (k, v) in enumerate(message.headers) if k.lower() == "received"]
+    border = next((n for n, (_i, v) in enumerate(received)
+                   if (m := _BY.search(v)) and m.group(1).lower().rstrip(".") in trusted), None)
+    # The block ends at the first Received below the border's own (without a Received by a
+    # trusted host, at the first Received of all).
+    after = (border + 1) if border is not None else 0
+    end = received[after][0] if after < len(received) else len(message.headers)
+    return [value for index, value in message.header_positions("Authentication-Results")
+            if index < end and parse_authres(value)[0] in trusted]
 
 
 def _aligned(header_from: str | None, from_domain: str | None) -> bool:
+    """Relaxed alignment (RFC 7489 §3.1): both domains have one organizational domain, found
+    with the Public Suffix List; a public suffix (``fr``) aligns with nothing."""
     if not header_from or not from_domain:
         return False
-    a, b = header_from.lower().rstrip("."), from_domain.lower().rstrip(".")
-    # Relaxed alignment (RFC 7489 §3.1): one is the other or a subdomain of it.
-    return a == b or a.endswith("." + b) or b.endswith("." + a)
+    a = organizational_domain(header_from)
+    return a is not None and a == organizational_domain(from_domain)
 
 
 def check(message: MessageView, ctx: Context) -> Finding[AuthResult]:
@@ -75,7 +80,11 @@ def check(message: MessageView, ctx: Context) -> Finding[AuthResult]:
     notes = []
     if ignored:
         notes.append(f"{ignored} en-tête(s) Authentication-Results d'un autre serveur ignoré(s)")
-    for value in headers:
+    counted = headers[:1]
+    if len(headers) > 1:
+        notes.append(f"{len(headers) - 1} en-tête(s) Authentication-Results de confiance sous le "
+                     "premier ignoré(s)")
+    for value in counted:
         authserv, rest = parse_authres(value)
         match = _RESULT.search(";" + rest)
         if not match:
@@ -92,7 +101,7 @@ def check(message: MessageView, ctx: Context) -> Finding[AuthResult]:
             text = f"dmarc=pass selon {authserv}, domaine {header_from} aligné sur l'adresse From"
         elif result == "pass":
             text = (f"dmarc=pass selon {authserv} mais pour le domaine {header_from}, "
-                    "différent de celui de l'adresse From")
+                    "non aligné sur celui de l'adresse From")
         else:
             text = f"dmarc={result} selon {authserv} : expéditeur non authentifié"
         return finding(NAME, AuthResult(result, authenticated, header_from), text, *notes)

@@ -3,8 +3,13 @@
 Never a quarantine on its own: these are warnings shown with the decision. Signals (from the
 Ticket Trick and display-name spoofing cases, and UTS #39 for confusables): Reply-To or Sender
 differing from From (the reply only ever goes to From); a display name that contains an
-address; a punycode or mixed-script domain; a domain that looks like one of the helpdesk's own
-without being it; a comment or a quoted local part in the address.
+address; a punycode, non-ASCII or mixed-script domain (a ligature such as ``ﬁ`` is unfolded by
+the address parser, so the domain as written is checked too); a domain that looks like one of
+the helpdesk's own without being it: same confusable skeleton (:mod:`triage.rules.domains`),
+one edit away, our domain used as a prefix (``dgfip.finances.gouv.fr.evil-mail.com``), or our
+name rearranged with hyphens and other labels (``ddfip38.dgfip-finances.fr``); an address at
+our own domain that is none of the service's mailboxes (the From header is easy to forge); a
+comment or a quoted local part in the address.
 """
 
 from __future__ import annotations
@@ -14,22 +19,13 @@ import unicodedata
 
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
+from triage.rules.domains import public_suffix, skeleton, within
 
 NAME = "trust"
 DESCRIPTION = "signes d'usurpation ou d'adresse trompeuse chez l'expéditeur"
 
-# A small skeleton map (UTS #39 style) for the look-alikes seen in phishing domains.
-_CONFUSABLES = str.maketrans({
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y", "і": "i", "ј": "j",
-    "ԁ": "d", "ɡ": "g", "ѕ": "s", "ο": "o", "ν": "v", "α": "a", "ι": "i", "κ": "k", "τ": "t",
-    "0": "o", "1": "l", "5": "s", "|": "l",
-})
 _ADDRESS_IN_NAME = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-
-
-def skeleton(domain: str) -> str:
-    text = unicodedata.normalize("NFKC", domain.lower()).translate(_CONFUSABLES)
-    return text.replace("rn", "m").replace("vv", "w").replace("-", "").replace("_", "")
+_SEPARATORS = re.compile(r"[.\-_]")
 
 
 def _scripts(text: str) -> set[str]:
@@ -53,6 +49,41 @@ def _near(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
+def _core(domain: str) -> str:
+    """The name without its public suffix, separators removed, as a skeleton:
+    ``dgfip.finances.gouv.fr`` -> ``dgfipfinances``, ``dgfip-finances.fr`` -> the same."""
+    suffix = public_suffix(domain)
+    name = domain[: -len(suffix) - 1] if suffix and domain.endswith("." + suffix) else domain
+    return _SEPARATORS.sub("", skeleton(name))
+
+
+def looks_like(domain: str, ours: str) -> bool:
+    """``domain`` is not ``ours`` (nor below it) but could pass for it."""
+    if not domain or within(domain, ours):
+        return False
+    if skeleton(domain) == skeleton(ours) or _near(domain, ours):
+        return True
+    if ours in domain:  # our domain as a prefix or inside: dgfip.finances.gouv.fr.evil.com
+        return True
+    core, our_core = _core(domain), _core(ours)
+    if our_core and our_core in core:  # hyphen and label variants: ddfip38.dgfip-finances.fr
+        return True
+    # Our most specific label alone, as a label or hyphen-separated part of the name.
+    first = skeleton(ours.split(".")[0])
+    return len(first) >= 4 and first in _SEPARATORS.split(skeleton(domain))
+
+
+def _written_domain(from_header: str, address: str) -> str:
+    """The domain as the From header writes it (before the parser's normalisation), lower
+    case; the parsed address's domain when the header's cannot be found."""
+    local = address.rpartition("@")[0]
+    for match in re.finditer(r"@([^\s<>@,;\"()]+)", from_header):
+        before = from_header[: match.start()]
+        if before.lower().endswith(local) or not local:
+            return match.group(1).lower().rstrip(".>")
+    return address.rpartition("@")[2]
+
+
 def check(message: MessageView, ctx: Context) -> Finding[tuple[str, ...]]:
     sender = message.sender_address
     if sender is None:
@@ -68,19 +99,28 @@ def check(message: MessageView, ctx: Context) -> Finding[tuple[str, ...]]:
         warnings.append(f"le nom affiché contient une autre adresse ({match.group(0)}) que "
                         f"l'adresse réelle {sender.address}")
     domain = sender.domain
-    if "xn--" in message.from_header.lower() or not domain.isascii():
-        # The parser shows punycode decoded: either form means an internationalised domain.
-        warnings.append(f"domaine internationalisé ou en punycode ({domain}) : il peut imiter "
+    written = _written_domain(message.from_header, sender.address)
+    if "xn--" in message.from_header.lower() or not domain.isascii() or not written.isascii():
+        # The parser shows punycode decoded and unfolds ligatures: any of these forms means an
+        # internationalised domain.
+        shown = domain if written == domain else f"{written}, lu {domain}"
+        warnings.append(f"domaine internationalisé ou en punycode ({shown}) : il peut imiter "
                         "un autre domaine")
-    scripts = _scripts(domain)
+    scripts = _scripts(written or domain)
     if len(scripts - {"DIGIT"}) > 1:
         warnings.append(f"domaine mêlant plusieurs écritures ({', '.join(sorted(scripts))}) : "
-                        f"{domain}")
-    own = {a.rpartition("@")[2] for a in ctx.settings.helpdesk_addresses}
+                        f"{written or domain}")
+    own = sorted({a.rpartition("@")[2] for a in ctx.settings.helpdesk_addresses})
     for ours in own:
-        if domain != ours and (skeleton(domain) == skeleton(ours) or _near(domain, ours)):
-            warnings.append(f"domaine {domain} ressemblant à celui du service ({ours})")
+        if within(domain, ours) and within(written, ours):
+            continue
+        if looks_like(written or domain, ours) or looks_like(domain, ours):
+            warnings.append(f"domaine {written or domain} ressemblant à celui du service ({ours})")
             break
+    if any(within(domain, ours) for ours in own) and (
+            sender.address not in ctx.settings.helpdesk_addresses):
+        warnings.append(f"adresse inconnue du domaine du service ({sender.address}) : l'en-tête "
+                        "From se falsifie aisément, vérifiez qu'il s'agit bien d'un collègue")
     raw = message.from_header
     if re.search(r"\([^)]*\)", raw.split("<")[-1] if "<" in raw else raw) or re.search(
             r'"[^"]*"@', raw):

@@ -1,10 +1,12 @@
-"""The outbox: approved replies and their states, claimed by one sender at a time.
+"""The outbox: approved replies, claimed by one sender at a time.
 
-States: ``approved`` (waiting, maybe after a retry) → ``sending`` (written before the SMTP
+States (:class:`triage.lifecycle.OutboxState`, moved only by :mod:`triage.lifecycle`):
+``approved`` (waiting, maybe after a retry) → ``sending`` (written before the SMTP
 transaction) → ``committing`` (written just before the final dot of DATA) → ``sent``; or
-``failed`` (the relay refused with 5xx: the ticket goes back to an agent). A claim is a
-compare-and-set on the row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two senders never
-take the same reply.
+``failed`` (the relay refused with 5xx: the ticket goes back to an agent), or ``cancelled``
+(the agent marked the ticket handled before the sender started). A claim is a compare-and-set
+on the row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two senders never take the same
+reply; starting to send is a compare-and-set on the state, so a cancelled reply never starts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from triage import lifecycle
 from triage.config import Settings
+from triage.lifecycle import Event, OutboxState
 from triage.send.compose import compose, new_message_id
 from triage.store import AuditEvent, DraftRow, OutboxItem, Ticket
 
@@ -28,29 +32,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def enqueue(s: Session, settings: Settings, ticket: Ticket, draft: DraftRow, actor: str,
-            body: str) -> OutboxItem:
-    """Approve ``draft`` with ``body``: compose the reply and put it in the outbox."""
+def compose_item(settings: Settings, ticket: Ticket, draft: DraftRow, actor: str
+                 ) -> OutboxItem:
+    """The reply to ``ticket`` from ``draft``, composed and checked, as an outbox item that
+    :func:`triage.lifecycle.transition` queues when the approve is allowed."""
     department = settings.department(draft.department)
     if department is None:
         raise ValueError(f"unknown department {draft.department}")
     message_id = new_message_id(settings.message_id_domain)
-    outgoing = compose(department=department, to=draft.to_addr, subject=draft.subject, body=body,
-                       ticket_id=ticket.id, in_reply_to=ticket.message_id,
+    outgoing = compose(department=department, to=draft.to_addr, subject=draft.subject,
+                       body=draft.body, ticket_id=ticket.id, in_reply_to=ticket.message_id,
                        references=ticket.references, message_id=message_id,
                        loop_token=settings.message_id_domain)
-    item = OutboxItem(ticket_id=ticket.id, draft_id=draft.id, department=department.code,
+    return OutboxItem(ticket_id=ticket.id, draft_id=draft.id, department=department.code,
                       message_id=message_id, from_addr=outgoing.from_addr,
-                      to_addr=outgoing.to_addr, raw=outgoing.raw, state="approved",
-                      approved_by=actor, next_attempt_at=now())
-    s.add(item)
-    draft.status = "approved"
-    draft.body = body
-    ticket.status = "approved"
-    s.flush()
-    s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event="outbox.queued",
-                     detail={"outbox": item.id, "message_id": message_id, "to": item.to_addr}))
-    return item
+                      to_addr=outgoing.to_addr, raw=outgoing.raw, approved_by=actor,
+                      next_attempt_at=now())
 
 
 def _claimant_gone(claimed_by: str | None, claimed_at: datetime | None, t: datetime) -> bool:
@@ -61,8 +58,6 @@ def _claimant_gone(claimed_by: str | None, claimed_at: datetime | None, t: datet
     """
     if claimed_by is None or claimed_at is None:
         return True
-    if claimed_at.tzinfo is None:
-        claimed_at = claimed_at.replace(tzinfo=UTC)
     if claimed_at < t - CLAIM_LEASE:
         return True
     host, _sep, pid = claimed_by.rpartition(":")
@@ -80,9 +75,9 @@ def claim(s: Session, worker: str) -> OutboxItem | None:
     """Take the next reply due for sending, or one whose sender died mid-way."""
     t = now()
     due = or_(
-        (OutboxItem.state == "approved") & (OutboxItem.next_attempt_at <= t),
-        OutboxItem.state.in_(("sending", "committing")),
-        (OutboxItem.state == "sent") & (OutboxItem.filed.is_(False)),
+        (OutboxItem.state == OutboxState.QUEUED) & (OutboxItem.next_attempt_at <= t),
+        OutboxItem.state.in_((OutboxState.SENDING, OutboxState.COMMITTING)),
+        (OutboxItem.state == OutboxState.SENT) & (OutboxItem.filed.is_(False)),
     )
     query = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(50)
     if s.bind is not None and s.bind.dialect.name == "postgresql":
@@ -107,52 +102,46 @@ def claim(s: Session, worker: str) -> OutboxItem | None:
     return None
 
 
-def set_state(s: Session, item: OutboxItem, state: str, **values: object) -> None:
-    item.state = state
-    for key, value in values.items():
-        setattr(item, key, value)
+_STEPS = {OutboxState.SENDING: Event.START, OutboxState.COMMITTING: Event.COMMIT}
+
+
+def set_state(s: Session, item: OutboxItem, state: str, **values: object) -> bool:
+    """``sending`` or ``committing``, committed at once; False (nothing written) when the
+    item's state no longer allows it, e.g. cancelled since it was claimed: do not send."""
+    moved = lifecycle.outbox_step(s, item, _STEPS[OutboxState(state)], **values)
     s.commit()
+    return moved
 
 
 def retry_later(s: Session, settings: Settings, item: OutboxItem, error: str) -> float:
     """A temporary failure (relay down, 4xx): back to ``approved`` with a later attempt time."""
-    item.attempts += 1
-    delay = min(settings.smtp.retry_max_backoff, 2.0 ** item.attempts) * random.uniform(0.5, 1)
-    item.state = "approved"
-    item.next_attempt_at = now() + timedelta(seconds=delay)
-    item.last_error = error[:2000]
-    item.claimed_by = None
-    s.add(AuditEvent(ticket_id=item.ticket_id, actor="triage", event="outbox.retry",
-                     detail={"outbox": item.id, "error": error[:500], "retry_in": round(delay)}))
+    attempts = item.attempts + 1
+    delay = min(settings.smtp.retry_max_backoff, 2.0 ** attempts) * random.uniform(0.5, 1)
+    if lifecycle.outbox_step(s, item, Event.RETRY, attempts=attempts,
+                             next_attempt_at=now() + timedelta(seconds=delay),
+                             last_error=error[:2000], claimed_by=None):
+        s.add(AuditEvent(ticket_id=item.ticket_id, actor="triage", event="outbox.retry",
+                         detail={"outbox": item.id, "error": error[:500],
+                                 "retry_in": round(delay)}))
     s.commit()
     return delay
 
 
 def refused(s: Session, item: OutboxItem, error: str) -> None:
     """A permanent refusal (5xx): not resent; the ticket goes back to an agent with the error."""
-    item.state = "failed"
-    item.last_error = error[:2000]
-    ticket = s.get(Ticket, item.ticket_id)
-    draft = s.get(DraftRow, item.draft_id)
-    if ticket is not None:
-        ticket.status = "open"
-        ticket.error = f"envoi refusé par le relais : {error}"[:2000]
-    if draft is not None:
-        draft.status = "pending"
-    s.add(AuditEvent(ticket_id=item.ticket_id, actor="triage", event="outbox.refused",
-                     detail={"outbox": item.id, "error": error[:500]}))
+    if lifecycle.outbox_step(s, item, Event.REFUSED, last_error=error[:2000]):
+        ticket = s.get(Ticket, item.ticket_id)
+        if ticket is not None:
+            ticket.error = f"envoi refusé par le relais : {error}"[:2000]
+        s.add(AuditEvent(ticket_id=item.ticket_id, actor="triage", event="outbox.refused",
+                         detail={"outbox": item.id, "error": error[:500]}))
     s.commit()
 
 
 def delivered(s: Session, item: OutboxItem, how: str) -> None:
-    item.state = "sent"
-    item.sent_at = item.sent_at or now()
-    ticket = s.get(Ticket, item.ticket_id)
-    draft = s.get(DraftRow, item.draft_id)
-    if ticket is not None:
-        ticket.status = "sent"
-    if draft is not None:
-        draft.status = "sent"
-    s.add(AuditEvent(ticket_id=item.ticket_id, actor="triage", event="outbox.sent",
-                     detail={"outbox": item.id, "message_id": item.message_id, "how": how}))
+    """The relay has (or may have) the reply: sent, with its draft and ticket."""
+    if lifecycle.outbox_step(s, item, Event.DELIVERED, sent_at=item.sent_at or now()):
+        s.add(AuditEvent(ticket_id=item.ticket_id, actor="triage", event="outbox.sent",
+                         detail={"outbox": item.id, "message_id": item.message_id,
+                                 "how": how}))
     s.commit()

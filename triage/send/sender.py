@@ -106,7 +106,8 @@ def send_one(settings: Settings, store: Store, item_id: int) -> None:
         elif item.state == "sending" and _in_sent_folder(settings, item):
             outbox.delivered(s, item, "found in the Sent folder after a restart")
         if item.state in ("approved", "sending"):
-            outbox.set_state(s, item, "sending", attempts=item.attempts)
+            if not outbox.set_state(s, item, "sending", attempts=item.attempts):
+                return  # cancelled (ticket marked handled) since it was claimed
 
             def before_dot() -> None:
                 outbox.set_state(s, item, "committing")

@@ -20,10 +20,11 @@ from triage.store.models import (
     Ticket,
     TicketSource,
     Transfer,
+    WebSession,
 )
 from triage.store.store import Store
 
 __all__ = ["Agent", "AuditEvent", "DraftRow", "Elimination", "Instance", "LoginAttempt",
            "MailboxLease", "MailboxState", "MailboxWork",
-           "OutboxItem", "Store", "Ticket", "TicketSource", "Transfer", "content_digest",
-           "identity"]
+           "OutboxItem", "Store", "Ticket", "TicketSource", "Transfer", "WebSession",
+           "content_digest", "identity"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from triage import lifecycle  # a module reference: lifecycle imports the models too
 from triage.config import Settings
 from triage.errors import StoreError
 from triage.pipeline import Outcome
@@ -22,14 +22,13 @@ from triage.store.models import (
     AuditEvent,
     DraftRow,
     MailboxState,
-    OutboxItem,
     Ticket,
     TicketSource,
 )
+from triage.store.queries import StoreHistory, find_ticket
+from triage.store.threads import Threads, arrival, in_chunks, may_join, references
 
 SYSTEM = "triage"
-TICKET_REF = re.compile(r"\[réf\. T(\d+)\]")
-_MESSAGE_IDS = re.compile(r"<([^<>\s]+)>")
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,11 @@ class Recording:
     raw: bytes
     origin: str
     seen: Seen | None = None
+    mailbox: str | None = None  # where it arrived, when not ``seen`` (replay --mailbox)
+
+    @property
+    def place(self) -> str | None:
+        return self.seen.mailbox if self.seen is not None else self.mailbox
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, engine: Engine, max_drafts_per_day: int = 3) -> None:
+    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
         self.engine = engine
-        self.max_drafts_per_day = max_drafts_per_day
+        # The departments' mailboxes, for threading (a follow-up in the same department's
+        # mailbox joins its ticket); without settings, only the mailboxes a ticket reached.
+        self.settings = settings
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     # -- opening ---------------------------------------------------------------------------
@@ -90,8 +96,25 @@ class Store:
     def open(cls, settings: Settings, create: bool = True) -> Store:
         """The configured store; ``create=False`` opens an existing one only, read as it is."""
         store = cls.from_url(settings.store_url, create)
-        store.max_drafts_per_day = settings.max_drafts_per_sender_per_day
+        store.settings = settings
         return store
+
+    def history(self, before: int | None = None) -> StoreHistory:
+        """The sender-history port of the decision chain (see :class:`StoreHistory`)."""
+        return StoreHistory(self.sessions, before)
+
+    def history_of(self, raw: bytes) -> tuple[StoreHistory, datetime | None]:
+        """The port for deciding ``raw`` again as it was decided: when the store holds the
+        message, as of its arrival and with only the tickets before it; else (None) as of
+        the caller's choice of time."""
+        from triage.parse import parse_message
+
+        message_id = parse_message(raw).message_id
+        with self.session() as s:
+            ticket = find_ticket(s, identity(message_id, content_digest(raw)), message_id)
+            if ticket is None:
+                return self.history(), None
+            return self.history(before=ticket.id), ticket.received_at
 
     @classmethod
     def from_url(cls, url: str, create: bool = True) -> Store:
@@ -124,21 +147,22 @@ class Store:
         Message-ID and content digest) is not recorded again: the new place it was seen is
         added to the existing ticket. Safe to call again after a crash.
         """
+        item = Recording(outcome, raw, origin, seen, mailbox)
         with self.session() as s:
-            ticket, created = self.record_in(s, outcome, raw, origin=origin, seen=seen)
+            ticket, created = self.record_batch(s, [item])[0]
             try:
                 s.commit()
             except IntegrityError:
                 # Another writer recorded the same message between our read and our write.
                 s.rollback()
-                ticket, created = self.record_in(s, outcome, raw, origin=origin, seen=seen)
+                ticket, created = self.record_batch(s, [item])[0]
                 s.commit()
             return ticket, created
 
     def record_in(self, s: Session, outcome: Outcome, raw: bytes, *, origin: str,
-                  seen: Seen | None = None) -> tuple[Ticket, bool]:
+                  seen: Seen | None = None, mailbox: str | None = None) -> tuple[Ticket, bool]:
         """:meth:`record` inside the caller's transaction."""
-        return self.record_batch(s, [Recording(outcome, raw, origin, seen)])[0]
+        return self.record_batch(s, [Recording(outcome, raw, origin, seen, mailbox)])[0]
 
     def record_batch(self, s: Session, items: Sequence[Recording]
                      ) -> list[tuple[Ticket, bool]]:
@@ -152,20 +176,17 @@ class Store:
         """
         if not items:
             return []
-        since = datetime.now(UTC) - timedelta(days=1)
         keys = []
         for item in items:
             message_id = item.outcome.message.message_id if item.outcome.message else None
             digest = content_digest(item.raw)
             keys.append((message_id, digest, identity(message_id, digest)))
         with s.no_autoflush:  # what this batch adds is tracked here, not read back
-            known = {t.identity: t for t in _in_chunks(
+            known = {t.identity: t for t in in_chunks(
                 s, lambda chunk: select(Ticket).where(Ticket.identity.in_(chunk)),
                 {k[2] for k in keys})}
             sources = _known_sources(s, [i.seen for i in items if i.seen is not None])
-            threads = _Threads(s, [_references(i.outcome) for i in items])
-            drafts = _DraftCounts(s, {i.outcome.draft.to for i in items
-                                      if i.outcome.draft is not None}, since)
+            threads = Threads(s, [references(i.outcome) for i in items])
             results: list[tuple[Ticket, bool]] = []
             events: list[tuple[Ticket, str, dict[str, Any]]] = []
             for item, (message_id, digest, ident) in zip(items, keys, strict=True):
@@ -173,8 +194,9 @@ class Store:
                 created = ticket is None
                 if ticket is None:
                     ticket = self._new_ticket(s, item, message_id, digest, ident, threads,
-                                              drafts, events)
+                                              events)
                     known[ident] = ticket
+                threads.reached(ticket, item.place)
                 seen = item.seen
                 if seen is not None and (seen.mailbox, seen.uidvalidity, seen.uid) not in sources:
                     sources.add((seen.mailbox, seen.uidvalidity, seen.uid))
@@ -186,56 +208,68 @@ class Store:
                                        {"mailbox": seen.mailbox, "uid": seen.uid}))
                 results.append((ticket, created))
             s.flush()  # the tickets get their ids
-            for child, parent in threads.links:
-                child.parent_id = parent.id
+            threads.resolve()
             s.add_all([AuditEvent(ticket_id=t.id, actor=SYSTEM, event=name, detail=detail)
                        for t, name, detail in events])
+            # Heads locked in id order: two batches reopening the same tickets cannot deadlock.
+            for child, head in sorted(threads.links, key=lambda link: (link[1].id, link[0].id)):
+                lifecycle.follow_up(s, head, SYSTEM, ticket=child.id,
+                                    message_id=child.message_id)
             s.flush()
         return results
 
     def _new_ticket(self, s: Session, item: Recording, message_id: str | None, digest: str,
-                    ident: str, threads: _Threads, drafts: _DraftCounts,
+                    ident: str, threads: Threads,
                     events: list[tuple[Ticket, str, dict[str, Any]]]) -> Ticket:
+        """A ticket holding the decision it is given: the chain decided, the store records."""
         outcome, message, d = item.outcome, item.outcome.message, item.outcome.decision
+        sender = message.sender_address if message else None
         ticket = Ticket(
             identity=ident, message_id=message_id, digest=digest, origin=item.origin[:300],
             subject=(message.subject if message else "")[:2000],
             sender=(str(message.from_addresses[0]) if message and message.from_addresses
                     else (message.from_header if message else ""))[:400],
+            requester=sender.address[:320] if sender else None,
+            received_at=outcome.received_at,
             action=d.action.value, template=d.template, intent=d.intent,
             department=d.department, nominative=d.nominative, identifier=d.identifier,
             authenticated=d.authenticated, reasons=[str(r) for r in d.reasons],
             error=outcome.error, raw=item.raw, raw_size=len(item.raw),
-            status="quarantined" if d.action.value == "quarantine" else "open",
+            attachments=[a.to_json() for a in message.attachments] if message else [],
+            status=lifecycle.initial_state(d.action.value).value,
         )
         if message is not None:
             ticket.in_reply_to = (message.header("In-Reply-To") or "")[:998] or None
             ticket.references = (message.header("References") or "")[:8000] or None
-            parent = threads.parent(message.subject, ticket.in_reply_to, ticket.references)
-            if parent is not None and d.action.value != "ignore":
-                threads.link(ticket, parent)
-                parent.status = "open"
-                events.append((parent, "ticket.follow-up", {"message_id": message_id}))
+            head = threads.referred(message.subject, ticket.in_reply_to, ticket.references)
+            if head is not None and d.action.value != "ignore":
+                if may_join(head.requester, self._places(threads, head),
+                            arrival(outcome, item.place)):
+                    threads.link(ticket, head)
+                else:
+                    threads.mention(ticket, head)
             threads.add(ticket)
         s.add(ticket)
         dr = outcome.draft
-        if dr is not None and drafts.count(dr.to) >= self.max_drafts_per_day:
-            # Loop protection: a sender (or a responder) that keeps writing gets an agent,
-            # not yet another drafted reply.
-            ticket.action, ticket.template = "human", None
-            ticket.reasons = [*ticket.reasons,
-                              f"loop: déjà {self.max_drafts_per_day} brouillons préparés "
-                              f"pour {dr.to} depuis 24 h : à traiter par un agent"]
-            dr = None
         if dr is not None:
             ticket.drafts.append(DraftRow(
                 template=dr.template, department=dr.department, to_addr=dr.to,
                 subject=dr.subject, body=dr.body, in_reply_to=dr.in_reply_to))
-            drafts.added(dr.to)
         events.append((ticket, "ticket.created",
                        {"origin": item.origin[:300], "action": d.action.value,
-                        "template": d.template, "department": d.department}))
+                        "template": d.template, "department": d.department,
+                        "link": d.link}))
         return ticket
+
+    def _places(self, threads: Threads, head: Ticket) -> set[str]:
+        """Where a follow-up of ``head`` may arrive: the mailboxes it reached, and its
+        department's."""
+        places = set(threads.places(head))
+        department = (self.settings.department(head.department)
+                      if self.settings is not None and head.department else None)
+        if department is not None:
+            places.add(department.mailbox)
+        return places
 
     # -- queries ---------------------------------------------------------------------------
     def source_of(self, s: Session, mailbox: str, uidvalidity: int, uid: int
@@ -264,35 +298,6 @@ class Store:
         self.engine.dispose()
 
 
-def _root(s: Session, ticket: Ticket | None) -> Ticket | None:
-    while ticket is not None and ticket.parent_id is not None:
-        ticket = s.get(Ticket, ticket.parent_id)
-    return ticket
-
-
-_CHUNK = 500  # values per IN list: far below every database's limit on bound parameters
-
-
-def _in_chunks(s: Session, query: Callable[[list[Any]], Any], values: Iterable[Any]
-               ) -> list[Any]:
-    """The rows of ``query(chunk)`` for ``values`` cut into chunks."""
-    ordered = sorted(values)
-    out: list[Any] = []
-    for i in range(0, len(ordered), _CHUNK):
-        out += s.scalars(query(ordered[i:i + _CHUNK])).all()
-    return out
-
-
-def _references(outcome: Outcome) -> list[str]:
-    """The Message-IDs a message refers to (In-Reply-To, References)."""
-    message = outcome.message
-    if message is None:
-        return []
-    in_reply_to = (message.header("In-Reply-To") or "")[:998]
-    references = (message.header("References") or "")[:8000]
-    return _MESSAGE_IDS.findall(f"{in_reply_to} {references}")
-
-
 def _known_sources(s: Session, seen: list[Seen]) -> set[tuple[str, int, int]]:
     """The (mailbox, UIDVALIDITY, UID) of ``seen`` already recorded."""
     places: dict[tuple[str, int], set[int]] = {}
@@ -304,83 +309,8 @@ def _known_sources(s: Session, seen: list[Seen]) -> set[tuple[str, int, int]]:
             return select(TicketSource.uid).where(
                 TicketSource.mailbox == m, TicketSource.uidvalidity == v,
                 TicketSource.uid.in_(chunk))
-        out.update((mailbox, uidvalidity, int(uid)) for uid in _in_chunks(s, query, uids))
+        out.update((mailbox, uidvalidity, int(uid)) for uid in in_chunks(s, query, uids))
     return out
-
-
-class _Threads:
-    """Which ticket a follow-up belongs to, for a whole batch, in two queries.
-
-    By our reply's Message-ID (the outbox), else by the Message-ID of a ticket (the oldest one,
-    in the database or earlier in the batch), looked up from the last reference back, else by
-    the ticket reference we put in the subject of our replies; always the thread's root.
-    """
-
-    def __init__(self, s: Session, references: list[list[str]]) -> None:
-        self.s = s
-        wanted = {mid for refs in references for mid in refs}
-        self.outbox: dict[str, int] = {}
-        self.tickets: dict[str, Ticket] = {}
-        if wanted:
-            for item in _in_chunks(s, lambda chunk: select(OutboxItem).where(
-                    OutboxItem.message_id.in_(chunk)), wanted):
-                self.outbox[item.message_id] = item.ticket_id
-            found = _in_chunks(s, lambda chunk: select(Ticket).where(
-                Ticket.message_id.in_(chunk)), wanted)
-            for ticket in sorted(found, key=lambda t: t.id):
-                self.tickets.setdefault(ticket.message_id or "", ticket)
-        self.links: list[tuple[Ticket, Ticket]] = []  # (follow-up, root) to set after the flush
-        self._linked: dict[int, Ticket] = {}
-
-    def parent(self, subject: str, in_reply_to: str | None, references: str | None
-               ) -> Ticket | None:
-        ids = _MESSAGE_IDS.findall(f"{in_reply_to or ''} {references or ''}")
-        for mid in reversed(ids):
-            if mid in self.outbox:
-                return self.root(self.s.get(Ticket, self.outbox[mid]))
-            if mid in self.tickets:
-                return self.root(self.tickets[mid])
-        match = TICKET_REF.search(subject or "")
-        if match:
-            return self.root(self.s.get(Ticket, int(match.group(1))))
-        return None
-
-    def root(self, ticket: Ticket | None) -> Ticket | None:
-        if ticket is not None and id(ticket) in self._linked:  # a follow-up of this batch
-            return self._linked[id(ticket)]
-        return _root(self.s, ticket)
-
-    def link(self, child: Ticket, root: Ticket) -> None:
-        if root.id is not None:
-            child.parent_id = root.id
-        else:  # a ticket of this batch: its id comes with the flush
-            self.links.append((child, root))
-        self._linked[id(child)] = root
-
-    def add(self, ticket: Ticket) -> None:
-        """A ticket of this batch, found by its Message-ID by the follow-ups after it."""
-        if ticket.message_id:
-            self.tickets.setdefault(ticket.message_id, ticket)
-
-
-class _DraftCounts:
-    """Drafts prepared for each address since ``since``: the database's and this batch's."""
-
-    def __init__(self, s: Session, addresses: set[str], since: datetime) -> None:
-        self.counts: dict[str, int] = {}
-        ordered = sorted(addresses)
-        for i in range(0, len(ordered), _CHUNK):
-            self.counts.update((str(a), int(n)) for a, n in s.execute(
-                select(DraftRow.to_addr, func.count(DraftRow.id))
-                .where(DraftRow.to_addr.in_(ordered[i:i + _CHUNK]),
-                       DraftRow.created_at >= since)
-                .group_by(DraftRow.to_addr)))
-
-    def count(self, address: str) -> int:
-        return self.counts.get(address, 0)
-
-    def added(self, address: str) -> None:
-        self.counts[address] = self.count(address) + 1
 
 
 def _safe_url(url: str) -> str:

@@ -152,6 +152,7 @@ class DovecotServer:
         self.base_dir = self.root / "run"
         self.mail_dir = self.root / "mail"
         self._users: dict[str, str] = {}
+        self._secret_gid = -1  # the group that may read the passwd-files (root only)
         self._process: subprocess.Popen[bytes] | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -322,8 +323,13 @@ class DovecotServer:
         (self.root / "state").mkdir()
         if as_root:
             os.chown(self.mail_dir, mail_uid, mail_gid)
+        # The passwords are for Dovecot's auth process alone (it runs as the internal user):
+        # nobody else on the machine may read them.
         self.passwd_dir.mkdir()
-        self.passwd_dir.chmod(0o755)
+        self._secret_gid = mail_gid if as_root else -1
+        self.passwd_dir.chmod(0o750 if as_root else 0o700)
+        if as_root:
+            os.chown(self.passwd_dir, 0, mail_gid)
         self.config_path.write_text(
             _CONFIG_TEMPLATE.format(
                 root=self.root,
@@ -398,8 +404,12 @@ class DovecotServer:
         path = self.passwd_dir / name
         previous = path.stat().st_mtime_ns if path.exists() else None
         tmp = self.passwd_dir / f".{name}.tmp"
-        tmp.write_text(f"{name}:{{PLAIN}}{password}\n")
-        tmp.chmod(0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{name}:{{PLAIN}}{password}\n")
+        if self._secret_gid != -1:
+            os.chown(tmp, 0, self._secret_gid)
+            tmp.chmod(0o640)
         if previous is not None:
             # Dovecot notices a change by mtime (in seconds) or size: make sure one differs.
             later = max(time.time_ns(), previous + 1_000_000_000)

@@ -1,0 +1,237 @@
+"""The store's named queries: pages, commands and the decision chain's port call these, and
+none of them builds SQL of its own.
+
+The queue is filtered, counted, ordered and paged in the database, on thread heads, with the
+partial indexes ``ix_tickets_queue`` (department, state, time) and ``ix_tickets_heads``
+(state, time); a page of rows never loads a message's bytes and costs two queries whatever
+the size of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Subquery, func, literal, select, union_all
+from sqlalchemy.orm import Session, sessionmaker
+
+from triage import lifecycle  # a module reference: lifecycle imports the models too
+from triage.store.models import (
+    AuditEvent,
+    DraftRow,
+    OutboxItem,
+    Ticket,
+    TicketSource,
+    Transfer,
+)
+
+PER_PAGE = 50
+DAY = timedelta(days=1)
+
+
+# -- the queue ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """Whose queue: every ticket (``departments`` None, an admin) or some departments'.
+
+    A ticket with no decided department belongs to the departments of the mailboxes that
+    received it, so that someone can route it: ``mailboxes`` are those departments' ones.
+    """
+
+    departments: frozenset[str] | None
+    mailboxes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    scope: Scope
+    action: str | None = None
+    intent: str | None = None
+    statuses: tuple[str, ...] | None = None  # None: what is left to do (lifecycle.TODO)
+    oldest_first: bool = False
+    page: int = 1
+    per_page: int = PER_PAGE
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    created_at: datetime
+    department: str | None
+    action: str
+    intent: str
+    sender: str
+    subject: str
+    status: str
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    counts: dict[str, int] = field(default_factory=dict)  # by action, for the chosen states
+    total: int = 0  # rows matching every filter, over all pages (at most COUNT_CAP + 1)
+    page: int = 1
+    pages: int = 1
+    capped: bool = False  # more than COUNT_CAP rows: counts and pages are lower bounds
+
+
+#: Counts stop at this many rows: past it the page says « plus de 10 000 » rather than scan
+#: a department's whole history on every page load.
+COUNT_CAP = 10_000
+
+
+def _branches(q: QueueQuery) -> list[list[ColumnElement[bool]]]:
+    """The visible thread heads as disjoint sets of conditions, each with equalities only.
+
+    Kept apart rather than joined with OR or IN, so that each set is read in time order from
+    an index whose prefix it fixes (department or none, state) and a page stops after its
+    rows: per state asked for, the department's tickets, and the undecided ones that reached
+    one of the scope's mailboxes.
+    """
+    base: list[ColumnElement[bool]] = [Ticket.parent_id.is_(None)]
+    if q.intent:
+        base.append(Ticket.intent == q.intent)
+    statuses = lifecycle.TODO if q.statuses is None else q.statuses
+    per_state = [[*base, Ticket.status == str(v)] for v in statuses] if statuses else [base]
+    scope = q.scope
+    if scope.departments is None:
+        return per_state
+    branches = [[*b, Ticket.department == code] for b in per_state
+                for code in sorted(scope.departments)]
+    if scope.mailboxes:
+        # A probe per undecided head (an index lookup by ticket), not EXISTS: as a semi-join
+        # the planner may hash every source of the mailbox (all its mail) to find a few.
+        reached = (select(literal(1)).where(TicketSource.ticket_id == Ticket.id,
+                                            TicketSource.mailbox.in_(sorted(scope.mailboxes)))
+                   .limit(1).correlate(Ticket).scalar_subquery())
+        branches += [[*b, Ticket.department.is_(None), reached.is_not(None)] for b in per_state]
+    return branches
+
+
+def _union(selects: Sequence[Any]) -> Subquery:
+    """``UNION ALL`` of selects that each keep their own ORDER BY and LIMIT (each is wrapped
+    in a subquery: SQLite refuses them on the members of a compound select)."""
+    parts: list[Subquery] = [sel.subquery() for sel in selects]
+    if len(parts) == 1:
+        return parts[0]
+    return union_all(*[select(*p.c) for p in parts]).subquery()
+
+
+def queue(s: Session, q: QueueQuery) -> QueuePage:
+    """One page of the queue, the counts by action and the number of matching rows.
+
+    A few statements whatever the store's size: the counts (by action, per branch, stopping
+    at :data:`COUNT_CAP` rows in all) and the page (each branch read in order up to the
+    page's end from its index, merged, then the page's rows fetched by id). The message
+    bytes are never read.
+    """
+    branches = _branches(q)
+    counts: dict[str, int] = {}
+    for branch in branches:  # a later branch only when the earlier ones left room
+        room = COUNT_CAP + 1 - sum(counts.values())
+        if room <= 0:
+            break
+        limited = select(Ticket.action.label("action")).where(*branch).limit(room).subquery()
+        for action, n in s.execute(select(limited.c.action, func.count())
+                                   .group_by(limited.c.action)):
+            counts[str(action)] = counts.get(str(action), 0) + int(n)
+    capped = sum(counts.values()) > COUNT_CAP
+    total = counts.get(q.action, 0) if q.action else sum(counts.values())
+    if q.action:
+        branches = [[*b, Ticket.action == q.action] for b in branches]
+    # Pages stop with the counts: past COUNT_CAP rows, narrow the filters.
+    pages = max(1, -(-min(total, COUNT_CAP) // q.per_page))
+    page = min(max(1, q.page), pages)
+    end = page * q.per_page
+    if q.oldest_first:
+        def order(c: Any) -> tuple[Any, Any]:
+            return c.created_at.asc(), c.id.asc()
+    else:
+        def order(c: Any) -> tuple[Any, Any]:
+            return c.created_at.desc(), c.id.desc()
+    # The page's ids first, from the indexes alone (time and id are in them), then the 50
+    # rows' columns: the rows skipped or sorted away are never read from the table.
+    keys = _union([select(Ticket.id, Ticket.created_at).where(*b).order_by(*order(Ticket))
+                   .limit(end) for b in branches])
+    ids = select(keys.c.id).order_by(*order(keys.c)).limit(q.per_page).offset(
+        end - q.per_page).subquery()
+    rows = [QueueRow(*r) for r in s.execute(
+        select(Ticket.id, Ticket.created_at, Ticket.department, Ticket.action, Ticket.intent,
+               Ticket.sender, Ticket.subject, Ticket.status)
+        .join(ids, ids.c.id == Ticket.id).order_by(*order(Ticket)))]
+    return QueuePage(rows, counts, total, page, pages, capped)
+
+
+def status_counts(s: Session) -> dict[str, int]:
+    return {str(k): int(n) for k, n in s.execute(
+        select(Ticket.status, func.count(Ticket.id)).group_by(Ticket.status))}
+
+
+# -- one ticket ---------------------------------------------------------------------------
+def thread(s: Session, ticket: Ticket) -> list[Ticket]:
+    """The ticket and its follow-ups, oldest first."""
+    children = list(s.scalars(select(Ticket).where(Ticket.parent_id == ticket.id)
+                              .order_by(Ticket.id)))
+    return [ticket, *children]
+
+
+def history(s: Session, ids: Sequence[int]) -> list[AuditEvent]:
+    return list(s.scalars(select(AuditEvent).where(AuditEvent.ticket_id.in_(list(ids)))
+                          .order_by(AuditEvent.at, AuditEvent.id)))
+
+
+def outbox_of(s: Session, ids: Sequence[int]) -> list[OutboxItem]:
+    return list(s.scalars(select(OutboxItem).where(OutboxItem.ticket_id.in_(list(ids)))
+                          .order_by(OutboxItem.id)))
+
+
+def mailboxes_of(s: Session, ticket_id: int) -> list[str]:
+    return list(s.scalars(select(TicketSource.mailbox).where(
+        TicketSource.ticket_id == ticket_id).distinct()))
+
+
+def has_transfer(s: Session, ticket_id: int, target: str) -> bool:
+    return s.scalar(select(Transfer.id).where(Transfer.ticket_id == ticket_id,
+                                              Transfer.target == target)) is not None
+
+
+def find_ticket(s: Session, identity: str, message_id: str | None) -> Ticket | None:
+    """The ticket of a message: by its identity, else the latest with its Message-ID."""
+    found = s.scalar(select(Ticket).where(Ticket.identity == identity))
+    if found is None and message_id:
+        found = s.scalar(select(Ticket).where(Ticket.message_id == message_id)
+                         .order_by(Ticket.id.desc()).limit(1))
+    return found
+
+
+# -- the sender-history port of the decision chain --------------------------------------------
+class StoreHistory:
+    """:class:`triage.decision.SenderHistory` read from the store.
+
+    Counts the drafts prepared for an address for the messages received in the 24 hours up to
+    ``at``: all stored ones, or, with ``before``, only those of tickets older than that one
+    (deciding again a message the store holds, as of its arrival). Drafts decided in the
+    current batch and not yet stored are added by :meth:`drafted`, so a batch decides as the
+    same messages would one by one.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], before: int | None = None) -> None:
+        self.sessions = sessions
+        self.before = before
+        self.batch: list[tuple[str, datetime]] = []
+
+    def drafts_before(self, address: str, at: datetime) -> int:
+        where = [DraftRow.to_addr == address, Ticket.received_at > at - DAY,
+                 Ticket.received_at <= at]
+        if self.before is not None:
+            where.append(Ticket.id < self.before)
+        with self.sessions() as s:
+            stored = int(s.scalar(select(func.count(DraftRow.id))
+                                  .join(Ticket, Ticket.id == DraftRow.ticket_id)
+                                  .where(*where)) or 0)
+        return stored + sum(1 for a, t in self.batch if a == address and at - DAY < t <= at)
+
+    def drafted(self, address: str, at: datetime) -> None:
+        self.batch.append((address, at))
