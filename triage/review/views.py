@@ -18,7 +18,7 @@ from triage.lifecycle import Event, OutboxState, TicketState
 from triage.parse import Attachment, MessageView, attachment_content, html_body, parse_message
 from triage.review.agents import ticket_departments
 from triage.review.moderation import current_draft, head_of
-from triage.rules import trust
+from triage.rules import reasons_of, trust
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, queries
 from triage.store.queries import QueuePage, QueueQuery, Scope
 
@@ -112,8 +112,7 @@ def ticket_page(s: Session, settings: Settings, ticket: Ticket, agent: Agent) ->
 
 def trust_warnings(ticket: Ticket) -> list[str]:
     """The trust rule's warnings as decided at intake (its stored reasons), in its words."""
-    prefix = f"{trust.NAME}: "
-    return [r.removeprefix(prefix) for r in ticket.reasons if r.startswith(prefix)]
+    return reasons_of(trust.NAME, ticket.reasons)
 
 
 def manifest(ticket: Ticket, view: MessageView | None, settings: Settings | None = None
