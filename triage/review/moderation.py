@@ -25,7 +25,7 @@ from triage.parse import parse_message
 from triage.send.compose import ComposeError
 from triage.send.outbox import compose_item
 from triage.store import Agent, AuditEvent, DraftRow, Ticket, Transfer
-from triage.store.queries import has_transfer, thread
+from triage.store.queries import has_transfer, head_of, thread
 
 #: Templates whose approval needs the agent to confirm the sender's address is the account's.
 CONFIRM_ADDRESS = ("reset_password", "expired_password")
@@ -71,16 +71,6 @@ def audit(s: Session, ticket: Ticket, agent: Agent, event: str, **detail: object
 
 def viewed(s: Session, ticket: Ticket, agent: Agent) -> None:
     audit(s, ticket, agent, "ticket.viewed")
-
-
-def head_of(s: Session, ticket: Ticket) -> Ticket:
-    """The thread's head: actions on a follow-up act on its ticket."""
-    while ticket.parent_id is not None:
-        parent = s.get(Ticket, ticket.parent_id)
-        if parent is None:
-            break
-        ticket = parent
-    return ticket
 
 
 def handle(s: Session, settings: Settings, agent: Agent, ticket: Ticket, verb: Verb,
