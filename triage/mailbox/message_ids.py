@@ -11,9 +11,12 @@ of an answered request) goes through :func:`uids_with_message_id`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from triage.mailbox.connection import Connection
 from triage.parse import parse_message
+
+if TYPE_CHECKING:  # connection.py may call this module (Connection.uids_of): no import cycle
+    from triage.mailbox.connection import Connection
 
 _FIELD = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 
