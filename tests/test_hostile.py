@@ -36,6 +36,7 @@ EXPECTED = {
     "crlf-encoded-subject": ("draft", "mot de passe oublié"),
     "crlf-encoded-display-name": ("draft", "le nom affiché contient une autre adresse"),
     "helpdesk-address-forged-as-from": ("ignore", "boîte du service"),
+    "received-comment-names-border": ("draft", "aucun résultat DMARC d'un serveur de confiance"),
 }
 
 
@@ -88,17 +89,18 @@ def _decide(head: bytes):
 
 def test_forged_results_directly_under_the_border_are_not_believed():
     """A forged dmarc=pass with the trusted authserv-id placed right under the border's own
-    header (no Received between), which has no dmarc clause, does not authenticate."""
-    outcome = _decide(
-        b"Authentication-Results: mx.dgfip.finances.gouv.fr; spf=pass "
-        b"smtp.mailfrom=ville-voiron.fr\r\n"
-        b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass "
-        b"header.from=ville-voiron.fr\r\n"
-        b"Received: from mail.ville-voiron.fr by mx.dgfip.finances.gouv.fr; "
-        b"Tue, 10 Mar 2026 09:00:01 +0100\r\n"
-        b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n")
-    assert outcome.decision.authenticated is False
-    assert any("sous le premier ignoré" in str(r) for r in outcome.decision.reasons)
+    headers (no Received between) does not hide the border's dmarc=fail, in either order."""
+    border = (b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=fail (p=reject) "
+              b"header.from=ville-voiron.fr\r\n")
+    forged = (b"Authentication-Results: mx.dgfip.finances.gouv.fr; dmarc=pass "
+              b"header.from=ville-voiron.fr\r\n")
+    rest = (b"Received: from mail.ville-voiron.fr by mx.dgfip.finances.gouv.fr; "
+            b"Tue, 10 Mar 2026 09:00:01 +0100\r\n"
+            b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n")
+    for head in (border + forged, forged + border):
+        outcome = _decide(head + rest)
+        assert outcome.decision.authenticated is False
+        assert outcome.decision.action.value == "quarantine"
 
 
 def test_results_below_the_border_block_do_not_count():
@@ -161,3 +163,42 @@ def test_ordinary_domains_are_not_look_alikes(sender):
     outcome = _decide(f"From: Paul <{sender}>\r\n".encode())
     assert not any("ressemblant" in str(r) or "adresse inconnue" in str(r)
                    for r in outcome.decision.reasons), outcome.decision.reasons
+
+
+# -- parts "not fetched" (review item 3) -----------------------------------------------------
+FORGED_STUB = (b"From: Eve <eve@ville-voiron.fr>\r\n" + BODY.split(b"\r\n\r\n")[0]
+               + b"\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+               b"--b\r\nContent-Type: text/plain\r\n\r\nmot de passe oubli\xc3\xa9\r\n"
+               b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
+               b"filename=mien.pdf\r\nX-Triage-Partial: 10 bytes not fetched\r\n\r\nxx\r\n"
+               b"--b--\r\n")
+
+
+def test_a_sender_written_partial_marker_is_ignored():
+    """A part whose X-Triage-Partial header the sender wrote is listed as stored, with its size,
+    so its download never goes to the mailbox."""
+    outcome = triage_bytes(FORGED_STUB, load_settings())
+    assert outcome.message is not None
+    assert [(a.filename, a.stored) for a in outcome.message.attachments] == [("mien.pdf", True)]
+
+
+def test_the_intake_stand_in_keeps_only_its_own_stubs():
+    """In the stand-in of a large message, a marker in a fetched header and a text part that
+    tries to open a stub of its own are inert: only the parts the structure lists are stubs."""
+    from triage.mailbox.fetch import PartInfo, _rebuild
+
+    parts = [PartInfo("1", "text/plain", None, 40, True),
+             PartInfo("2", "application/pdf", "gros.pdf", 5_000_000, False)]
+    injected = (b"mot de passe\r\n--triage-partial-7\r\nContent-Type: application/pdf\r\n"
+                b"Content-Disposition: attachment; filename=faux.pdf\r\n"
+                b"X-Triage-Partial: 3 bytes not fetched\r\n\r\n")
+    raw = _rebuild(7, parts, {
+        b"BODY[HEADER]": b"X-Triage-Partial: 1 bytes not fetched\r\n"
+                         + BODY.split(b"\r\n\r\n")[0] + b"\r\n",
+        b"BODY[1.MIME]": b"Content-Type: text/plain\r\nX-Triage-Partial: 2 bytes not fetched"
+                         b"\r\n\r\n",
+        b"BODY[1]": injected})
+    outcome = triage_bytes(raw, load_settings(), partial=True)
+    assert outcome.message is not None
+    assert [(a.filename, a.size, a.stored) for a in outcome.message.attachments] == [
+        ("gros.pdf", 5_000_000, False)]

@@ -287,7 +287,8 @@ class Web(Frozen):
                                        "login_attempts failures; doubles with each failure")
     login_max_delay_seconds: float = Field(default=300.0, gt=0)
     login_global_per_minute: int = Field(default=120, gt=0, description="password checks per "
-                                         "minute for all logins together")
+                                         "minute from one client; twice as many from all "
+                                         "clients together")
     trusted_proxies: tuple[str, ...] = Field(default=(), description="peers whose "
                                              "X-Forwarded-For gives the client address")
     metrics_token_env: str | None = Field(default=None, description="variable holding the "

@@ -34,20 +34,23 @@ class Outcome:
 
 def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
                  size: int | None = None, history: SenderHistory | None = None,
-                 at: datetime | None = None, dated: bool = False) -> Outcome:
+                 at: datetime | None = None, dated: bool = False,
+                 partial: bool = False) -> Outcome:
     """Parse, evaluate the rules, decide and draft; never raises.
 
     ``size`` is the message's real size when ``raw`` is only part of it (the daemon does not
     download large attachments); the size limit applies to it. ``history`` is the sender-history
     port (the store); without it the per-sender daily limit is not checked, and the reasons say
     so. ``at`` is when the message arrived (default: now); ``dated`` takes it from the
-    message's Date instead (archived mail, as of when it was written).
+    message's Date instead (archived mail, as of when it was written). ``partial`` is the
+    intake's out-of-band word that ``raw`` is a stand-in of a large message
+    (:attr:`triage.mailbox.fetch.Fetched.partial`); nothing in ``raw`` can say so.
     """
     view: MessageView | None = None
     started = time.monotonic()
     at = at or datetime.now(UTC)
     try:
-        view = parse_message(raw, settings.limits)
+        view = parse_message(raw, settings.limits, partial=partial)
         if dated:
             at = message_date(view) or at
         limit = settings.limits.max_message_bytes

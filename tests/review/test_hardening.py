@@ -30,8 +30,10 @@ def secured(response) -> bool:
     return all(h in response.headers for h in HEADERS)
 
 
-def record(store: Store, settings: Settings, raw: bytes, name: str) -> int:
-    ticket, _ = store.record(triage_bytes(raw, settings), raw, origin=f"test:{name}")
+def record(store: Store, settings: Settings, raw: bytes, name: str, partial: bool = False
+           ) -> int:
+    ticket, _ = store.record(triage_bytes(raw, settings, partial=partial), raw,
+                             origin=f"test:{name}")
     return ticket.id
 
 
@@ -122,9 +124,9 @@ def test_failures_for_one_login_do_not_lock_out_the_address(settings, store):
     assert try_login(shared, "agent38", PASSWORD) == 303
 
 
-def test_backoff_grows_and_global_cap_holds(tmp_path, store_url):
-    """Past the free failures each attempt waits longer; past the global rate no password is
-    checked at all, and neither is a hard lock (a wait, told in Retry-After)."""
+def test_backoff_grows_and_per_client_cap_holds(tmp_path, store_url):
+    """Past the free failures each attempt waits longer; past the per-minute cap one client's
+    attempts wait without a password check, and neither is a hard lock (Retry-After)."""
     settings = make_settings(tmp_path, store={"url": store_url},
                              web={"login_attempts": 2, "login_delay_seconds": 100,
                                   "login_global_per_minute": 6})
@@ -137,12 +139,53 @@ def test_backoff_grows_and_global_cap_holds(tmp_path, store_url):
     page = c.get("/login")
     r = c.post("/login", data={"login": "agent38", "password": "x", "csrf": csrf_of(page.text)})
     assert r.status_code == 429 and 90 <= int(r.headers["retry-after"]) <= 101
-    others = [client_at(settings, store, f"198.51.100.{n}") for n in range(2, 8)]
-    codes = [try_login(o, f"nobody{n}", "x") for n, o in enumerate(others)]
-    assert codes[:4] == [401] * 4 and codes[4:] == [429, 429]  # 6 checks a minute in all
+    codes = [try_login(c, f"nobody{n}", "x") for n in range(6)]
+    assert codes == [401] * 4 + [429] * 2  # 6 checks a minute from one client
     with store.session() as s:
         assert s.scalar(select(LoginAttempt.id).where(LoginAttempt.login == "nobody5")) is None
     store.dispose()
+
+
+def test_one_client_cannot_lock_every_agent_out(tmp_path, store_url):
+    """One client that spends the whole per-minute budget of password checks does not refuse
+    an agent's right password from another client."""
+    settings = make_settings(tmp_path, store={"url": store_url},
+                             web={"login_global_per_minute": 6})
+    store = Store.open(settings)
+    with store.session() as s:
+        agents.add_agent(s, settings, "agent38", PASSWORD, ["38"])
+        s.commit()
+    evil = client_at(settings, store, "203.0.113.9")
+    assert [try_login(evil, f"nobody{n}", "x") for n in range(7)] == [401] * 6 + [429]
+    assert try_login(client_at(settings, store, "198.51.100.7"), "agent38", PASSWORD) == 303
+    store.dispose()
+
+
+def test_global_ceiling_spares_a_known_good_client(tmp_path, store_url):
+    """Past twice the per-client cap from all clients together no new client's password is
+    checked, but an agent who logged in from this client before still gets in."""
+    settings = make_settings(tmp_path, store={"url": store_url},
+                             web={"login_global_per_minute": 3})
+    store = Store.open(settings)
+    with store.session() as s:
+        agents.add_agent(s, settings, "agent38", PASSWORD, ["38"])
+        s.commit()
+    assert try_login(client_at(settings, store, "10.0.0.38"), "agent38", PASSWORD) == 303
+    crowd = [try_login(client_at(settings, store, f"203.0.113.{n}"), "nobody", "x")
+             for n in range(6)]
+    assert crowd == [401] * 5 + [429]  # 6 checks a minute from all clients together
+    assert try_login(client_at(settings, store, "198.51.100.7"), "agent38", PASSWORD) == 429
+    assert try_login(client_at(settings, store, "10.0.0.38"), "agent38", PASSWORD) == 303
+    store.dispose()
+
+
+@pytest.mark.parametrize("page", ["%C2%B2", "1" * 5000, "%D9%A3", "-1", "+1", " 1"])
+def test_malformed_queue_page_number_is_the_first_page(client, page):
+    """A page number that is not 1 to 6 ASCII digits (a superscript, Arabic-Indic digits,
+    5,000 digits) shows the first page, never a 500."""
+    login(client, "agent38")
+    r = client.get(f"/?page={page}")
+    assert r.status_code == 200 and secured(r)
 
 
 def test_unknown_login_costs_one_password_check(client, monkeypatch):
@@ -321,7 +364,7 @@ def test_attachment_of_a_large_message_is_never_an_empty_file(client, store, set
              PartInfo("2", "application/pdf", "gros.pdf", 5_000_000, False)]
     raw = _rebuild(7, parts, {b"BODY[HEADER]": HEAD % 4, b"BODY[1.MIME]": b"Content-Type: "
                               b"text/plain\r\n\r\n", b"BODY[1]": b"J'ai perdu mon mot de passe"})
-    tid = record(store, settings, raw, "large")
+    tid = record(store, settings, raw, "large", partial=True)
     login(client, "admin")
     page = client.get(f"/tickets/{tid}").text
     assert "gros.pdf" in page and "lue dans la boîte aux lettres" in page
@@ -370,6 +413,117 @@ def test_attachment_of_a_large_message_comes_from_the_mailbox(dovecot, tmp_path)
         assert b"Subject: fwd" in got[1].content
     finally:
         store.dispose()
+
+
+def _intake(dovecot, tmp_path, *raws: bytes, **imap: int):
+    """Deploy one department on Dovecot, deliver ``raws`` and run the daemon once."""
+    import subprocess
+    import sys
+
+    from triage.testing.intake import deploy
+
+    if not dovecot.running:
+        dovecot.start()
+    dep = deploy(dovecot, tmp_path, codes=("38",), imap=imap)
+    account = dep.account_of("38")
+    for raw in raws:
+        dovecot.append(account.user, account.password, "INBOX", raw)
+    run = subprocess.run([sys.executable, "-m", "triage", "run", "--once", "--config",
+                          str(dep.config_path)], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    return dep
+
+
+def _download(dep, requester: str) -> tuple[list[bool], list]:
+    """(the stored flags of the requester's manifest, the download of each entry) as admin."""
+    store = Store.open(dep.settings)
+    try:
+        with store.session() as s:
+            ticket = s.scalar(select(Ticket).where(Ticket.requester == requester))
+            assert ticket is not None and ticket.attachments is not None
+            agents.add_agent(s, dep.settings, "admin", PASSWORD, ["38"], role="admin")
+            s.commit()
+        with TestClient(create_app(dep.settings, store), base_url="http://127.0.0.1") as c:
+            login(c, "admin")
+            got = [c.get(f"/tickets/{ticket.id}/attachments/{i}")
+                   for i in range(len(ticket.attachments))]
+        return [a["stored"] for a in ticket.attachments], got
+    finally:
+        store.dispose()
+
+
+VICTIM = (b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n" + TO
+          + b"Subject: mot de passe\r\nMessage-ID: <victim.1@ville-voiron.fr>\r\n")
+SECRET = b"%PDF-SECRET-OF-VICTIM" * 300
+
+
+def _eve(message_id: bytes) -> bytes:
+    return (b"From: Eve <eve@ville-voiron.fr>\r\n" + TO + b"Subject: mot de passe\r\n"
+            b"Message-ID: " + message_id + b"\r\n")
+
+
+def test_a_sender_cannot_mark_a_part_as_not_fetched(dovecot, tmp_path):
+    """Through Dovecot: an X-Triage-Partial header written by the sender is ignored, so the
+    sender's part is served from the stored message, never looked up in the mailbox."""
+    forged = (b"Content-Type: application/pdf\r\nContent-Disposition: attachment; "
+              b"filename=mien.pdf\r\nX-Triage-Partial: 10 bytes not fetched\r\n\r\nxx\r\n")
+    dep = _intake(dovecot, tmp_path, multipart(TEXT, pdf(b"victime.pdf", SECRET), head=VICTIM),
+                  multipart(TEXT, forged, head=_eve(b"<.>")))
+    stored, got = _download(dep, "eve@ville-voiron.fr")
+    assert stored == [True]
+    assert got[0].status_code == 200 and b"SECRET-OF-VICTIM" not in got[0].content
+
+
+def test_a_part_not_fetched_comes_from_the_message_with_that_exact_message_id(dovecot, tmp_path):
+    """Through Dovecot: a large message's attachment is read from the message whose Message-ID
+    is exactly the ticket's, never from another one that merely contains it."""
+    mine = b"%PDF-EVE-" + bytes(range(256)) * 40
+    dep = _intake(dovecot, tmp_path, multipart(TEXT, pdf(b"victime.pdf", SECRET), head=VICTIM),
+                  multipart(TEXT, pdf(b"mien.pdf", mine), head=_eve(b"<.>")),
+                  full_fetch_bytes=4096)
+    stored, got = _download(dep, "eve@ville-voiron.fr")
+    assert stored == [False]
+    assert got[0].status_code == 200 and got[0].content == mine
+
+
+def test_a_non_ascii_message_id_is_no_500_on_download(dovecot, tmp_path):
+    """Through Dovecot: the attachment of a large message with a non-ASCII Message-ID downloads
+    (searched with CHARSET UTF-8), never a 500."""
+    mine = b"%PDF-ETE-" + bytes(range(256)) * 40
+    dep = _intake(dovecot, tmp_path,
+                  multipart(TEXT, pdf(b"mien.pdf", mine), head=_eve(b"<\xc3\xa9t\xc3\xa9@x>")),
+                  full_fetch_bytes=4096)
+    stored, got = _download(dep, "eve@ville-voiron.fr")
+    assert stored == [False]
+    assert got[0].status_code == 200 and got[0].content == mine
+
+
+def test_lookup_by_message_id_is_exact_and_pins_a_known_uid(dovecot, tmp_path):
+    """Through Dovecot: the lookup by Message-ID answers only the message whose Message-ID is
+    exactly the one asked (not every one containing it), UTF-8 ones too, and checks a recorded
+    UID the same way."""
+    from triage.mailbox.connection import Connection
+    from triage.mailbox.message_ids import uids_with_message_id
+    from triage.testing.intake import deploy
+
+    if not dovecot.running:
+        dovecot.start()
+    dep = deploy(dovecot, tmp_path, codes=("38",))
+    account = dep.account_of("38")
+    for head in (VICTIM, _eve(b"<.>"), _eve(b"<\xc3\xa9t\xc3\xa9@x>")):
+        dovecot.append(account.user, account.password, "INBOX", head + b"\r\ntexte\r\n")
+    box = dep.settings.mailboxes[0]
+    with Connection(dep.settings, box).open() as conn:
+        conn.examine(dep.settings.mailbox_folders(box).watch)
+        victim, eve, ete = conn.uids()
+        assert uids_with_message_id(conn, ".") == [eve]
+        assert uids_with_message_id(conn, "<.>") == [eve]
+        assert uids_with_message_id(conn, "victim.1@ville-voiron.fr") == [victim]
+        assert uids_with_message_id(conn, "ville-voiron.fr") == []
+        assert uids_with_message_id(conn, "\u00e9t\u00e9@x") == [ete]
+        assert uids_with_message_id(conn, ".", among=[victim]) == []
+        assert uids_with_message_id(conn, ".", among=[eve]) == [eve]
 
 
 def test_bidi_controls_are_removed_from_names(client, store, settings):

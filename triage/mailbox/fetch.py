@@ -11,6 +11,7 @@ alone: people may read the mailbox in their own client at the same time.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 from triage.mailbox.protocol import MailboxConnection
 
 PARTIAL_HEADER = "X-Triage-Partial"
+#: The marker as a sender may have written it in a fetched header: removed from the stand-in,
+#: so that the only markers in it are the intake's.
+_SENDER_MARKER = re.compile(rb"(?im)^x-triage-partial:.*(\r?\n[ \t].*)*(\r?\n|$)")
 
 
 @dataclass(frozen=True)
@@ -134,14 +138,16 @@ def _partial_items(parts: list[PartInfo], max_text_bytes: int | None = None) -> 
 def _rebuild(uid: int, parts: list[PartInfo], data: dict[bytes, Any]) -> bytes:
     """The stand-in message: the header, the text parts, a stub for every other part."""
     texts = _texts(parts)
-    header = data.get(b"BODY[HEADER]") or b""
+    header = _SENDER_MARKER.sub(b"", data.get(b"BODY[HEADER]") or b"")
     header = re.sub(rb"(?im)^(content-type|content-transfer-encoding):.*(\r?\n[ \t].*)*\r?\n",
                     b"", header).rstrip(b"\r\n")
-    boundary = f"triage-partial-{uid}".encode()
+    # Unguessable, so that no fetched text can close a part and open a stub of its own.
+    boundary = f"triage-partial-{uid}-{secrets.token_hex(12)}".encode()
     body = [header, f"\r\n{PARTIAL_HEADER}: only headers and text parts were fetched".encode(),
             b"\r\nContent-Type: multipart/mixed; boundary=\"" + boundary + b"\"\r\n\r\n"]
     for p in texts:
-        mime = data.get(f"BODY[{p.section}.MIME]".encode()) or b"Content-Type: text/plain\r\n\r\n"
+        mime = _SENDER_MARKER.sub(b"", data.get(f"BODY[{p.section}.MIME]".encode())
+                                  or b"Content-Type: text/plain\r\n\r\n")
         body += [b"--" + boundary + b"\r\n", mime.rstrip(b"\r\n") + b"\r\n\r\n",
                  data.get(f"BODY[{p.section}]".encode())
                  or data.get(f"BODY[{p.section}]<0>".encode()) or b"", b"\r\n"]

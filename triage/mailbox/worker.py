@@ -355,7 +355,8 @@ class MailboxWorker:
         """
         mailbox = self.box.address
         history = self.store.history()  # the sender-history port, counting this batch too
-        outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size, history=history))
+        outcomes = [(f, triage_bytes(f.raw, settings, mailbox, size=f.size, history=history,
+                                     partial=f.partial))
                     for f in batch.fetched]
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:

@@ -35,8 +35,15 @@ _REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status",
                  "message/disposition-notification", "message/feedback-report")
 
 
-def parse_message(raw: bytes, limits: Limits | None = None) -> MessageView:
-    """Parse ``raw`` into a view. Limits exceeded are recorded in ``violations``."""
+def parse_message(raw: bytes, limits: Limits | None = None, *,
+                  partial: bool = False) -> MessageView:
+    """Parse ``raw`` into a view. Limits exceeded are recorded in ``violations``.
+
+    ``partial`` is the intake's word, out of band, that ``raw`` is the stand-in
+    :mod:`triage.mailbox.fetch` rebuilt for a large message: only then are its stubs read as
+    parts not fetched. A sender can write any header, so in a message as received the marker
+    means nothing (the part is listed with what it holds).
+    """
     limits = limits or Limits()
     defects: list[str] = []
     content = _strip_padding(raw, defects)
@@ -57,7 +64,8 @@ def parse_message(raw: bytes, limits: Limits | None = None) -> MessageView:
     attachments: list[Attachment] = []
     part_types: list[str] = []
     if not headers_only:
-        text, attachments, part_types, report = _body(msg, limits, defects, violations)
+        text, attachments, part_types, report = _body(msg, limits, defects, violations,
+                                                       partial)
     text = text[: limits.max_text_chars]
     split = split_quoted(text)
     subject = (get_all("subject") or [""])[0]
@@ -238,7 +246,8 @@ def _walk(msg: email.message.Message, limits: Limits, violations: list[str]
 
 
 def _body(msg: email.message.Message, limits: Limits, defects: list[str],
-          violations: list[str]) -> tuple[str, list[Attachment], list[str], str | None]:
+          violations: list[str], partial: bool = False
+          ) -> tuple[str, list[Attachment], list[str], str | None]:
     """The text, the attachments, the part types, and the type of the message's own report."""
     plain: list[str] = []
     html: list[str] = []
@@ -253,7 +262,7 @@ def _body(msg: email.message.Message, limits: Limits, defects: list[str],
         if ctype in _REPORT_TYPES and not inner and report is None:
             report = ctype
         if is_attachment(part):
-            attachments.append(_manifest_entry(part, len(attachments), section))
+            attachments.append(_manifest_entry(part, len(attachments), section, partial))
             continue
         if part.is_multipart() or part.get_content_maintype() == "message":
             continue
@@ -291,14 +300,16 @@ def is_attachment(part: email.message.Message) -> bool:
 
 
 #: The stub :mod:`triage.mailbox.fetch` leaves for a part of a large message it did not fetch
-#: carries this header with the part's announced size ("12345 bytes not fetched").
+#: carries this header with the part's announced size ("12345 bytes not fetched"); it is read
+#: only in a stand-in the intake said it rebuilt (``parse_message(partial=True)``).
 _NOT_FETCHED = re.compile(r"^\s*(\d+) bytes not fetched")
 
 
-def _manifest_entry(part: email.message.Message, index: int, section: str) -> Attachment:
+def _manifest_entry(part: email.message.Message, index: int, section: str,
+                    partial: bool) -> Attachment:
     ctype = part.get_content_type()
     default = "message.eml" if ctype.startswith("message/") else ""
-    stub = _NOT_FETCHED.match(str(part.get("X-Triage-Partial", "")))
+    stub = _NOT_FETCHED.match(str(part.get("X-Triage-Partial", ""))) if partial else None
     size = int(stub.group(1)) if stub else _size(part)
     return Attachment(display_name(_filename(part) or default), ctype, size, index, section,
                       stored=stub is None)

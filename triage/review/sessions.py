@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
@@ -214,19 +214,28 @@ def verify_login(s: Session, login: str, password: str) -> Agent | None:
 
 def login_wait(s: Session, settings: Settings, login: str, client: str,
                now: datetime | None = None) -> float:
-    """Seconds before a password may be checked for ``login`` from ``client``; 0 for now."""
+    """Seconds before a password may be checked for ``login`` from ``client``; 0 for now.
+
+    Argon2 is costly, so checks are counted per minute, but never so that one client can
+    refuse another: one client gets ``login_global_per_minute`` checks; all clients together
+    twice as many, beyond which only a (login, client) pair that succeeded within the login
+    window is still checked (an agent at their usual desk). Failures for one login from one
+    client then wait longer and longer (``login_delay_seconds`` doubled).
+    """
     web = settings.web
     now = now or datetime.now(UTC)
-    minute_ago = now - timedelta(minutes=1)
-    recent = list(s.scalars(select(LoginAttempt.at).where(LoginAttempt.at >= minute_ago)
-                            .order_by(LoginAttempt.at.desc()).limit(web.login_global_per_minute)))
-    if len(recent) >= web.login_global_per_minute:
-        return max(1.0, 60.0 - (now - _aware(recent[-1])).total_seconds())
     since = now - timedelta(minutes=web.login_window_minutes)
     last_ok = s.scalar(select(func.max(LoginAttempt.at)).where(
         LoginAttempt.login == login, LoginAttempt.address == client,
         LoginAttempt.success.is_(True)))
-    if last_ok is not None and _aware(last_ok) > since:
+    known_good = last_ok is not None and _aware(last_ok) > since
+    cap = web.login_global_per_minute
+    wait = _minute_spent(s, now, cap, LoginAttempt.address == client)
+    if not wait and not known_good:
+        wait = _minute_spent(s, now, 2 * cap)
+    if wait:
+        return wait
+    if known_good and last_ok is not None:
         since = _aware(last_ok)
     failures = list(s.scalars(select(LoginAttempt.at).where(
         LoginAttempt.login == login, LoginAttempt.address == client,
@@ -237,6 +246,18 @@ def login_wait(s: Session, settings: Settings, login: str, client: str,
         return 0.0
     delay = min(web.login_max_delay_seconds, web.login_delay_seconds * 2.0 ** min(over, 30))
     return max(0.0, delay - (now - _aware(failures[0])).total_seconds())
+
+
+def _minute_spent(s: Session, now: datetime, limit: int, *where: ColumnElement[bool]
+                  ) -> float:
+    """Seconds until fewer than ``limit`` attempts (of those ``where`` selects) fall within the
+    last minute; 0 when already so."""
+    recent = list(s.scalars(select(LoginAttempt.at).where(
+        LoginAttempt.at >= now - timedelta(minutes=1), *where)
+        .order_by(LoginAttempt.at.desc()).limit(limit)))
+    if len(recent) < limit:
+        return 0.0
+    return max(1.0, 60.0 - (now - _aware(recent[-1])).total_seconds())
 
 
 def record_attempt(s: Session, login: str, address: str, success: bool) -> None:

@@ -224,7 +224,9 @@ class ReviewApp:
         intent = q.get("intent") if q.get("intent") in views.INTENTS else None
         status = q.get("status") if q.get("status") in ("todo", "all", *views.STATUSES) else "todo"
         order = "oldest" if q.get("order") == "oldest" else "newest"
-        page_number = int(q["page"]) if q.get("page", "").isdigit() else 1
+        # str.isdigit() also accepts '²' and other digits int() refuses, and any length.
+        raw_page = q.get("page", "")
+        page_number = int(raw_page) if re.fullmatch(r"[0-9]{1,6}", raw_page) else 1
         page = views.queue(s, self.settings(), agent, action, intent, status or "todo", order,
                            page_number)
         return self.render(request, "queue.html", {
