@@ -175,3 +175,31 @@ def test_sigkill_after_acceptance_sends_once(world, relay):
     assert again.returncode == 0, again.stderr[-2000:]
     assert outbox_state(store)[0] == "sent"
     assert len(relay.messages) == 1
+
+
+def test_filing_an_answered_request_finds_only_its_exact_message_id(dovecot, tmp_path):
+    """Through Dovecot: the sender's lookup of the answered request (``Connection.uids_of``)
+    names only the message whose Message-ID is exactly the ticket's, not every message whose
+    Message-ID contains it (IMAP SEARCH HEADER is a substring match), so a sender whose
+    Message-ID is ``<.>`` cannot have other people's waiting mail filed as handled."""
+    from triage.mailbox.connection import Connection
+    from triage.testing.intake import deploy
+
+    if not dovecot.running:
+        dovecot.start()
+    dep = deploy(dovecot, tmp_path, codes=("38",))
+    account = dep.account_of("38")
+    to = b"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\nSubject: mot de passe\r\n"
+    for sender, message_id in ((b"paul.martin@ville-voiron.fr", b"<victim.1@ville-voiron.fr>"),
+                               (b"eve@ville-voiron.fr", b"<.>")):
+        dovecot.append(account.user, account.password, "INBOX",
+                       b"From: " + sender + b"\r\n" + to + b"Message-ID: " + message_id
+                       + b"\r\n\r\ntexte\r\n")
+    box = dep.settings.mailboxes[0]
+    watch = dep.settings.mailbox_folders(box).watch
+    with Connection(dep.settings, box).open() as conn:
+        conn.examine(watch)
+        victim, eve = conn.uids()
+        assert conn.uids_of(watch, "<.>") == [eve]
+        assert conn.uids_of(watch, "victim.1@ville-voiron.fr") == [victim]
+        assert conn.uids_of(watch, "ville-voiron.fr") == []

@@ -46,6 +46,7 @@ from triage.errors import (
     LoginRefused,
     PeerError,
 )
+from triage.mailbox.message_ids import uids_with_message_id
 from triage.mailbox.protocol import (
     DEFAULT_SENT,
     ConnectionFactory,
@@ -456,9 +457,16 @@ class Connection:
             if name not in self._existing and not self.imap.folder_exists(name):
                 return []
         self.select(configured)
+        wanted = message_id.strip().removeprefix("<").removesuffix(">")
+        if not wanted:
+            return []
         with self.guard("SEARCH", name):
-            return sorted(int(u) for u in self.imap.search(
-                ["NOT", "DELETED", "HEADER", "Message-ID", message_id]))
+            # SEARCH HEADER is a substring match: it only narrows the candidates, and
+            # uids_with_message_id keeps those whose Message-ID is exactly the one asked.
+            candidates = [int(u) for u in self.imap.search(
+                ["NOT", "DELETED", "HEADER", "Message-ID", wanted],
+                None if wanted.isascii() else "UTF-8")]
+            return uids_with_message_id(self, wanted, among=candidates)
 
     def oldest_arrival(self) -> datetime | None:
         """When the oldest message waiting in the selected folder arrived (INTERNALDATE)."""
