@@ -102,9 +102,10 @@ def run_case(store: Store, settings, agent: Agent, args: dict[str, object],  # t
     for _ in range(repeat):
         started = time.perf_counter()
         with store.session() as s:
-            page = views.queue(s, settings, agent, args.get("action"),  # type: ignore[arg-type]
-                               args.get("intent"), str(args["status"]),  # type: ignore[arg-type]
-                               str(args.get("order", "newest")), int(args.get("page", 1)))  # type: ignore[call-overload]
+            page = views.queue(s, settings, agent, views.Filters(
+                args.get("action"), args.get("intent"),  # type: ignore[arg-type]
+                str(args["status"]), str(args.get("order", "newest")),
+                int(args.get("page", 1))))  # type: ignore[call-overload]
             assert page.rows or int(args.get("page", 1)) > 1  # type: ignore[call-overload]
         timings.append((time.perf_counter() - started) * 1000)
     timings.sort()

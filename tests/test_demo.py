@@ -187,7 +187,8 @@ def test_demo_triages_serves_sends_and_leaves_nothing(imap, tmp_path):
             body = html.unescape(re.search(r'<textarea name="body"[^>]*>(.*?)</textarea>',
                                            page, re.S).group(1))
             r = client.post(f"/tickets/{ticket}/approve", follow_redirects=True, data={
-                "csrf": csrf_of(page), "body": body, "address_confirmed": "yes"})
+                "csrf": csrf_of(page), "body": body, "address_confirmed": "yes",
+                                                     "reset_confirmed": "yes"})
             assert "Réponse validée" in r.text
             deadline = time.monotonic() + 30
             while True:

@@ -458,7 +458,8 @@ def test_demo_sent_page_is_scoped_by_department(settings, store):
     with store.session() as s:
         ticket = s.get(Ticket, own)
         admin = s.scalar(select(agents.Agent).where(agents.Agent.login == "admin"))
-        handle(s, settings, admin, ticket, Verb.APPROVE, {"address_confirmed": "yes"})
+        handle(s, settings, admin, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+                                                          "reset_confirmed": "yes"})
         s.commit()
         from triage.store import OutboxItem
 
