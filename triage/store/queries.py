@@ -210,7 +210,7 @@ def queue(s: Session, q: QueueQuery) -> QueuePage:
                    .limit(end) for b in branches])
     ids = select(keys.c.id).order_by(*order(keys.c)).limit(q.per_page).offset(
         end - q.per_page).subquery()
-    rows = [QueueRow(*r) for r in s.execute(
+    rows = [QueueRow(**r._mapping) for r in s.execute(
         select(Ticket.id, Ticket.created_at, Ticket.department, Ticket.action, Ticket.intent,
                Ticket.sender, Ticket.subject, Ticket.status, Ticket.held_by, Ticket.held_at)
         .join(ids, ids.c.id == Ticket.id).order_by(*order(Ticket)))]
