@@ -25,6 +25,7 @@ from triage.config import Limits, Settings, load_settings
 from triage.parse import parse_message
 from triage.parse.mime import split_params
 from triage.pipeline import Outcome, triage_bytes
+from triage.rules import label
 
 HEAD = (b"From: Jeanne Martin <jeanne.martin@mairie-bozel.fr>\r\n"
         b"To: ddfip73.pgp.spl-pes@dgfip.finances.gouv.fr\r\n"
@@ -165,7 +166,8 @@ def test_bad_input_gets_a_clear_outcome(config, make, limit_reason):
     if limit_reason is not None:
         assert outcome.decision.action.value == "quarantine"
         assert outcome.decision.link == "limits"
-        assert any(r.startswith("limits:") and limit_reason in r.lower() for r in reasons), reasons
+        assert any(r.startswith(f"{label('limits')} :") and limit_reason in r.lower()
+                   for r in reasons), reasons
     else:
         assert not outcome.message.violations, outcome.message.violations
         assert outcome.decision.link != "limits"
@@ -298,8 +300,8 @@ def test_cli_explains_bad_files(tmp_path):
     assert len(rows) == len(chosen)
     for row in rows:
         assert row["action"] in ("ignore", "quarantine", "human", "draft")
-        assert not any(r.startswith("pipeline:") for r in row["reasons"]), row
+        assert not any(r.startswith(f"{label('pipeline')} :") for r in row["reasons"]), row
         if Path(row["source"]).stem in ("02", "03", "04", "05", "06"):
             assert row["action"] == "quarantine"
-            assert any(r.startswith("limits:") for r in row["reasons"])
+            assert any(r.startswith(f"{label('limits')} :") for r in row["reasons"])
     assert elapsed < 10 * MAX_SECONDS

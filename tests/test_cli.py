@@ -11,7 +11,7 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent / "data"
 DEV = DATA / "dev"
 KEYS = ["source", "message_id", "action", "template", "intent", "department", "nominative",
-        "identifier", "reasons"]
+        "identifier", "reasons", "rules"]
 
 
 def triage(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -97,7 +97,7 @@ def test_replay_records_once(tmp_path):
     row = db.execute("select action, template, department, reasons from tickets "
                      "where origin like '%020.eml'").fetchone()
     assert row[:3] == ("draft", "reset_password", "26")
-    assert "department" in row[3]
+    assert any(r.startswith("Département : ") for r in json.loads(row[3]))
 
 
 def _config_in(tmp_path: Path) -> Path:

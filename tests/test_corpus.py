@@ -24,11 +24,12 @@ import pytest
 from triage.config import load_settings
 from triage.decision import Action
 from triage.pipeline import triage_bytes
+from triage.rules import label
 from triage.sources import iter_sources
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = ["source", "message_id", "action", "template", "intent", "department", "nominative",
-        "identifier", "reasons"]
+        "identifier", "reasons", "rules"]
 #: The kinds of INDEX.tsv that are machine-sent replies: never answered.
 AUTOMATIC_KINDS = {"bounce", "auto-reply", "arf-feedback-report", "mdn-read-receipt"}
 #: Seconds the whole corpus may take through the engine (about 10 s on a 2-core machine).
@@ -103,7 +104,7 @@ def test_cli_explains_the_whole_corpus():
     assert [r["source"] for r in records] == expected
     assert all(r["action"] in {a.value for a in Action} for r in records)
     internal = [r["source"] for r in records if any(
-        reason.startswith("pipeline:") for reason in r["reasons"])]
+        reason.startswith(f"{label('pipeline')} :") for reason in r["reasons"])]
     assert not internal, internal
 
 

@@ -106,6 +106,7 @@ def explain(config_path: Path | None, as_json: bool, mailbox: str | None, with_h
                 "nominative": d.nominative,
                 "identifier": d.identifier,
                 "reasons": [str(r) for r in d.reasons],
+                "rules": _rules_described(d.reasons),
             }
             if as_json:
                 click.echo(json.dumps(record, ensure_ascii=False))
@@ -136,15 +137,36 @@ def _existing_store(settings: Settings):  # type: ignore[no-untyped-def]
         return None
 
 
+def _rules_described(reasons: Any) -> dict[str, str]:
+    """Label -> description of each rule that gave a reason, in order."""
+    from triage import rules
+
+    out: dict[str, str] = {}
+    for reason in reasons:
+        described = rules.description(reason.rule)
+        if described:
+            out.setdefault(rules.label(reason.rule), described)
+    return out
+
+
 def _explain_text(record: dict[str, Any], outcome: Any) -> str:
+    from triage import rules
+
     lines = [f"{record['source']}",
              f"  action: {record['action']}" + (f" ({record['template']})" if record["template"]
                                                  else ""),
              f"  intent: {record['intent']}   department: {record['department'] or 'none'}   "
              f"nominative: {'yes' if record['nominative'] else 'no'}   "
              f"identifier: {record['identifier'] or 'none'}",
-             "  reasons:"]
-    lines += [f"    - {r}" for r in record["reasons"]]
+             "  reasons (by rule: what it judges, then what it found):"]
+    current = None
+    for reason in outcome.decision.reasons:
+        if reason.rule != current:
+            current = reason.rule
+            described = rules.description(reason.rule)
+            lines.append(f"    {rules.label(reason.rule)}" + (f" — {described}" if described
+                                                             else ""))
+        lines.append(f"      - {reason.text}")
     if outcome.draft is not None:
         lines += ["  draft:", f"    To: {outcome.draft.to}",
                   f"    Subject: {outcome.draft.subject}"]
@@ -156,9 +178,14 @@ def _explain_text(record: dict[str, Any], outcome: Any) -> str:
 @CONFIG_OPTION
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=None,
               help="Exit 1 when the share of fully right messages is below this.")
+@click.option("--max-wrong-drafts", type=click.IntRange(min=0), default=None,
+              help="Exit 1 when more drafts than this are wrong (drafted for a message that "
+                   "wants none, or from another template).")
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def eval_command(config_path: Path | None, min_accuracy: float | None, folder: Path) -> None:
-    """Compare decisions with FOLDER/labels.tsv: accuracy per field, confusion, errors."""
+def eval_command(config_path: Path | None, min_accuracy: float | None,
+                 max_wrong_drafts: int | None, folder: Path) -> None:
+    """Compare decisions with FOLDER/labels.tsv: accuracy per field, confusion matrices of
+    actions and templates, draft precision, errors."""
     from triage.evaluate import evaluate_folder
 
     settings = settings_or_exit(config_path)
@@ -168,8 +195,15 @@ def eval_command(config_path: Path | None, min_accuracy: float | None, folder: P
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo("\n".join(report.lines()))
+    failed = False
     if min_accuracy is not None and report.accuracy < min_accuracy:
         click.echo(f"\nFAIL: accuracy {report.accuracy:.3f} below {min_accuracy:.3f}", err=True)
+        failed = True
+    if max_wrong_drafts is not None and len(report.wrong_drafts) > max_wrong_drafts:
+        click.echo(f"\nFAIL: {len(report.wrong_drafts)} wrong drafts, more than "
+                   f"{max_wrong_drafts}", err=True)
+        failed = True
+    if failed:
         sys.exit(1)
 
 

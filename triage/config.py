@@ -71,6 +71,43 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
+def _re2(pattern: str) -> str:
+    try:
+        compile_pattern(pattern)
+    except Exception as exc:
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise ValueError(f"invalid RE2 pattern: {detail}") from exc
+    return pattern
+
+
+Pattern = Annotated[str, AfterValidator(_re2)]
+
+
+@lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """Compile an admin's pattern with RE2: linear time, so no pattern can hang the daemon.
+
+    Matching is case-insensitive and runs on folded text (lower case, no accents).
+    """
+    import re2
+
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = 8 << 20
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
+def without_subaddress(address: str) -> str:
+    """``box+tag@domain`` -> ``box@domain`` (RFC 5233 subaddress), lower-cased."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return domain
+    return f"{local.split('+', 1)[0] or local}@{domain}"
+
+
 class Department(Frozen):
     """One DDFIP helpdesk: who it is, its mailbox, and how its replies end."""
 
@@ -82,6 +119,10 @@ class Department(Frozen):
     extra_sender_domains: tuple[str, ...] = ()
     require_authentication: bool = Field(
         default=False, description="reset drafts only for DMARC-authenticated senders")
+    # Other spellings of the name (« Hte-Savoie »), and phrases that contain the name without
+    # meaning the department (« Savoie Mont Blanc »): RE2, on folded text.
+    name_patterns: tuple[Pattern, ...] = ()
+    not_names: tuple[Pattern, ...] = ()
 
     @field_validator("extra_sender_domains")
     @classmethod
@@ -184,35 +225,6 @@ class Mailbox(Frozen):
             raise ValueError("give exactly one of password_env, password_file, "
                              f"oauth2_token_file, oauth2_token_command (got {given or 'none'})")
         return self
-
-
-def _re2(pattern: str) -> str:
-    try:
-        compile_pattern(pattern)
-    except Exception as exc:
-        detail = exc.args[0] if exc.args else exc
-        if isinstance(detail, bytes):
-            detail = detail.decode("utf-8", "replace")
-        raise ValueError(f"invalid RE2 pattern: {detail}") from exc
-    return pattern
-
-
-Pattern = Annotated[str, AfterValidator(_re2)]
-
-
-@lru_cache(maxsize=256)
-def compile_pattern(pattern: str) -> Any:
-    """Compile an admin's pattern with RE2: linear time, so no pattern can hang the daemon.
-
-    Matching is case-insensitive and runs on folded text (lower case, no accents).
-    """
-    import re2
-
-    options = re2.Options()
-    options.case_sensitive = False
-    options.max_mem = 8 << 20
-    options.log_errors = False
-    return re2.compile(pattern, options)
 
 
 class Patterns(Frozen):
@@ -366,12 +378,17 @@ class Settings(Frozen):
         return next((d for d in self.departments if d.code == code), None)
 
     def department_of_mailbox(self, address: str) -> Department | None:
-        address = address.strip().lower()
+        """The department whose mailbox ``address`` is, plus-addressed variants included."""
+        address = without_subaddress(address)
         return next((d for d in self.departments if d.mailbox == address), None)
 
     @property
     def helpdesk_addresses(self) -> frozenset[str]:
         return frozenset(d.mailbox for d in self.departments) | frozenset(self.own_addresses)
+
+    def is_helpdesk_address(self, address: str) -> bool:
+        """True for the service's own addresses, also written ``box+anything@domain``."""
+        return without_subaddress(address) in self.helpdesk_addresses
 
     def path(self, relative: str) -> Path:
         """A path of the configuration, relative to the configuration file's folder."""
@@ -496,6 +513,7 @@ def _check_semantics(settings: Settings, located: yamlsource.LocatedYaml) -> Non
                                 f"mailbox {dept.mailbox} already belongs to "
                                 f"departments[{mailboxes[dept.mailbox]}]")
         mailboxes[dept.mailbox] = i
+    _check_department_codes(settings, located)
     addresses: dict[str, int] = {}
     for i, box in enumerate(settings.mailboxes):
         if box.address in addresses:
@@ -524,3 +542,16 @@ def _check_semantics(settings: Settings, located: yamlsource.LocatedYaml) -> Non
             key: yamlsource.KeyPath = ("templates", name) if name in settings.templates else (
                 "templates",)
             raise located.error(key, f"template {file!r} does not exist in {tdir}")
+
+
+def _check_department_codes(settings: Settings, located: yamlsource.LocatedYaml) -> None:
+    """Every department code must be one the communes data knows: its communes, postal codes
+    and groupings are what routes a request to it by content."""
+    from triage.rules.communes import french_departments  # the data's owner; loaded lazily
+
+    known = french_departments()
+    for i, dept in enumerate(settings.departments):
+        if dept.code not in known:
+            raise located.error(("departments", i, "code"),
+                                f"unknown department code {dept.code!r}: not in the communes "
+                                "data (triage/data/communes.json, see docs/configuration.md)")

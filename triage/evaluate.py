@@ -2,6 +2,10 @@
 
 Columns: ``file action template intent department nominative identifier note``; ``-`` means
 "not judged". A message is correct when every judged field is right.
+
+Beside accuracy, the report counts the costly errors apart: a *wrong draft* is a reply drafted
+for a message that wants none (its label is not ``draft``) or drafted from another template
+than the label's. Draft precision is the share of drafts that are right on both counts.
 """
 
 from __future__ import annotations
@@ -34,11 +38,35 @@ class Report:
     field_right: Counter[str] = field(default_factory=Counter)
     field_judged: Counter[str] = field(default_factory=Counter)
     confusion: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    templates: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     wrong: list[tuple[str, list[str], str]] = field(default_factory=list)
+    drafts: int = 0
+    wrong_drafts: list[tuple[str, str]] = field(default_factory=list)  # (file, what is wrong)
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
+
+    @property
+    def draft_precision(self) -> float:
+        """Drafts that should exist, from the right template, among all drafts made."""
+        return (self.drafts - len(self.wrong_drafts)) / self.drafts if self.drafts else 1.0
+
+    def count(self, name: str, row: dict[str, str], decision: dict[str, Any]) -> None:
+        """Add one message's action, template and draft figures."""
+        expected, decided = row["action"].strip(), decision["action"]
+        self.confusion[expected][decided] += 1
+        if decided != "draft":
+            return
+        self.drafts += 1
+        want = (row.get("template") or "-").strip()
+        got = decision["template"] or "none"
+        if expected == "draft":
+            self.templates[want][got] += 1
+        if expected != "draft":
+            self.wrong_drafts.append((name, f"{got} drafted for a message labelled {expected}"))
+        elif want not in ("-", got):
+            self.wrong_drafts.append((name, f"{got} drafted, label {want}"))
 
     def lines(self) -> list[str]:
         out = [f"messages: {self.total}  all judged fields right: {self.correct} "
@@ -53,6 +81,15 @@ class Report:
                 "  " + " " * 11 + "".join(f"{a:>11}" for a in actions)]
         for exp in actions:
             out.append(f"  {exp:<11}" + "".join(f"{self.confusion[exp][a]:>11}" for a in actions))
+        names = ("reset_password", "expired_password", "request_nominative_address")
+        short = ("reset", "expired", "nominative")
+        out += ["", "templates of drafts labelled draft (rows: expected, columns: drafted):",
+                "  " + " " * 27 + "".join(f"{n:>11}" for n in short)]
+        for exp in names:
+            out.append(f"  {exp:<27}" + "".join(f"{self.templates[exp][n]:>11}" for n in names))
+        out += ["", f"drafts: {self.drafts}  wrong drafts: {len(self.wrong_drafts)}  "
+                    f"draft precision: {self.draft_precision:.1%}"]
+        out += [f"  {name}: {what}" for name, what in self.wrong_drafts]
         if self.wrong:
             out += ["", "wrong:"]
             for name, diffs, note in self.wrong:
@@ -85,7 +122,7 @@ def evaluate_folder(folder: Path, settings: Settings) -> Report:
                     report.field_right[name] += 1
                 else:
                     diffs.append(f"{name} {got} (expected {expected})")
-            report.confusion[row["action"].strip()][decision["action"]] += 1
+            report.count(row["file"], row, decision)
             if diffs:
                 report.wrong.append((row["file"], diffs, (row.get("note") or "").strip()))
             else:

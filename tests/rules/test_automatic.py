@@ -102,3 +102,45 @@ def test_automatic_message_is_ignored_by_the_pipeline(fixture):
     assert decision.action is Action.IGNORE
     assert decision.link == "automatic"
     assert any(r.rule == "automatic" for r in decision.reasons)
+
+
+@pytest.mark.parametrize("fixture, words", [
+    ("from-own-mailbox-plus-addressed", "ddfip38.pgp.spl-pes+transfert@"),
+    ("english-away", "Away:"),
+    ("english-away-text-only", "out of the office"),
+    ("german-abwesend", "Abwesend"),
+])
+def test_own_subaddress_and_absence_in_other_languages(check, fixture, words):
+    """Our own mailbox written ``box+tag@`` is ours; an absence notice in English (« I'm away »,
+    « Away: ») or German with no automatic header is automatic all the same."""
+    f = check(automatic, f"automatic/{fixture}.eml")
+    assert f.value is True
+    assert words in reasons(f)
+
+
+def test_auto_submitted_no_outweighs_outlook_suppress_header(check):
+    """``Auto-Submitted: no`` says a person wrote it: Outlook's ``X-Auto-Response-Suppress``
+    beside it does not make the message automatic."""
+    f = check(automatic, "automatic/auto-submitted-no-with-suppress.eml")
+    assert f.value is False
+
+
+def test_configured_subjects_and_senders_are_automatic(settings):
+    """``patterns.automatic_subjects`` and ``patterns.ignore_senders`` of the configuration
+    make a message automatic (ignored), with the pattern named; without them it is not."""
+    from triage.parse import parse_message
+    from triage.rules.base import Context
+
+    configured = settings.model_copy(update={"patterns": settings.patterns.model_copy(update={
+        "automatic_subjects": (r"^\[ticket #\d+\] accuse d'enregistrement",),
+        "ignore_senders": (r"@notifications\.cc-vanoise\.fr$",)})})
+    for fixture, words in (("configured-subject", "motif « ^\\[ticket"),
+                           ("configured-sender", "expéditeur à ignorer selon la configuration")):
+        view = parse_message((DATA / "automatic" / f"{fixture}.eml").read_bytes(),
+                             settings.limits)
+        assert automatic.check(view, Context(settings=settings)).value is False
+        f = automatic.check(view, Context(settings=configured))
+        assert f.value is True
+        assert words in reasons(f)
+        assert triage_bytes((DATA / "automatic" / f"{fixture}.eml").read_bytes(),
+                            configured).decision.action is Action.IGNORE

@@ -13,6 +13,8 @@ CASES = [
     ("quoted-only", "pmartin-xt", "cité ou transféré"),
     ("bare-suffix", None, "aucun identifiant"),
     ("example-placeholder", None, "aucun identifiant"),
+    ("space-before-xt", "jmartin-xt", "le texte"),
+    ("html-table-cell", "jmartin-xt", "le texte"),
 ]
 
 
@@ -29,3 +31,18 @@ def test_typographic_dash_and_boundaries():
     assert identifier.find_identifier("login JDUPONT–XT.") == "jdupont-xt"
     assert identifier.find_identifier("écrire à a@b-xt.fr") is None
     assert identifier.find_identifier("compte-xtra") is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("identifiant JDUPONT - XT. Merci", "jdupont-xt"),
+    ("mon identifiant jdupont -xt", "jdupont-xt"),
+    ("jean.dupont\n-xt", "jean.dupont-xt"),
+    ("un compte en -xt", None),
+    ("mon identifiant -xt", None),
+    ("le suffixe - xt", None),
+    ("page 3 - xt", None),
+])
+def test_space_before_the_suffix(text, expected):
+    """An identifier written with spaces around the dash is still the account; prose about
+    the suffix (« un compte en -xt ») is not one."""
+    assert identifier.find_identifier(text) == expected

@@ -16,6 +16,9 @@ CASES = [
     ("role-with-person-display", False, "n'y change rien"),
     ("role-compound", False, "« secretariat »"),
     ("organisation-display", False, "n'est pas celui d'une personne"),
+    ("particle-surname-joined", True, "correspond au nom"),
+    ("household", False, "foyer"),
+    ("organisation-freemail", False, "« comite »"),
 ]
 
 

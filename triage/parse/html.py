@@ -19,6 +19,7 @@ import re
 _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul",
           "ol", "pre", "hr", "section", "article", "header", "footer", "address", "center",
           "dd", "dt", "dl", "blockquote"}
+_CELL = {"td", "th"}
 _SKIP = {"script", "style", "head", "title", "xml", "template", "noscript"}
 _VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "embed", "source",
          "wbr", "param", "track"}
@@ -53,6 +54,8 @@ class _Text:
     def start(self, tag: str, quoting: bool) -> None:
         if tag in _BLOCK or quoting:
             self.newline()
+        elif tag in _CELL and self.current:
+            self.current.append(" ")  # « Identifiant » | « jdupont-xt »: two words, not one
         if quoting:
             self.quote += 1
         if tag not in _VOID:

@@ -19,7 +19,7 @@ from triage.parse import Attachment, MessageView, attachment_content, html_body,
 from triage.review import french
 from triage.review.agents import ticket_departments
 from triage.review.moderation import current_draft, head_of
-from triage.rules import trust
+from triage.rules import reasons_of, trust
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, holds, queries
 from triage.store.queries import QueuePage, QueueQuery, Scope
 
@@ -144,8 +144,7 @@ def reply_text(item: OutboxItem, settings: Settings) -> str:
 
 def trust_warnings(ticket: Ticket) -> list[str]:
     """The trust rule's warnings as decided at intake (its stored reasons), in its words."""
-    prefix = f"{trust.NAME}: "
-    return [r.removeprefix(prefix) for r in ticket.reasons if r.startswith(prefix)]
+    return reasons_of(trust.NAME, ticket.reasons)
 
 
 def manifest(ticket: Ticket, view: MessageView | None, settings: Settings | None = None

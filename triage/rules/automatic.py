@@ -7,17 +7,21 @@ the practice of RT and Pigeonhole:
 
 - headers: ``Auto-Submitted`` other than ``no``; ``X-Autoreply`` / ``X-Autorespond``;
   ``Precedence: bulk|junk|list|auto_reply``; any ``List-*`` header; ``X-Auto-Response-Suppress``
-  naming All, OOF or AutoReply (Exchange's own automatic mail); ``X-Loop`` (set by
-  autoresponders and list managers); our own loop header;
+  naming All, OOF or AutoReply (Exchange's own automatic mail), unless ``Auto-Submitted: no``
+  says a person wrote the message (Outlook adds the header to a person's mail too); ``X-Loop``
+  (set by autoresponders and list managers); our own loop header;
 - senders: a null return path (``Return-Path: <>``, ``From: <>``); MAILER-DAEMON, postmaster,
   LISTSERV, majordomo, ``owner-*``, ``*-request`` in From, Sender or Return-Path; a no-reply
   From; « Mail Delivery Subsystem » and the like as From's display name; the helpdesk mailboxes
-  themselves (From, Sender or Return-Path);
+  themselves (From, Sender or Return-Path), plus-addressed too (``box+tag@``); a From that
+  matches ``patterns.ignore_senders`` of the configuration;
 - content: a report (``multipart/report``, or a delivery-status, disposition-notification or
   feedback-report part of the message itself, not of a message attached to it); an automatic
-  reply's subject (« Réponse automatique », « Out of Office », « Undeliverable »); an automatic
-  reply's own wording at the top of the sender's new text (never in quoted or forwarded text,
-  so a person forwarding a portal notice that says « message automatique » is still answered).
+  reply's subject (« Réponse automatique », « Out of Office », « Away: », « Abwesend: »,
+  « Undeliverable »), or one that matches ``patterns.automatic_subjects``; an automatic reply's
+  own wording, in French, English, German, Spanish, Italian or Dutch (« I'm away », « ich bin
+  nicht im Büro »), at the top of the sender's new text (never in quoted or forwarded text, so
+  a person forwarding a portal notice that says « message automatique » is still answered).
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from triage.config import compile_pattern, without_subaddress
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
 from triage.text import fold
 
 NAME = "automatic"
+LABEL = "Message automatique"
 DESCRIPTION = ("message automatique (réponse d'absence, rapport de non-remise, liste, envoi du "
                "service)")
 
@@ -52,7 +58,13 @@ _OOF_SUBJECT = re.compile(
     r"accus[ée] de r[ée]ception|notification d'absence|auto\s*:|r[ée]ponse automatique d'absence|"
     r"undeliver(ed|able)|delivery status notification|mail delivery (failed|subsystem)|"
     r"non remis|non-remise|returned mail|delivery failure|failure notice|"
-    r"absente? (jusqu|du \d|a partir)|en cong[ée]s? (jusqu|du \d))", re.IGNORECASE)
+    r"absente? (jusqu|du \d|a partir)|en cong[ée]s? (jusqu|du \d)|"
+    # Outlook's and others' out-of-office subjects in the languages seen at the helpdesk
+    r"away\s*:|away from (the )?office|on (annual )?leave\s*:|on vacation\s*:|on holiday\s*:|"
+    r"abwesend|abwesenheits?(notiz|meldung)?\s*:|automatische antwort|"
+    r"respuesta autom[aá]tica|fuera de la oficina|ausente\s*:|risposta automatica|"
+    r"fuori ufficio|assente\s*:|automatisch antwoord|afwezig\s*:|resposta autom[aá]tica)",
+    re.IGNORECASE)
 # « [Absence] RE: … », « [EXT] Réponse automatique : … »: a leading tag is not the subject.
 _SUBJECT_TAG = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)+")
 _AUTO_TEXT = re.compile(
@@ -60,6 +72,16 @@ _AUTO_TEXT = re.compile(
     r"this is an automat(ic|ed) (reply|response|message)|reponse automatique d'absence|"
     r"i am (currently )?out of (the )?office|^message automatique\s*:|"
     r"votre (message|courriel|mail) (ne sera pas|n'est pas|ne sera pas) transfere)")
+# Absence notices in English, German, Spanish, Italian, Dutch: a person's request in these
+# words would not be about a Chorus Pro password. Searched only where a hint is present.
+_AWAY_HINTS = ("i'm", "i am", "i will", "access to", "ich bin", "estoy", "sono", "ik ben")
+_AWAY_TEXT = re.compile(
+    r"\bi('m| am) (currently )?(away|out of (the )?office|on (annual |parental |sick )?leave|"
+    r"on (vacation|holiday))\b|\bi will be (away|out of (the )?office)\b|"
+    r"\bi('m| am) (currently )?not in the office\b|\bwith (limited|no) access to (my )?e-?mail|"
+    r"\bich bin (derzeit |zurzeit |bis )?(nicht im buro|abwesend|im urlaub)|"
+    r"\bestoy (fuera de la oficina|de vacaciones|ausente)|\bsono (fuori ufficio|assente|in ferie)|"
+    r"\bik ben (afwezig|niet op kantoor|met vakantie)")
 # Absence wording alone could be a person's own note; it counts only in a reply's new text.
 _ABSENCE_TEXT = re.compile(
     r"(je suis (actuellement )?absente? (du|jusqu|et je)|je serai absente? (du|jusqu)|"
@@ -87,11 +109,12 @@ def _address_of(value: str) -> str:
 def _signals(message: MessageView, ctx: Context) -> Iterator[str]:
     yield from _header_signals(message)
     yield from _sender_signals(message, ctx)
-    yield from _content_signals(message)
+    yield from _content_signals(message, ctx)
 
 
 def _header_signals(message: MessageView) -> Iterator[str]:
     auto = message.header("Auto-Submitted")
+    person = auto is not None and fold(auto).split(";")[0].strip() == "no"
     if auto is not None and fold(auto).split(";")[0].strip() not in ("no", ""):
         yield f"en-tête Auto-Submitted: {auto.strip()[:60]} (RFC 3834)"
     for name in ("X-Autoreply", "X-Autorespond", "X-Autorespons"):
@@ -106,7 +129,9 @@ def _header_signals(message: MessageView) -> Iterator[str]:
             yield f"message de liste de diffusion (en-tête {name[:40]})"
             break
     suppress = message.header("X-Auto-Response-Suppress")
-    if suppress and _SUPPRESS.search(fold(suppress)):
+    # « Auto-Submitted: no » says a person wrote it; Outlook adds X-Auto-Response-Suppress to
+    # a person's mail too (to keep auto-replies away), so that header does not overrule it.
+    if suppress and _SUPPRESS.search(fold(suppress)) and not person:
         yield f"en-tête X-Auto-Response-Suppress: {suppress.strip()[:60]}"
     for name in ("X-Loop", LOOP_HEADER):
         for value in message.headers_named(name)[:1]:
@@ -114,13 +139,17 @@ def _header_signals(message: MessageView) -> Iterator[str]:
 
 
 def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
-    own = ctx.settings.helpdesk_addresses
+    ours = ctx.settings.helpdesk_addresses  # built once per message, not once per address
+
+    def own(address: str) -> bool:
+        return address in ours or ("+" in address and without_subaddress(address) in ours)
+
     return_path = message.header("Return-Path")
     if return_path is not None:
         envelope = _address_of(return_path)
         if not envelope:
             yield "chemin de retour vide (Return-Path: <>) : rapport ou réponse automatique"
-        elif envelope in own:
+        elif own(envelope):
             yield f"envoyé par une boîte du service (Return-Path: {envelope[:80]})"
         elif _SYSTEM_LOCAL.match(envelope.rpartition("@")[0] or envelope):
             yield f"expéditeur système dans Return-Path ({envelope[:80]})"
@@ -128,7 +157,7 @@ def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
         yield "expéditeur vide (From: <>) : rapport ou réponse automatique"
     for address in message.from_addresses:
         local = address.local_part
-        if address.address in own:
+        if own(address.address):
             yield f"envoyé par une boîte du service ({address.address})"
         elif _SYSTEM_LOCAL.match(local):
             yield f"expéditeur système ({address.address}) : MAILER-DAEMON, postmaster, liste"
@@ -136,14 +165,19 @@ def _sender_signals(message: MessageView, ctx: Context) -> Iterator[str]:
             yield f"expéditeur automatique qui ne lit pas les réponses ({address.address})"
         if _SYSTEM_DISPLAY.match(fold(address.display_name).strip()):
             yield f"expéditeur système (nom affiché « {address.display_name[:60]} »)"
+        for pattern in ctx.settings.patterns.ignore_senders:
+            if compile_pattern(pattern).search(fold(address.address)):
+                yield (f"expéditeur à ignorer selon la configuration ({address.address} : "
+                       f"motif « {pattern[:60]} »)")
+                break
     for address in message.sender:
-        if address.address in own:
+        if own(address.address):
             yield f"envoyé au nom d'une boîte du service (Sender: {address.address})"
         elif _SYSTEM_LOCAL.match(address.local_part):
             yield f"expéditeur système dans Sender ({address.address})"
 
 
-def _content_signals(message: MessageView) -> Iterator[str]:
+def _content_signals(message: MessageView, ctx: Context) -> Iterator[str]:
     if message.content_type == "multipart/report":
         yield "rapport de remise ou de lecture (multipart/report)"
     elif message.report:
@@ -151,9 +185,17 @@ def _content_signals(message: MessageView) -> Iterator[str]:
     if _OOF_SUBJECT.match(_SUBJECT_TAG.sub("", message.subject)) or re.match(
             r"^\s*\[(absence|absent|ooo|out of office|auto)", message.subject, re.IGNORECASE):
         yield f"objet de message automatique : « {message.subject[:80]} »"
+    subject = fold(message.subject)
+    for pattern in ctx.settings.patterns.automatic_subjects:
+        if compile_pattern(pattern).search(subject):
+            yield (f"objet de message automatique selon la configuration : "
+                   f"« {message.subject[:80]} » (motif « {pattern[:60]} »)")
+            break
     if len(message.new_text) < _AUTO_TEXT_MAX:
         head = fold(message.new_text[:_AUTO_TEXT_HEAD])
         match = _AUTO_TEXT.search(head)
+        if match is None and any(hint in head for hint in _AWAY_HINTS):
+            match = _AWAY_TEXT.search(head)
         if match is None and _REPLY_SUBJECT.match(message.subject):
             match = _ABSENCE_TEXT.search(head)
         if match:

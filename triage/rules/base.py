@@ -16,19 +16,25 @@ from triage.parse import MessageView
 
 if TYPE_CHECKING:
     from triage.rules.communes import CommuneIndex
+    from triage.rules.places import Geography
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Reason:
-    """One piece of evidence, in French, attributed to the rule that found it."""
+    """One piece of evidence, in French, attributed to the rule that found it.
+
+    Written for agents as « Label : texte » (``Demande : mot de passe expiré…``), the label
+    being the rule's French ``LABEL``; ``rule`` keeps the rule's name for programs."""
 
     rule: str
     text: str
 
     def __str__(self) -> str:
-        return f"{self.rule}: {self.text}"
+        from triage.rules import label  # the rules package imports this module
+
+        return f"{label(self.rule)} : {self.text}"
 
 
 @dataclass(frozen=True)
@@ -49,16 +55,23 @@ class Context:
     extra: dict[str, object] = field(default_factory=dict)
 
     @cached_property
-    def communes(self) -> CommuneIndex:
-        from triage.rules.communes import commune_index
+    def geography(self) -> Geography:
+        """The configured departments, their names and communes (cached per configuration)."""
+        from triage.rules.places import geography
 
-        return commune_index()
+        return geography(self.settings.departments)
+
+    @property
+    def communes(self) -> CommuneIndex:
+        return self.geography.communes
 
 
 class Rule(Protocol):
-    """The shape every module of :mod:`triage.rules` presents."""
+    """The shape every module of :mod:`triage.rules` presents: a name for programs, a French
+    label and one-line description for agents, and a pure ``check``."""
 
     NAME: str
+    LABEL: str
     DESCRIPTION: str
 
     def check(self, message: MessageView, ctx: Context) -> Finding[object]: ...

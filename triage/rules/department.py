@@ -20,6 +20,7 @@ from triage.rules import places
 from triage.rules.base import Context, Finding, Reason
 
 NAME = "department"
+LABEL = "Département"
 ACCOUNT_WEIGHT = 8
 DESCRIPTION = "département où le compte a été créé (boîte destinataire ou lieu cité)"
 
@@ -53,22 +54,25 @@ def default_department(message: MessageView, ctx: Context) -> tuple[str | None, 
 
 
 def statements(message: MessageView, ctx: Context) -> list[places.Statement]:
-    communes = ctx.communes
+    geo = ctx.geography
     new, sig = message.new_text, message.signature
     body = new[: len(new) - len(sig)] if sig and new.endswith(sig) else new
     found: list[places.Statement] = []
-    found += places.department_names(places.mask_epci_names(body, communes), 3, "le texte")
-    found += places.department_names(places.mask_epci_names(sig, communes), 3, "la signature")
-    found += places.epci_names(new, communes, "le message")
-    found += places.department_names(message.subject, 2, "l'objet")
-    found += places.postal_codes(body, communes, 3, "le texte")
-    found += places.postal_codes(sig, communes, 4, "la signature")
-    found += places.sirets(new, communes, "le message")
-    found += places.commune_names(body, communes, "le texte", signature=False)
-    found += places.commune_names(sig, communes, "la signature", signature=True)
+    found += places.department_names(places.mask_epci_names(body, geo), geo, 3, "le texte")
+    found += places.department_names(places.mask_epci_names(sig, geo), geo, 3, "la signature")
+    found += places.epci_names(new, geo, "le message")
+    found += places.department_names(message.subject, geo, 2, "l'objet")
+    found += places.postal_codes(body, geo, 3, "le texte")
+    found += places.postal_codes(sig, geo, 4, "la signature")
+    found += places.sirets(new, geo, "le message")
+    found += places.commune_names(body, geo, "le texte", signature=False)
+    found += places.commune_names(sig, geo, "la signature", signature=True)
+    found += places.account_places(new, geo, "le message")
+    found += places.other_placed_communes(body, geo, "le texte")
+    found += places.other_placed_communes(sig, geo, "la signature")
     sender = message.sender_address
     if sender is not None:
-        found += places.domain_commune(sender.domain, communes)
+        found += places.domain_commune(sender.domain, geo)
         for dept in ctx.settings.departments:
             if sender.domain in dept.extra_sender_domains:
                 found.append(places.Statement(
@@ -105,8 +109,12 @@ def check(message: MessageView, ctx: Context) -> Finding[str | None]:
         if s.text not in seen:
             seen.add(s.text)
             reasons.append(Reason(NAME, s.text))
-    if len(leaders) == 1:
-        chosen: str | None = leaders[0]
+    if len(leaders) == 1 and leaders[0] not in ctx.geography.codes:
+        chosen: str | None = None
+        reasons.append(Reason(NAME, f"le compte relève du département {leaders[0]}, que le "
+                                    "service ne gère pas : à réorienter par un agent"))
+    elif len(leaders) == 1:
+        chosen = leaders[0]
         if default is not None and chosen != default:
             reasons.append(Reason(NAME, f"le lieu cité l'emporte sur la boîte destinataire : "
                                         f"{chosen} au lieu de {default}"))

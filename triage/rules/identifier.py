@@ -13,11 +13,20 @@ from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
 
 NAME = "identifier"
+LABEL = "Identifiant"
 DESCRIPTION = "identifiant Chorus Pro en -xt cité dans le message"
 
 _IDENTIFIER = re.compile(
-    r"(?<![\w.@-])([a-z0-9](?:[a-z0-9._-]{0,60}[a-z0-9])?)[-‐‑–—]xt(?![\w-])",
+    r"(?<![\w.@-])([a-z0-9](?:[a-z0-9._-]{0,60}[a-z0-9])?)(\s{0,3})[-‐‑–—](\s{0,3})xt(?![\w-])",
     re.IGNORECASE)
+# Written with a space before the dash (« jdupont -xt », « JDUPONT - XT »), an identifier is
+# told from prose about the suffix (« un compte en -xt ») by the word before it.
+_NOT_AN_ACCOUNT = {"en", "un", "une", "le", "la", "les", "l", "de", "du", "des", "d", "au", "aux",
+                   "compte", "comptes", "type", "suffixe", "format", "identifiant", "identifiants",
+                   "login", "mon", "ma", "son", "sa", "votre", "notre", "leur", "avec", "par",
+                   "sans", "terminant", "finissant", "termine", "finit", "extension", "pas",
+                   "est", "et", "ou", "chorus", "pro", "acces", "utilisateur", "nom", "prenom",
+                   "dit", "dits", "dite", "appele", "account", "an", "a", "the", "my", "with"}
 # Placeholders, never a real account.
 _PLACEHOLDERS = {"prenom.nom-xt", "nom.prenom-xt", "prenomnom-xt", "pnom-xt", "nom-xt",
                  "identifiant-xt", "xxx-xt", "xxxx-xt", "votrenom-xt", "login-xt", "x-xt"}
@@ -27,7 +36,11 @@ _TEMPLATE_EXAMPLES = {"jdupont-xt", "dupont-xt", "jean.dupont-xt"}
 
 def find_identifier(text: str, quoted: bool = False) -> str | None:
     for match in _IDENTIFIER.finditer(text):
-        ident = f"{match.group(1).lower()}-xt"
+        name = match.group(1).lower()
+        if (match.group(2) or match.group(3)) and (name in _NOT_AN_ACCOUNT or len(name) < 3
+                                                   or not re.search(r"[a-z]", name)):
+            continue
+        ident = f"{name}-xt"
         if ident in _PLACEHOLDERS or (quoted and ident in _TEMPLATE_EXAMPLES):
             continue
         return ident

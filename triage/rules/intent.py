@@ -12,37 +12,53 @@ and not when:
   messagerie », « de l'espace ENSAP », « sur impots.gouv.fr »);
 - it is a wish for later (« afin de pouvoir réinitialiser moi-même mon mot de passe à l'avenir »)
   or an action asked on someone else's account (« doit être bloqué »);
-- « oublié de » introduces another verb (« j'ai oublié de vous indiquer… »).
+- « oublié de » introduces another verb (« j'ai oublié de vous indiquer… »), or what is
+  forgotten is the identifier or a fact (« j'ai oublié mon identifiant », « je ne me souviens
+  plus si… »);
+- it is a warning of an expiry to come (« expirera dans 7 jours », « expire aujourd'hui ») or a
+  future tense (« la prochaine fois que j'oublierai »), or said of anyone (« lorsqu'un agent a
+  oublié… »).
 
 When the subject names the password, a cue in a short new text counts (« Il a expiré » under
-« Re: mot de passe »). Expired wins when both appear. A thank-you that closes the matter
-(« c'est réglé », « le nouveau mot de passe fonctionne ») is ``other``.
+« Re: mot de passe »); a forward's subject (« TR: … ») is the forwarded message's, not the
+sender's words. Expired wins when both appear. A message that closes the matter (« c'est
+réglé », « vous pouvez clôturer ma demande », « j'ai pu le renouveler par SMS ») is ``other``.
 
 Quoted or forwarded text is read only when the new text says nothing about a password: a bare
 « voir ci-dessous », a reminder, a forward, or a new text over the sender's own earlier message;
 never under a plain thank-you. Blocks written by the helpdesk itself are skipped there: its
-questions are not the sender's request.
+questions are not the sender's request; header lines (« Objet : … ») are skipped too.
+
+Cues found, :mod:`triage.rules.scope` then judges whether they ask for a Chorus Pro ``-xt``
+reset or renewal (the application named, the request, who asks); anything else, or unclear, is
+``other`` with the reason, for an agent.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from triage.config import compile_pattern
 from triage.parse import MessageView
+from triage.rules import scope
 from triage.rules.base import Context, Finding, Reason
 from triage.text import fold
 
 NAME = "intent"
-DESCRIPTION = "demande : mot de passe -xt oublié, expiré, ou autre chose"
+LABEL = "Demande"
+DESCRIPTION = ("ce que demande l'expéditeur : la réinitialisation d'un mot de passe Chorus Pro "
+               "-xt oublié, son renouvellement s'il a expiré, ou autre chose (autre application, "
+               "question, remerciement…)")
 
 FORGOTTEN = "forgotten_password"
 EXPIRED = "expired_password"
 OTHER = "other"
 
 _PASSWORD = re.compile(
-    r"(\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
+    r"(\bcelui (de|du|pour|d'acces a) (chorus|mon compte|compte|l'application chorus|cpp)\b|"
+    r"\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
     r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)")
 # Objects that stand for the password when people do not name it.
 _ACCESS = re.compile(
@@ -52,7 +68,8 @@ _OTHER_APPS = (
     r"wi-?fi|ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|ensap|parapheur|ameli|"
     r"impots|net-?entreprises|cnracl|urssaf|caf\b|telephone|portable|banque|cloud|teams|"
     r"office|intranet|logiciel|berger|cosoluce|jvs|segilog|horizon|magnus|xemelios|pes\b|cdg|"
-    r"dematerialisation|demat|e-?magnus|antai|ants|chorus formation|formation)")
+    r"dematerialisation|demat|e-?magnus|antai|ants|chorus formation|formation|"
+    + scope.NAMED_APPLICATIONS + ")")
 _OTHER_OWNER = re.compile(
     r"^\s*(((de|du|des|pour|d'acces a|d'acces au|de connexion a|de connexion au|sur|of|for)\s+"
     r"([\w'.-]+\s+){0,4}?|[(:-]?\s*)" + _OTHER_APPS + r"|"
@@ -67,7 +84,8 @@ _OTHER_BEFORE = re.compile(
 # Things that expire or get blocked other than the password (« le lien d'activation a expiré »).
 _OTHER_OBJECTS = re.compile(
     r"\b(lien|invitation|activation|certificat|carte|abonnement|contrat|convention|facture|"
-    r"delai de paiement|bon de commande|marche|devis|piece|session de formation)\b")
+    r"delai de paiement|bon de commande|marche|devis|piece|session de formation|numero|"
+    r"portable|telephone)\b")
 
 _EXPIRED_CUES = re.compile(
     r"(\bexpir\w*|\bexipr\w*|\bexprir\w*|\bexpier\w*|\bexir[eé]\w*|\bespir[eé]\w*|\bperim\w*|"
@@ -91,17 +109,29 @@ _FORGOTTEN_CUES = re.compile(
     r"\bdebloqu\w*|\bbloque\w*|\bverrouill\w*|\bforgot\w*|\blost\b|"
     r"\b(can'?t|cannot|don'?t|do not) remember\b|\bplus (le|mon|son) (mot|mdp)\b)")
 _NEGATION = re.compile(r"(\bpas|\bjamais|\bnot|\bnever|\bnon)\s+(encore\s+|du tout\s+|deja\s+)?$")
+# « je n'ai pas besoin que vous le réinitialisiez », « no need to reset it »
+_NO_NEED = re.compile(r"(pas besoin|plus besoin|no need|don'?t need|do not need)\b[^.?!\n]{0,30}$")
+# « j'ai oublié mon identifiant », « je ne me souviens plus si… »: not the password forgotten.
+_FORGOT_OTHER = re.compile(
+    r"^\s*(mon |son |l'|le |my |your )?(identifiant|login|nom d'utilisateur|username|user ?name)"
+    r"\b(?![^.?!\n]{0,25}\b(et|ni|and|ou)\b[^.?!\n]{0,12}\b(mot de passe|mdp|password))|"
+    r"^\s*(plus |pas )?(si|de quel|quel|quelle|lequel|laquelle|whether|which)\b")
 _FORGOT_TO = re.compile(r"^\w*\s+d(e\s+|')(vous|te|lui|leur|le |la |les |l'|me |m'|y |\w+er\b)")
 _FUTURE_WISH = re.compile(
     r"^[^.?!\n]{0,60}\b(moi-?meme|nous-?memes?|par moi-?meme|a l'avenir|la prochaine fois|"
     r"en cas d'oubli|si besoin|le cas echeant)")
-_WISH_BEFORE = re.compile(r"(afin de|pour|de) pouvoir\s+(le |la |les |me |moi-?meme )?$")
+_WISH_BEFORE = re.compile(r"((afin de|pour|de) pouvoir|so (that )?i can|in order to|to be able to)"
+                          r"\s+(le |la |les |me |moi-?meme |myself )?$")
 _ACTION_ON_OTHER = re.compile(r"\b(etre|soit|faire|sera)\s+$")
 # « pour éviter qu'il n'expire », « au cas où il expirerait », « si vous pensez que votre mot de
 # passe a expiré », « a été réinitialisé par vos services »: not a request.
 _HYPOTHETICAL = re.compile(
     r"(\beviter qu|\bavant qu|\bde peur qu|\bau cas ou|\bdans le cas ou|\bsi jamais|"
-    r"\bsi vous|\ben cas d)[^.?!\n]{0,60}$")
+    r"\bsi vous|\ben cas d|"
+    # « lorsqu'un agent a oublié… », « quand nos agents… »: anyone, not the sender
+    r"\blorsqu'?\s?(un|une|nos|les|des|l'|le|la|on|il|elle)\b|\bquand (un|une|nos|les|des|on|il|"
+    r"elle)\b|\bla prochaine fois|\bcomme pour\b|\bnext time\b|"
+    r"\bsi (un|une|nos|des|on)\b|\bif (a|an|one|someone|somebody|a user)\b)[^.?!\n]{0,60}$")
 _REPORTED = re.compile(r"\b(a|ont|avait) (bien |deja )?ete\s+$|\b(avez|aviez) (bien |deja )?$")
 _CONDITIONAL = re.compile(r"(erait|eraient)$")
 _DISCLAIMER = re.compile(
@@ -114,7 +144,12 @@ _CLOSURE = re.compile(
     r"(nouveau )?(mot de passe|mdp|il|cela|le lien) (re)?(fonctionne|marche)|"
     r"j'ai (pu|reussi a) (me )?(re)?connect|je (peux|parviens a) (de nouveau|a nouveau) me "
     r"connecter|j'ai retrouve mon (mot|mdp)|ne (plus )?tenez pas compte|annule(r)? ma demande|"
-    r"demande (est )?(resolue|sans objet)|it works now|problem solved)")
+    r"demande (est )?(resolue|sans objet)|it works now|problem solved|tout est (en ordre|ok\b)|"
+    r"(vous pouvez|merci de|vous pourrez) (clore|cloturer|fermer|classer) (ma|la|cette|notre) "
+    r"demande|je (vous )?confirme (avoir )?(bien )?(recu|recupere)|"
+    r"j'ai (finalement |enfin |bien )?(pu|reussi a) (le |la |mon |ma )?(renouveler|reinitialiser|"
+    r"changer|modifier|debloquer|retrouver)|you can close|\bannul\w* (de )?(ma |la |cette )?"
+    r"demande)")
 _THANKS_ONLY = re.compile(
     r"^(bonjour|bonsoir|madame|monsieur|,|\.|!|\s)*((un )?grand |mille |tous mes )?"
     r"(merci|thanks|thank you|parfait|super|top|ok|tres bien|bien recu|c'est note|note)"
@@ -126,6 +161,15 @@ _REFERS_BELOW = re.compile(
     r"pour suite a donner|pour info|transmets?|fais suivre)")
 _HELPDESK_BLOCK = re.compile(r"(ddfip|dgfip|pgp spl pes|spl-pes|finances publiques)")
 _TOKEN = re.compile(r"[a-z]{5,}")
+_SENTENCE_END = re.compile(r"[.!?\n]")
+_QUOTED_HEADER = re.compile(
+    r"^[>\s]*\*?(de|from|envoye|sent|date|a|à|to|cc|objet|subject|pour|von|gesendet|betreff)"
+    r"\s*\*?\s*:.*$", re.I | re.M)
+_FORWARD_SUBJECT = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)*(tr|fw|fwd|wg|rv|doorst|i)\s*:", re.I)
+# « expire dans 7 jours », « expirera », « va expirer », « will expire »: a warning, not a state.
+_FUTURE_AFTER = re.compile(r"^\s*(dans \d|dans les|bientot|prochainement|le \d|d'ici|sous \d|"
+                           r"in \d|soon|on \d|aujourd'hui|ce soir|demain|today|tomorrow)")
+_FUTURE_BEFORE = re.compile(r"(\bva|\bvont|\bsur le point d'|\bwill|\babout to|\bgoing to)\s+$")
 _FUZZY_EXPIRED = ("expire", "expiree", "expirer", "expiration", "perime", "perimee")
 _FUZZY_FORGOTTEN = ("oublie", "oubliee", "oublier")
 
@@ -198,18 +242,20 @@ def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, .
 def _fuzzy(folded: str, targets: tuple[str, ...], known: list[tuple[int, int, str]]
            ) -> list[tuple[int, int, str]]:
     out = []
-    firsts = {t[0] for t in targets} | {t[1] for t in targets}
-    lengths = {len(t) + d for t in targets for d in (-1, 0, 1)}
     for m in _TOKEN.finditer(folded):
-        word = m.group(0)
-        # One edit keeps the length within one and the first or second letter in place.
-        if len(word) not in lengths or (word[0] not in firsts and word[1] not in firsts):
-            continue
-        if any(s <= m.start() < e for s, e, _ in known):
-            continue
-        if any(_one_edit(word, t) for t in targets):
+        if _near_miss(m.group(0), targets) and not any(s <= m.start() < e for s, e, _ in known):
             out.append((m.start(), m.end(), m.group(0)))
     return out
+
+
+@lru_cache(maxsize=65536)
+def _near_miss(word: str, targets: tuple[str, ...]) -> bool:
+    """True when ``word`` is one of ``targets`` with one typo (cached: words repeat)."""
+    # One edit keeps the length within one and the first or second letter in place.
+    if not any(abs(len(word) - len(t)) <= 1 and (word[0] in t[:2] or word[1] in t[:2])
+               for t in targets):
+        return False
+    return any(_one_edit(word, t) for t in targets)
 
 
 def _distance(start: int, end: int, spans: list[tuple[int, int]]) -> int:
@@ -229,6 +275,11 @@ def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[in
             continue
         if word.startswith("oubli") and _FORGOT_TO.match(folded[start:start + 40]):
             continue
+        if _FORGOT_OTHER.match(folded[end:end + 80]) or _NO_NEED.search(before):
+            continue
+        if word.startswith(("oubli", "expir")) and re.search(r"(erai|eras|era|erons|erez|eront)$",
+                                                             word):
+            continue  # « la prochaine fois que j'oublierai », « il expirera »: not yet
         if _WISH_BEFORE.search(before) or (
                 word.startswith(("reinit", "re-init", "reset", "debloq")) and
                 _FUTURE_WISH.match(after)):
@@ -238,6 +289,10 @@ def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[in
         if (_HYPOTHETICAL.search(folded[max(0, start - 80):start]) or _REPORTED.search(before)
                 or _CONDITIONAL.search(word)):
             continue
+        if word.startswith(("expir", "arrive", "expire")) and (
+                word.startswith(("expirera", "expireront")) or _FUTURE_BEFORE.search(before)
+                or _FUTURE_AFTER.match(folded[end:end + 30])):
+            continue  # a warning of an expiry to come asks for nothing yet
         password_close = any(a_start - WINDOW <= start and end <= a_end + WINDOW
                              for a_start, a_end in anchors)
         nearest_other = max((m.end() for m in _OTHER_OBJECTS.finditer(before)), default=-1)
@@ -311,10 +366,20 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     new_folded = fold(new_text)
     apps = ctx.settings.patterns.other_applications
     closure = _CLOSURE.search(new_folded)
-    if closure and not find_cues(new_folded[closure.end():], other_apps=apps).any:
-        say(f"le message clôt l'échange : « {closure.group(0)} »")
-        return Finding(NAME, OTHER, tuple(reasons))
+    if closure:
+        # What follows the closing sentence may be a new request (« c'est réglé pour Paul,
+        # mais le mien a expiré »); the closing sentence itself is not.
+        stop = _SENTENCE_END.search(new_folded, closure.end())
+        rest = new_folded[stop.end():] if stop else ""
+        if not find_cues(rest, other_apps=apps).any:
+            say(f"le message clôt l'échange : « {closure.group(0)} »")
+            return Finding(NAME, OTHER, tuple(reasons))
     subject = find_cues(message.subject, other_apps=apps)
+    if _FORWARD_SUBJECT.match(message.subject):
+        # « TR: Votre mot de passe expire… » is the forwarded message's subject, not the
+        # sender's words: its cues count with the forwarded text, its mention of the password
+        # still lends itself to a short new text (« il a expiré »).
+        subject = Cues([], [], subject.excluded, subject.anchored)
     short = len(new_folded.split()) <= 60
     alone = find_cues(new_text, other_apps=apps)
     foreign_only = bool(alone.excluded) and not alone.anchored
@@ -334,12 +399,21 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
         refers = (_REFERS_BELOW.search(new_folded) or message.quote_kind == "forward" or own
                   or len(new_folded.split()) < 8)
         if refers:
-            quoted = find_cues(text, other_apps=apps)
+            # The header lines of a quoted or forwarded message (« Objet : Expiration de votre
+            # mot de passe ») name its topic; only its text can state or ask anything.
+            quoted = find_cues(_QUOTED_HEADER.sub("", text), other_apps=apps)
             if quoted.any:
                 cues = quoted
                 where = "le message cité ou transféré (le nouveau texte y renvoie)"
     for ex in cues.excluded:
         say(f"mot de passe d'une autre application, ignoré : {ex}")
+    if cues.any:
+        judged = scope.judge(new_folded, fold(message.subject), where,
+                             where != "l'objet et le nouveau texte")
+        for text in judged.reasons:
+            say(text)
+        if not judged.in_scope:
+            return Finding(NAME, OTHER, tuple(reasons))
     if cues.expired:
         extra = f" (l'oubli est aussi cité : « {cues.forgotten[0]} » ; l'expiration prime)" \
             if cues.forgotten else ""

@@ -21,6 +21,7 @@ from triage.rules.communes import name_key
 from triage.text import fold
 
 NAME = "nominative"
+LABEL = "Adresse nominative"
 DESCRIPTION = "adresse nominative (une personne) ou adresse de service"
 
 
@@ -67,6 +68,36 @@ def _matches_name(tokens: list[str], local: str, name_words: list[str]) -> str |
 
 
 _ARTICLES = {"le", "la", "les", "de", "du", "des", "l", "d", "au", "aux"}
+_PARTICLES = _ARTICLES | {"van", "von", "der", "den", "di", "da", "del", "della", "dos", "mac"}
+# A household's address (« famille.martin@ », « mr.mme.durand@ », « jean.et.marie@ »,
+# « famille.dupont@ ») is not one person's.
+_HOUSEHOLD = re.compile(r"^(famille|family|foyer|familia)$")
+_COUPLE = ({"mr", "m", "monsieur"}, {"mme", "madame", "mm"})
+
+
+def _joined_particles(words: list[str]) -> list[str]:
+    """« yannick le goff » -> [yannick, legoff]: a surname with its particle, as addresses
+    write it."""
+    out: list[str] = []
+    pending = ""
+    for i, word in enumerate(words):
+        if i > 0 and word in _PARTICLES and i < len(words) - 1:
+            pending += word
+            continue
+        out.append(pending + word)
+        pending = ""
+    return out
+
+
+def _household(tokens: list[str]) -> str | None:
+    for token in tokens:
+        if _HOUSEHOLD.match(token):
+            return token
+    if set(tokens) & _COUPLE[0] and set(tokens) & _COUPLE[1]:
+        return "monsieur et madame"
+    if "et" in tokens[1:-1] or "and" in tokens[1:-1]:
+        return "deux personnes"
+    return None
 
 
 def check(message: MessageView, ctx: Context) -> Finding[bool]:
@@ -80,7 +111,15 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
     name_words = [w for w in _person_display(address.display_name, settings.organisation_words)
                   if w not in words]
     shown_words = _words(address.display_name)
-    if name_words and (any(w in _ARTICLES for w in shown_words[:1]) or any(
+    household = _household(tokens)
+    if household:
+        return finding(NAME, False, f"adresse d'un foyer ou de plusieurs personnes "
+                                    f"(« {household} » dans {address.address})")
+    particled = _joined_particles(name_words)
+    if (len(particled) < len(name_words) and shown_words[:1] and shown_words[0] not in _ARTICLES
+            and _matches_name(tokens, local, [w for w in particled if w not in _PARTICLES])):
+        name_words = particled  # « Yannick Le Goff » <yannick.legoff@>: a person's name
+    elif name_words and (any(w in _ARTICLES for w in shown_words[:1]) or any(
             w in _ARTICLES - {"de", "d"} for w in shown_words[1:])):
         name_words = []  # « Le Maire de X », « SIAEP des Vallons »: not a person's name
     role = _role_word(tokens, settings.role_words)

@@ -2,6 +2,12 @@
 and commune names. Each statement names a department, carries a weight and says where it was
 seen. Used by :mod:`triage.rules.department`, which weighs them.
 
+What is known comes from the configuration (the departments' codes, names and other spellings)
+and from the data for all of France (:mod:`triage.rules.communes`), gathered once per
+configuration in a :class:`Geography`. A postal code, a SIREN, or « compte créé par la DDFIP de
+l'Ain » can name a department the service does not handle: the statement says so, and the
+department rule then answers none, for an agent to redirect.
+
 Guards against the usual false friends: phone numbers and amounts are not postal codes
 (a postal code is exactly five digits, never inside a longer number, never after « CS », « BP »,
 « n° »); « Haute-Savoie » is not « Savoie »; « Romans-sur-Isère » is a Drôme commune, not a
@@ -13,11 +19,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any
 
-from triage.rules.communes import CommuneIndex, name_key
+from triage.config import Department, compile_pattern
+from triage.rules.communes import (
+    CommuneIndex,
+    Epci,
+    commune_index,
+    french_departments,
+    name_key,
+    other_communes,
+)
 from triage.text import fold
-
-DEPARTMENT_CODES = ("07", "26", "38", "73", "74")
 
 
 @dataclass(frozen=True)
@@ -27,18 +41,92 @@ class Statement:
     text: str  # French, for the agent
 
 
-_DEPT_NAMES = (
-    ("74", re.compile(r"(?<![\w-])(haute|hte|h\.?)[\s-]*savoie(?![\w-])")),
-    ("73", re.compile(r"(?<![\w-])(?<!haute )(?<!haute-)(?<!hte )(?<!hte-)(?<!h\. )(?<!h\.)"
-                      r"savoie(?![\w-])(?! mont[\s-]blanc)")),
-    ("38", re.compile(r"(?<![\w-])(?<!sur )isere(?![\w-])")),
-    ("26", re.compile(r"(?<![\w-])(?<!sur )drome(?![\w-])")),
-    ("07", re.compile(r"(?<![\w-])(?<!sur )ardeche(?![\w-])")),
-)
-_NAMES = {"07": "Ardèche", "26": "Drôme", "38": "Isère", "73": "Savoie", "74": "Haute-Savoie"}
-_DEPT_NUMBER = re.compile(
-    r"(?<![\w-])(ddfip|dgfip|departement|dept|dpt|dep)\.?\s*(n°|no|du|de la|de l'|de)?\s*"
-    r"(0?7|26|38|73|74)(?!\d)")
+@dataclass(frozen=True)
+class _Name:
+    code: str
+    name: str
+    pattern: re.Pattern[str]  # the name itself, separators free (Python re, linear: a literal)
+    last_word: str  # a quick test before the pattern: most texts name no department
+    extra: tuple[Any, ...]  # the configured name_patterns (RE2)
+    not_names: tuple[Any, ...]  # the configured not_names (RE2)
+
+
+@dataclass(frozen=True, eq=False)
+class Geography:
+    """What the place rules know, from the configuration and the data: the configured
+    departments (codes, names, other spellings), the communes of those departments, and the
+    names of every other department (to recognise a statement about another DDFIP)."""
+
+    codes: frozenset[str]
+    names: dict[str, str]  # configured code -> name
+    spelled: tuple[_Name, ...]
+    communes: CommuneIndex
+    foreign: dict[str, str]  # compact name of a department not configured -> code
+    foreign_pattern: re.Pattern[str] | None
+    number: re.Pattern[str]
+    bare_number: re.Pattern[str]
+    trailing_code: re.Pattern[str]
+
+    @cached_property
+    def epci_pattern(self) -> re.Pattern[str]:
+        """Any grouping's compact name (one search instead of one test per grouping)."""
+        keys = sorted({e.key for e in self.communes.epcis}, key=len, reverse=True)
+        return re.compile("|".join(map(re.escape, keys)) or r"(?!)")
+
+    def epcis_in(self, key: str) -> list[Epci]:
+        """The groupings whose compact name is in ``key`` (a line's compact form)."""
+        if not self.epci_pattern.search(key):
+            return []
+        return [e for e in self.communes.epcis if e.key in key]
+
+    def code_of(self, written: str) -> str | None:
+        """A department number as written (« 7 », « 07 », « 2a ») -> its configured or known
+        code, or None."""
+        code = written.upper()
+        if len(code) == 1:
+            code = code.zfill(2)
+            return code if code in self.codes else None  # « 7 » alone only for a configured 07
+        return code if code in self.codes or code in self.foreign.values() else None
+
+
+def _literal(name: str) -> re.Pattern[str]:
+    words = [re.escape(w) for w in re.split(r"[\s'-]+", fold(name)) if w]
+    return re.compile(r"(?<![\w-])" + r"[\s'-]*".join(words) + r"(?![\w-])")
+
+
+@lru_cache(maxsize=8)
+def geography(departments: tuple[Department, ...]) -> Geography:
+    """The geography of a configuration (cached: computed once per set of departments)."""
+    codes = frozenset(d.code for d in departments)
+    spelled = tuple(_Name(d.code, d.name, _literal(d.name), re.split(r"[\s'-]+", fold(d.name))[-1],
+                          tuple(compile_pattern(p) for p in d.name_patterns),
+                          tuple(compile_pattern(p) for p in d.not_names))
+                    for d in departments)
+    others = {fold(name): code for code, name in french_departments().items()
+              if code not in codes}
+    foreign = {name_key(name): code for name, code in others.items()}
+    foreign_pattern = None
+    if others:
+        names = "|".join(r"[\s'-]*".join(re.escape(w) for w in re.split(r"[\s'-]+", n) if w)
+                         for n in sorted(others, key=len, reverse=True))
+        # Only where it names a DDFIP or a department: « la DDFIP du Rhône », « département de
+        # l'Ain ». A bare « Nord » or « Lot » is too often a word.
+        foreign_pattern = re.compile(
+            r"(?<![\w-])(ddfip|drfip|dgfip|finances publiques|departement|dept)\.?\s*"
+            r"(de la |de l'|du |des |de |d'|l')?\s*(" + names + r")(?![\w-])")
+    one_digit = "|".join(c[1] for c in sorted(codes) if c.startswith("0"))
+    number = re.compile(
+        r"(?<![\w-])(ddfip|dgfip|drfip|departement|dept|dpt|dep)\.?\s*(n°|no|du|de la|de l'|de)?"
+        r"\s*(\d{2,3}|2a|2b" + (f"|{one_digit}" if one_digit else "") + r")(?![\d\w])")
+    configured = "|".join(sorted({re.escape(c.lower()) for c in codes}
+                                 | {c[1] for c in codes if c.startswith("0")}))
+    return Geography(
+        codes, {d.code: d.name for d in departments}, spelled, commune_index(codes), foreign,
+        foreign_pattern, number,
+        re.compile(r"\((" + configured + r")\)"),
+        re.compile(r"(" + configured + r")$"))
+
+
 _ACCOUNT_VERBS = re.compile(
     r"(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree|"
     r"aupres)[^.!?\n]{0,60}$")
@@ -59,8 +147,9 @@ _PLACE_BEFORE = re.compile(
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 
 
-_IN_COMMUNE_NAME = re.compile(r"\w-(d'|de-l'|de l'|du-|des-|de-|l'|la-|sur-)$")
-_BARE_NUMBER = re.compile(r"\((0?7|26|38|73|74)\)")
+# « Val-d'Isère », « Pont-de-l'Isère », « Romans-sur-Isère », « Tournon sur Rhône »: a
+# commune's name, not a statement about the department.
+_IN_COMMUNE_NAME = re.compile(r"(\w-(d'|de-l'|de l'|du-|des-|de-|l'|la-|sur-|en-)|\bsur )$")
 
 
 # « envoyée par erreur à la DDFIP de la Savoie »: a wrong recipient, not where the account is.
@@ -68,34 +157,179 @@ _MISDIRECTED = re.compile(r"(par erreur|envoye\w* a|transmis\w* a|ecrit a|adress
                           r"copie a|cc a)[^.!?\n]{0,40}$")
 
 
-def department_names(text: str, weight: int, where: str) -> list[Statement]:
-    folded = fold(text)
+def _joined(folded: str, i: int) -> bool:
+    """True when position ``i`` continues a word (a name inside « Pont-de-Savoie-Est »)."""
+    return 0 <= i < len(folded) and (folded[i].isalnum() or folded[i] == "-")
+
+
+def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
+    """(start, end, code) of each configured department's name, a longer name winning over
+    one inside it (« Haute-Savoie » over « Savoie »)."""
+    found: list[tuple[int, int, str]] = []
+    for spelled in geo.spelled:
+        spans = [m.span() for m in spelled.pattern.finditer(folded)] \
+            if spelled.last_word in folded else []
+        for extra in spelled.extra:
+            for m in extra.finditer(folded):
+                start, end = m.span()
+                if start < end and not _joined(folded, start - 1) and not _joined(folded, end):
+                    spans.append((start, end))
+        excluded = [m.span() for p in spelled.not_names for m in p.finditer(folded)] \
+            if spans else []
+        for start, end in spans:
+            if not any(s <= start and end <= e for s, e in excluded):
+                found.append((start, end, spelled.code))
+    return [(s, e, c) for s, e, c in found
+            if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _c in found)]
+
+
+# A clause that says where the account was created, or where the sender worked before
+# (« créé quand je travaillais à la mairie de Bozel », « anciennement à Chambéry »).
+_ACCOUNT_CLAUSE = re.compile(
+    r"(\b(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree|"
+    r"created|opened|registered|set up)\b|\b(when|while) i (worked|was)\b|\bpreviously\b|"
+    r"\b(quand|lorsque|lorsqu'|alors que) (je|j'|j) ?(travaillais|etais|exercais|occupais)|"
+    r"\banciennement\b|\bprecedemment\b|\bauparavant\b|\ba l'epoque\b|\bmon ancien(ne)? "
+    r"(poste|employeur|commune|collectivite|mairie|structure)\b|\b(poste|emploi|employeur|"
+    r"commune|collectivite|mairie|structure) precedent(e)?\b|\bmy (previous|former) (job|post|"
+    r"employer|position)\b)")
+_CLAUSE_SPLIT = re.compile(r"[.;!?\n]|\bmais\b|\bbut\b")
+_CLAUSE_END = re.compile(r"[.;!?\n]|,|\bmais\b|\bet (je|j'|maintenant|desormais|aujourd)|"
+                         r"\b(maintenant|desormais|aujourd'hui|actuellement)\b")
+
+
+# Accented Latin letters and typographic marks to one plain character each (see fold).
+_SAME_LENGTH = str.maketrans({chr(c): (fold(chr(c)) or " ")[:1]
+                              for c in (*range(0x80, 0x250), *range(0x2000, 0x2070))
+                              if fold(chr(c))[:1] != chr(c)})
+
+
+def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
+    """Communes and postal codes in a clause about where the account was created (or where
+    the sender worked before): they outweigh where the sender works now."""
+    # Folded keeping every character in place, so that offsets in the folded text are offsets
+    # in ``text`` (commune names are then read with their capitals).
+    folded = text.translate(_SAME_LENGTH).lower()
+    if len(folded) != len(text):  # a rare letter whose lower case is longer
+        folded = "".join((fold(ch) or " ")[:1] for ch in text)
+    if not _ACCOUNT_CLAUSE.search(folded):
+        return []  # the common case, at the cost of one search
     out = []
-    for code, pattern in _DEPT_NAMES:
-        for match in pattern.finditer(folded):
-            before = folded[max(0, match.start() - 80):match.start()]
-            if _IN_COMMUNE_NAME.search(before[-12:]):
-                continue  # Val-d'Isère, Pont-de-l'Isère: a commune's name, not a statement
-            if _MISDIRECTED.search(before):
-                continue
-            account = bool(_ACCOUNT_VERBS.search(before))
-            out.append(Statement(code, weight + (6 if account else 0),
-                                 f"département {code} : « {_NAMES[code]} » cité dans {where}"
-                                 + (" comme département du compte" if account else "")))
-    for match in _DEPT_NUMBER.finditer(folded):
-        code = match.group(3).zfill(2)
-        before = folded[max(0, match.start() - 80):match.start()]
-        account = bool(_ACCOUNT_VERBS.search(before))
-        out.append(Statement(code, weight + (6 if account else 0),
-                             f"département {code} : « {match.group(0).strip()} » dans {where}"))
-    for match in _BARE_NUMBER.finditer(folded):
-        code = match.group(1).zfill(2)
-        out.append(Statement(code, weight - 1,
-                             f"département {code} : « {match.group(0)} » dans {where}"))
+    for match in _ACCOUNT_CLAUSE.finditer(folded):
+        end = _CLAUSE_END.search(folded, match.end())
+        clause = text[match.start():end.start() if end else len(text)]
+        found = postal_codes(clause, geo, 3, where) + commune_names(clause, geo, where, False)
+        found += _other_places(clause, geo, where)
+        for s in found:
+            out.append(Statement(s.department, s.weight + 6,
+                                 f"{s.text}, là où le compte a été créé"))
     return out
 
 
-def postal_codes(text: str, communes: CommuneIndex, weight: int, where: str) -> list[Statement]:
+_PLACED_NAME = re.compile(
+    r"\b(?:[Mm]airie|MAIRIE|[Vv]ille|VILLE|[Cc]ommune|COMMUNE|CCAS|[Hh]ôtel de [Vv]ille)"
+    r"\s+(de\s+|d['’]|du\s+|des\s+)?([A-ZÀ-Ý][^\W\d_]+(?:['’][^\W\d_]+)?)"
+    # the whole name: the line, a separator or a postal code follows (« Vals les Bains » is not
+    # « Vals »)
+    r"(?=[ \t]*($|[,(|]|[–-][ \t]|\d{5}))", re.MULTILINE)
+
+
+def other_placed_communes(text: str, geo: Geography, where: str) -> list[Statement]:
+    """« Mairie de Givors »: a commune outside the service, named as the sender's place and
+    known in one department only (one word: a name of several is not looked up)."""
+    out = []
+    for match in _PLACED_NAME.finditer(text):
+        key = name_key(match.group(2))
+        article = _ARTICLE_OF.get((match.group(1) or "").strip())
+        if len(key) < 4 or key in geo.communes.by_name or (
+                article and article + key in geo.communes.by_name):
+            continue  # ours (« Mairie des Clefs » is Les Clefs)
+        depts = other_communes(geo.codes).get(key, frozenset())
+        if len(depts) == 1:
+            code = next(iter(depts))
+            out.append(Statement(code, 3, f"département {code} : commune de {match.group(2)} "
+                                          f"dans {where}{_outside(code, geo)}"))
+    return out
+
+
+def _other_places(clause: str, geo: Geography, where: str) -> list[Statement]:
+    """Communes and department names outside the service in an account clause, written with a
+    capital (« créé à Oyonnax », « created in the Ain »)."""
+    out = []
+    others = other_communes(geo.codes)
+    for match in _TOKEN.finditer(clause):
+        if not match.group(0)[:1].isupper():
+            continue
+        key = name_key(match.group(0))
+        code = geo.foreign.get(key)
+        if code is not None:
+            out.append(Statement(code, 3, f"département {code} : « {match.group(0)} » dans "
+                                          f"{where}{_outside(code, geo)}"))
+            continue
+        depts = others.get(key, frozenset())
+        if len(depts) == 1 and len(key) >= 4 and key not in geo.communes.by_name:
+            code = next(iter(depts))
+            out.append(Statement(code, 2, f"département {code} : commune de {match.group(0)} "
+                                          f"dans {where}{_outside(code, geo)}"))
+    return out
+
+
+_OFFICE = re.compile(r"ddfip|dgfip|drfip|dep|dpt|finances publiques")
+
+
+def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
+    folded = fold(text)
+    out = []
+    for start, _end, code in sorted(set(_name_spans(folded, geo))):
+        before = folded[max(0, start - 80):start]
+        if _IN_COMMUNE_NAME.search(before[-12:]):
+            continue  # Val-d'Isère, Pont-de-l'Isère: a commune's name, not a statement
+        if _MISDIRECTED.search(before):
+            continue
+        # « créé par la DDFIP de l'Ain, mais j'habite en Haute-Savoie »: the verb must be in
+        # the name's own clause.
+        account = bool(_ACCOUNT_VERBS.search(_CLAUSE_SPLIT.split(before)[-1]))
+        out.append(Statement(code, weight + (6 if account else 0),
+                             f"département {code} : « {geo.names[code]} » cité dans {where}"
+                             + (" comme département du compte" if account else "")))
+    for match in geo.bare_number.finditer(folded):
+        code = match.group(1).zfill(2).upper()
+        out.append(Statement(code, weight - 1,
+                             f"département {code} : « {match.group(0)} » dans {where}"))
+    if not _OFFICE.search(folded):
+        return out  # neither « DDFIP », « département » nor « dept »: no number, no other DDFIP
+    for match in geo.number.finditer(folded):
+        number = geo.code_of(match.group(3))
+        if number is None:
+            continue
+        before = folded[max(0, match.start() - 80):match.start()]
+        account = bool(_ACCOUNT_VERBS.search(_CLAUSE_SPLIT.split(before)[-1]))
+        if _MISDIRECTED.search(before) or (number not in geo.codes and not account):
+            continue
+        out.append(Statement(number, weight + (6 if account else 0),
+                             f"département {number} : « {match.group(0).strip()} » dans {where}"
+                             + ("" if number in geo.codes else
+                                ", un département que le service ne gère pas")))
+    if geo.foreign_pattern is not None:
+        for match in geo.foreign_pattern.finditer(folded):
+            other = geo.foreign.get(name_key(match.group(3)))
+            before = folded[max(0, match.start() - 80):match.start()]
+            # Only a statement about the account counts: « j'ai appelé la DDFIP du Rhône qui
+            # m'a dit de vous écrire » says nothing about where it was created.
+            if other is None or _MISDIRECTED.search(before) or not _ACCOUNT_VERBS.search(
+                    _CLAUSE_SPLIT.split(before)[-1]):
+                continue
+            out.append(Statement(other, weight + 6,
+                                 f"département {other} : « {match.group(0).strip()} » dans "
+                                 f"{where}, un département que le service ne gère pas"))
+    return out
+
+
+def _outside(code: str, geo: Geography) -> str:
+    return "" if code in geo.codes else ", un département que le service ne gère pas"
+
+
+def postal_codes(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
     out = []
     found = [(m, m.group(1)) for m in _POSTAL.finditer(text)]
     found += [(m, m.group(1) + m.group(2)) for m in _POSTAL_SPACED.finditer(text)]
@@ -104,18 +338,23 @@ def postal_codes(text: str, communes: CommuneIndex, weight: int, where: str) -> 
         after = fold(text[match.end():match.end() + 12])
         if _NOT_POSTAL_BEFORE.search(before) or _NOT_POSTAL_AFTER.match(after):
             continue
-        depts = communes.by_postal_code.get(code)
-        if depts and len(depts) == 1:
-            dept = next(iter(depts))
-        elif code[:2] in DEPARTMENT_CODES and (depts is None or code[:2] in depts):
-            dept = code[:2]
+        depts = geo.communes.by_postal_code.get(code)
+        prefix = code[:3] if code.startswith("97") else code[:2]
+        ours = depts & geo.codes if depts else frozenset()
+        if len(ours) == 1:
+            dept = next(iter(ours))
+        elif depts and len(depts) == 1 and not ours:
+            dept = next(iter(depts))  # another department's: the sender is outside the service
+        elif depts is None and (prefix in geo.codes or prefix in geo.foreign.values()):
+            dept = prefix  # a CEDEX code: its first digits are its department
         else:
-            continue  # another department's code: not a statement about ours
-        out.append(Statement(dept, weight, f"département {dept} : code postal {code} dans {where}"))
+            continue
+        out.append(Statement(dept, weight, f"département {dept} : code postal {code} dans {where}"
+                                           + _outside(dept, geo)))
     return out
 
 
-def sirets(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
+def sirets(text: str, geo: Geography, where: str) -> list[Statement]:
     out = []
     numbers = [re.sub(r"\D", "", m.group(2)) for m in _SIRET.finditer(text)]
     numbers += [re.sub(r"\D", "", m.group(1)) for m in _BARE_SIRET.finditer(text)]
@@ -123,21 +362,26 @@ def sirets(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
         if len(digits) not in (9, 14):
             continue
         siren = digits[:9]
-        known = communes.by_siren.get(siren)
+        known = geo.communes.by_siren.get(siren)
         if known:
-            dept, name = known
-            out.append(Statement(dept, 5,
-                                 f"département {dept} : SIREN {siren} ({name}) dans {where}"))
-        elif siren[0] == "2" and siren[1] in "12345678" and siren[2:4] in DEPARTMENT_CODES:
+            depts, name = known
+            if len(depts) == 1:
+                out.append(Statement(depts[0], 5, f"département {depts[0]} : SIREN {siren} "
+                                                  f"({name}) dans {where}"
+                                                  + _outside(depts[0], geo)))
+        elif siren[0] == "2" and siren[1] in "12345678" and (
+                siren[2:4] in geo.codes or siren[2:4] in geo.foreign.values()):
+            # A public body's SIREN carries its department: 21 + 38… is a commune of the Isère.
             dept = siren[2:4]
             out.append(Statement(dept, 4, f"département {dept} : SIREN {siren} d'une collectivité "
-                                          f"du {dept} dans {where}"))
+                                          f"du {dept} dans {where}{_outside(dept, geo)}"))
     return out
 
 
-def commune_names(text: str, communes: CommuneIndex, where: str, signature: bool
+def commune_names(text: str, geo: Geography, where: str, signature: bool
                   ) -> list[Statement]:
     """Commune names written as places; in a signature, also alone or beside a separator."""
+    communes = geo.communes
     out = []
     for line in text.splitlines():
         tokens = list(_TOKEN.finditer(line))
@@ -207,12 +451,13 @@ _FREEMAIL = {"gmail", "googlemail", "orange", "wanadoo", "free", "laposte", "hot
 _DOMAIN_PREFIX = re.compile(r"^(mairiede|villede|communede|mairie|ville|commune|ccas|cias)[-.]?")
 
 
-def domain_commune(domain: str, communes: CommuneIndex) -> list[Statement]:
+def domain_commune(domain: str, geo: Geography) -> list[Statement]:
     """A sender domain that names a commune (``mairie-bozel.fr``, ``saint-agreve.fr``)."""
+    communes = geo.communes
     labels = domain.lower().split(".")
     if len(labels) < 2 or labels[-2] in _FREEMAIL:
         return []
-    label = re.sub(r"(0?7|26|38|73|74)$", "", labels[-2]) or labels[-2]
+    label = geo.trailing_code.sub("", labels[-2]) or labels[-2]
     for stem in dict.fromkeys((label, _DOMAIN_PREFIX.sub("", label))):
         key = name_key(stem)
         depts = communes.departments_of_name(key)
@@ -222,30 +467,32 @@ def domain_commune(domain: str, communes: CommuneIndex) -> list[Statement]:
             return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne la "
                                        f"commune de {name}")]
     key = name_key(label)
-    for epci_key, dept, name in communes.epcis:
-        if key == epci_key:
-            return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne "
-                                       f"{name}")]
+    for epci in communes.epcis:
+        if key == epci.key and epci.department is not None:
+            return [Statement(epci.department, 2, f"département {epci.department} : le domaine "
+                                                  f"{domain} désigne {epci.name}")]
     return []
 
 
-def epci_names(text: str, communes: CommuneIndex, where: str) -> list[Statement]:
-    """Names of groupings of communes (« Annonay Rhône Agglo », « Rumilly Terre de Savoie »)."""
+def epci_names(text: str, geo: Geography, where: str) -> list[Statement]:
+    """Names of groupings of communes (« Annonay Rhône Agglo », « Rumilly Terre de Savoie »).
+
+    A grouping whose communes span several departments says nothing about which one."""
     out = []
     for line in text.splitlines():
         key = name_key(line)
-        for epci_key, dept, name in communes.epcis:
-            if epci_key in key:
-                out.append(Statement(dept, 3, f"département {dept} : {name} dans {where}"))
+        for epci in geo.epcis_in(key):
+            if epci.department is not None:
+                out.append(Statement(epci.department, 3,
+                                     f"département {epci.department} : {epci.name} dans {where}"))
     return out
 
 
-def mask_epci_names(text: str, communes: CommuneIndex) -> str:
+def mask_epci_names(text: str, geo: Geography) -> str:
     """``text`` with grouping names blanked, so « … Terre de Savoie » is not read as 73."""
     out = []
     for line in text.splitlines():
-        key = name_key(line)
-        if any(epci_key in key for epci_key, _d, _n in communes.epcis):
+        if geo.epci_pattern.search(name_key(line)):
             line = " "
         out.append(line)
     return "\n".join(out)

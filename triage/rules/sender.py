@@ -11,6 +11,7 @@ from triage.parse import Address, MessageView
 from triage.rules.base import Context, Finding, finding
 
 NAME = "sender"
+LABEL = "Expéditeur"
 DESCRIPTION = "une et une seule adresse d'expéditeur lisible"
 
 
