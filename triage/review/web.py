@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from triage import lifecycle, metrics
+from triage import lifecycle, metrics, rules
 from triage.config import TEMPLATE_NAMES, Settings
 from triage.review import french, remote, views
 from triage.review.agents import may_see
@@ -89,6 +89,7 @@ class ReviewApp:
                            TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age, when=french.when,
                            ago=french.ago, business_days=french.business_days,
                            reset_statement=reset_statement, CONFIRM_ADDRESS=CONFIRM_ADDRESS,
+                           LEGEND=rules.legend(),
                            EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES,
                            OUTBOX_STATES=views.OUTBOX_STATES, TODO=lifecycle.TODO,
                            TicketState=lifecycle.TicketState)
