@@ -63,7 +63,7 @@ DONE = {
     Verb.REJECT: "Brouillon rejeté : la demande reste à traiter.",
     Verb.TEMPLATE: "Brouillon préparé avec le modèle choisi.",
     Verb.HANDLED: "Demande marquée comme traitée, sans réponse.",
-    Verb.RELEASE: "Message libéré de la quarantaine : il est à traiter par un agent.",
+    Verb.RELEASE: "Message libéré de la quarantaine : il est à traiter, sans brouillon.",
 }
 
 

@@ -23,7 +23,7 @@ from triage.rules import reasons_of, trust
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, holds, queries
 from triage.store.queries import QueuePage, QueueQuery, Scope
 
-ACTIONS = {"draft": "Brouillon à valider", "human": "À traiter par un agent",
+ACTIONS = {"draft": "Brouillon à valider", "human": "Traitement manuel",
            "quarantine": "Quarantaine", "ignore": "Ignoré"}
 INTENTS = {"forgotten_password": "Mot de passe oublié", "expired_password": "Mot de passe expiré",
            "other": "Autre demande"}
