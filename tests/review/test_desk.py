@@ -195,3 +195,14 @@ def test_lead_gives_the_hold_and_the_sender_history_is_shown(client, store, sett
     page = client.get(f"/tickets/{again.id}").text
     earlier = page[page.index("Demandes précédentes"):page.index("Historique")]
     assert f'href="/tickets/{own}"' in earlier
+
+
+def test_dashboard_table_and_chart_show_one_value():
+    """A delay of 1.2 minutes reads « 1 min » in the chart's bars and in the table, and a
+    table beside a chart in hours uses hours too."""
+    from triage.review.dashboard import duration, shown, unit_for
+
+    hours = 1.2 / 60
+    unit = unit_for([hours])[0]
+    assert (unit, shown(hours, unit), duration(hours, unit)) == ("min", 1.0, "1 min")
+    assert duration(0.5, "h") == "0,5 h" and duration(0.5) == "30 min"
