@@ -6,26 +6,22 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
-from review.conftest import DEV, PASSWORD, make_settings  # tests/review, on pytest's path
 
 from triage.config import Settings
-from triage.pipeline import triage_bytes
-from triage.review.agents import add_agent
-from triage.review.web import create_app
 from triage.send.sender import send_due
 from triage.store import Store
-from triage.testing.dovecot import free_port
+from triage.testing.desk import desk_settings, seed, serve
 from triage.testing.smtp import SmtpRelay
 
+DEV = Path(__file__).resolve().parent.parent / "data" / "dev"
+PASSWORD = "mot de passe solide"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -55,34 +51,14 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
     with SmtpRelay() as relay:
-        settings = make_settings(tmp_path, smtp={"host": "127.0.0.1", "port": relay.port,
+        settings = desk_settings(tmp_path, smtp={"host": "127.0.0.1", "port": relay.port,
                                                  "security": "plain"})
         store = Store.open(settings)
-        with store.session() as s:
-            add_agent(s, settings, "agent38", PASSWORD, ["38"], name="Claire Agent")
-            add_agent(s, settings, "collegue38", PASSWORD, ["38"], name="Paul Collègue")
-            add_agent(s, settings, "admin", PASSWORD, ["07", "26", "38", "73", "74"],
-                      role="admin", name="Administratrice du service départemental")
-            s.commit()
-        ids = {}
-        for name in MAIL:
-            raw = (DEV / name).read_bytes()
-            ticket, _ = store.record(triage_bytes(raw, settings), raw, origin=f"test:{name}")
-            ids[name] = ticket.id
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1",
-                                               port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the web application did not start"
-            time.sleep(0.05)
+        ids = seed(store, settings, [DEV / name for name in MAIL], PASSWORD)
         try:
-            yield Desk(f"http://127.0.0.1:{port}", settings, store, relay, ids)
+            with serve(settings, store) as base:
+                yield Desk(base, settings, store, relay, ids)
         finally:
-            server.should_exit = True
-            thread.join(10)
             store.dispose()
 
 
