@@ -105,6 +105,9 @@ def test_reset_needs_the_reset_confirmation_recorded_in_the_audit(client, store)
             "J'ai réinitialisé le mot de passe de a.martin-xt dans l'outil d'administration")
         item = s.scalar(select(OutboxItem).where(OutboxItem.ticket_id == own))
         message_id = item.message_id
+        order = [e.event for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.ticket_id == own).order_by(AuditEvent.id))]
+    assert order.index("draft.approved") < order.index("outbox.queued")  # as agents read it
     assert "texte vérifié 4217" in r.text and message_id in r.text
 
 

@@ -133,7 +133,9 @@ def ticket_page(s: Session, settings: Settings, ticket: Ticket, agent: Agent) ->
                       queries.mailboxes_of(s, ticket.id), manifest(ticket, view),
                       lifecycle.allowed(s, head, admin=agent.is_admin), head,
                       queries.earlier_requests(s, head),
-                      holds.current(head, settings.desk.hold_minutes),
+                      # A hold is on work to do: a sent or closed ticket shows none.
+                      holds.current(head, settings.desk.hold_minutes)
+                      if head.status in lifecycle.TODO else None,
                       [(o, reply_text(o, settings)) for o in queries.outbox_of(s, ids)])
 
 
