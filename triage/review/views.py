@@ -91,8 +91,8 @@ def queue(s: Session, settings: Settings, agent: Agent, f: Filters) -> QueuePage
                                         f.order == "oldest", f.page, search=f.search,
                                         before=before))
     minutes = settings.desk.hold_minutes
-    rows = [r if holds.live(r.held_by, r.held_at, minutes) else replace(r, held_by=None)
-            for r in found.rows]
+    rows = [r if r.status in lifecycle.TODO and holds.live(r.held_by, r.held_at, minutes)
+            else replace(r, held_by=None) for r in found.rows]
     return replace(found, rows=rows, counts={a: found.counts.get(a, 0) for a in ACTIONS})
 
 

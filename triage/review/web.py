@@ -238,8 +238,10 @@ class ReviewApp:
         f = views.Filters(
             action=q.get("action") if q.get("action") in views.ACTIONS else None,
             intent=q.get("intent") if q.get("intent") in views.INTENTS else None,
+            # A search without a chosen state looks in every state: the agent is looking
+            # for a request, maybe answered long ago.
             status=str(q.get("status")) if q.get("status") in ("todo", "all", *views.STATUSES)
-            else "todo",
+            else "all" if q.get("q", "").strip() else "todo",
             order="oldest" if q.get("order") == "oldest" else "newest",
             page=int(q["page"]) if q.get("page", "").isdigit() and len(q["page"]) < 7 else 1,
             search=q.get("q", "").strip()[:200],
