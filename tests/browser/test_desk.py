@@ -179,6 +179,7 @@ def test_search_from_the_queue(browser, desk):
     page.fill("input[name=note]", "réglé par téléphone")
     page.click("text=Marquer comme traitée sans réponse")
     page.wait_for_selector("p.notice")
+    page.goto(f"{desk.base}/")
     for term, wanted in (("a.martin-xt", "065.eml"), ("claire.bouvier@ville-crolles.fr",
                                                        "063.eml"),
                          (f"#{desk.ids['002.eml']}", "002.eml")):
