@@ -17,17 +17,19 @@ The daemon's configuration names 127.0.0.1 as before, so its plain-IMAP-on-loopb
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import harness
 from harness import HOME, Entry, log
+from imapclient import IMAPClient
 
 from triage.testing import DovecotServer
 from triage.testing.dovecot import ensure_dovecot
@@ -116,66 +118,133 @@ def dovecot_in(pair: Pair) -> Iterator[DovecotServer]:
 
 
 def run(work: Path, entries: list[Entry], baseline: dict[str, object] | None,
-        one_way_ms: float = 10.0, naive_sample: int = 300) -> dict[str, object]:
-    """The backlog with ``2 * one_way_ms`` of round trip; ``{"skipped": why}`` when impossible."""
+        one_way_ms: float = 10.0, naive_sample: int = 300, relay: bool = True
+        ) -> dict[str, object]:
+    """The backlog with ``2 * one_way_ms`` of round trip; ``{"skipped": why}`` when impossible.
+
+    Without netem (and with ``relay``), the same run through :mod:`delay`'s userspace relay is
+    added under ``"relay"``, labelled as the emulation it is.
+    """
+    why = _cannot()
+    if why is None:
+        pair = Pair()
+        try:
+            try:
+                pair.create()
+            except RuntimeError as exc:
+                why = f"cannot create the namespaces and the veth pair: {exc}"
+            else:
+                try:
+                    if one_way_ms > 0:
+                        pair.delay(one_way_ms)
+                except RuntimeError as exc:
+                    why = f"the kernel refuses netem ({exc}): it was built without sch_netem"
+                else:
+                    return _over_netem(work, entries, baseline, pair, one_way_ms, naive_sample)
+        finally:
+            pair.remove()
+    log(f"netem: skipped: {why}")
+    result: dict[str, object] = {"skipped": why}
+    if relay and one_way_ms > 0:
+        result["relay"] = _over_relay(work, entries, baseline, one_way_ms, naive_sample)
+    return result
+
+
+def _cannot() -> str | None:
     if os.geteuid() != 0:
-        return _skip("needs root (network namespaces and tc)")
+        return "needs root (network namespaces and tc)"
     for tool in ("ip", "tc"):
         if shutil.which(tool) is None:
-            return _skip(f"`{tool}` is missing: apt-get install -y iproute2")
-    folder = work / "netem"
-    folder.mkdir(parents=True, exist_ok=True)
-    pair = Pair()
-    try:
+            return f"`{tool}` is missing: apt-get install -y iproute2"
+    return None
+
+
+def _over_netem(work: Path, entries: list[Entry], baseline: dict[str, object] | None,
+                pair: Pair, one_way_ms: float, naive_sample: int) -> dict[str, object]:
+    with dovecot_in(pair) as server:
+        rtt = pair.round_trip_ms(server.port)
+        log(f"netem: round trip {rtt:.2f} ms between the namespaces")
+        folder = work / "netem"
+        deployment = harness.bench_deploy(server, folder)
+        result = _backlog(folder, server, deployment, deployment.account_of(HOME), entries,
+                          baseline, naive_sample, pair.client, "netem")
+        return {"method": "netem", "round_trip_ms": round(rtt, 2),
+                "one_way_delay_ms": one_way_ms, **result}
+
+
+def _over_relay(work: Path, entries: list[Entry], baseline: dict[str, object] | None,
+                one_way_ms: float, naive_sample: int) -> dict[str, object]:
+    folder = work / "relay"
+    with harness.dovecot() as server:
+        port = harness.free_port()
+        relay = subprocess.Popen([sys.executable, str(harness.HERE / "delay.py"), "--listen",
+                                  str(port), "--to", str(server.port), "--one-way-ms",
+                                  str(one_way_ms)], stdout=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL)
         try:
-            pair.create()
-        except RuntimeError as exc:
-            return _skip(f"cannot create the namespaces and the veth pair: {exc}")
-        if one_way_ms > 0:
-            try:
-                pair.delay(one_way_ms)
-            except RuntimeError as exc:
-                return _skip(f"the kernel refuses netem ({exc}); this kernel has no sch_netem")
-        with dovecot_in(pair) as server:
-            rtt = pair.round_trip_ms(server.port)
-            log(f"netem: round trip {rtt:.2f} ms between the namespaces")
-            deployment = harness.bench_deploy(server, folder)
-            account = deployment.account_of(HOME)
-            harness.fill_maildir(server, account, entries)
-            secret = deployment.config_path.parent / f"imap-{HOME}.secret"
-            result: dict[str, object] = {"round_trip_ms": round(rtt, 2),
-                                         "one_way_delay_ms": one_way_ms,
-                                         "messages": len(entries)}
-            log(f"netem: naive reader on the first {naive_sample} messages …")
-            naive = harness.measured(pair.client(harness.naive_command(
-                account, secret, limit=naive_sample)), folder / "naive.log")
-            read = json.loads(naive.stdout.strip().splitlines()[-1])
-            result["naive"] = {"messages": read["messages"], "seconds": round(naive.seconds, 2),
-                               "rate": round(read["messages"] / naive.seconds, 1)}
-            log(f"netem: naive reader {read['messages'] / naive.seconds:.0f} messages/s")
-            log("netem: triage run --once …")
-            tri = harness.measured(pair.client(harness.triage_command(deployment)),
-                                   folder / "triage.log")
-            counts = harness.folder_counts(server, account)
-            if tri.returncode != 0 or counts.get("INBOX", -1) != 0:
-                raise SystemExit(f"triage under netem failed ({tri.returncode}, INBOX "
-                                 f"{counts.get('INBOX')}): "
-                                 + (folder / "triage.log").read_text()[-2000:])
-            rate = len(entries) / tri.seconds
-            result["triage"] = {"seconds": round(tri.seconds, 2), "rate": round(rate, 1),
-                                "max_rss_mb": round(tri.max_rss_mb, 1)}
-            base = (baseline or {}).get("triage")
-            if isinstance(base, dict):
-                result["rate_vs_loopback"] = round(rate / float(base["rate"]), 2)
-            result["ratio"] = round(rate / result["naive"]["rate"], 2)  # type: ignore[index]
-            log(f"netem: triage {rate:.0f} messages/s ({tri.seconds:.0f} s)"
-                + (f", {result['rate_vs_loopback']:.2f} of the loopback rate"
-                   if "rate_vs_loopback" in result else ""))
-            return result
-    finally:
-        pair.remove()
+            assert relay.stdout is not None
+            relay.stdout.readline()  # "ready"
+            deployment = harness.deploy(server, folder, imap={**harness.IMAP_SETTINGS,
+                                                              "port": port})
+            direct = deployment.account_of(HOME)
+            through = dataclasses.replace(direct, port=port)
+            rtt = _noop_ms(through)
+            log(f"relay: round trip {rtt:.1f} ms through the userspace relay")
+            result = _backlog(folder, server, deployment, through, entries, baseline,
+                              naive_sample, lambda command: command, "relay")
+        finally:
+            relay.kill()
+            relay.wait()
+    return {"method": "userspace relay (bench/delay.py), not netem", "round_trip_ms": round(rtt, 1),
+            "one_way_delay_ms": one_way_ms, **result}
 
 
-def _skip(why: str) -> dict[str, object]:
-    log(f"netem: skipped: {why}")
-    return {"skipped": why}
+def _noop_ms(account: harness.ImapAccount) -> float:
+    """The median time of an IMAP NOOP (one round trip)."""
+    with IMAPClient(account.host, port=account.port, ssl=False, timeout=30) as imap:
+        imap.login(account.user, account.password)
+        times = []
+        for _ in range(9):
+            start = time.perf_counter()
+            imap.noop()
+            times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def _backlog(folder: Path, server: DovecotServer, deployment: harness.Deployment,
+             account: harness.ImapAccount, entries: list[Entry],
+             baseline: dict[str, object] | None, naive_sample: int,
+             wrap: Callable[[list[str]], list[str]], label: str) -> dict[str, object]:
+    """The naive reader on a sample, then ``triage run --once`` on the whole backlog."""
+    harness.fill_maildir(server, deployment.account_of(HOME), entries)
+    secret = deployment.config_path.parent / f"imap-{HOME}.secret"
+    log(f"{label}: naive reader on the first {naive_sample} messages …")
+    naive = harness.measured(wrap(harness.naive_command(account, secret, limit=naive_sample)),
+                             folder / "naive.log")
+    read = json.loads(naive.stdout.strip().splitlines()[-1])
+    naive_rate = read["messages"] / naive.seconds
+    log(f"{label}: naive reader {naive_rate:.0f} messages/s")
+    log(f"{label}: triage run --once …")
+    tri = harness.measured(wrap(harness.triage_command(deployment)), folder / "triage.log")
+    counts = harness.folder_counts(server, deployment.account_of(HOME))
+    if tri.returncode != 0 or counts.get("INBOX", -1) != 0:
+        raise SystemExit(f"triage over the {label} failed ({tri.returncode}, INBOX "
+                         f"{counts.get('INBOX')}): "
+                         + (folder / "triage.log").read_text()[-2000:])
+    rate = len(entries) / tri.seconds
+    result: dict[str, object] = {
+        "messages": len(entries),
+        "naive": {"messages": read["messages"], "seconds": round(naive.seconds, 2),
+                  "rate": round(naive_rate, 1)},
+        "triage": {"seconds": round(tri.seconds, 2), "rate": round(rate, 1),
+                   "max_rss_mb": round(tri.max_rss_mb, 1)},
+        "ratio": round(rate / naive_rate, 2),
+    }
+    base = (baseline or {}).get("triage")
+    if isinstance(base, dict):
+        result["rate_vs_loopback"] = round(rate / float(base["rate"]), 2)
+    log(f"{label}: triage {rate:.0f} messages/s ({tri.seconds:.0f} s)"
+        + (f", {result['rate_vs_loopback']:.2f} of the loopback rate"
+           if "rate_vs_loopback" in result else "")
+        + f"; {rate / naive_rate:.1f} times the naive reader's")
+    return result

@@ -85,3 +85,26 @@ def test_export_gathers_one_person(tmp_path, store_url):
     assert run.returncode == 0
     exported = json.loads(out.read_text("utf-8"))
     assert len(exported["tickets"]) == 1 and exported["tickets"][0]["department"] == "26"
+
+
+def test_purge_erases_the_requester_and_export_finds_it(tmp_path, store_url):
+    """Purge erases the requester's address with the sender's; the access export finds a
+    ticket by its requester even when the stored sender (a long display name, cut at 400
+    characters) no longer holds the address."""
+    settings, store = _store(tmp_path, store_url)
+    name = "Service " + "très " * 100
+    raw = (f"From: {name} <l.long@ville-crolles.fr>\r\n"
+           "To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\nSubject: mdp\r\n"
+           "Message-ID: <long@test>\r\n\r\nBonjour, mon mot de passe Chorus Pro a expiré.\r\n"
+           ).encode()
+    store.record(triage_bytes(raw, settings), raw, origin="test:long")
+    with store.session() as s:
+        exported = export_person(s, "L.Long@ville-crolles.fr")
+    assert [t["message_id"] for t in exported["tickets"]] == ["long@test"]
+    _age(store, "020.eml", 400)
+    assert cli(settings, "purge", "--authorisation", "VISA-2026-043").returncode == 0
+    with store.session() as s:
+        old = s.scalar(select(Ticket).where(Ticket.origin.like("%020.eml")))
+        assert old.sender == ERASED and old.requester is None
+        fresh = s.scalar(select(Ticket).where(Ticket.origin.like("%063.eml")))
+        assert fresh.requester == "claire.bouvier@ville-crolles.fr"

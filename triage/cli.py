@@ -341,7 +341,12 @@ def run(config_path: Path | None, once: bool, log_json: bool | None) -> None:
 @main.command()
 @CONFIG_OPTION
 def status(config_path: Path | None) -> None:
-    """Per mailbox: connection, last poll, messages waiting, tickets, reconciliation."""
+    """Per mailbox: connection, last poll, messages waiting, tickets, reconciliation.
+
+    Exits 1 when a mailbox needs an admin, and says which and why (unreachable or refused,
+    mail waiting too long, copies owed for too long, folders that do not reconcile, IDLE not
+    effective).
+    """
     from triage.mailbox.status import format_status, mailbox_status
     from triage.store import Store
 
@@ -353,7 +358,10 @@ def status(config_path: Path | None) -> None:
         sys.exit(2)
     rows = mailbox_status(settings, store)
     click.echo(format_status(rows) if rows else "no mailbox configured")
-    sys.exit(0 if all(r.connection == "ok" and r.reconciled for r in rows) else 1)
+    needing = [r.address for r in rows if r.problems]
+    if needing:
+        click.echo(f"needs an admin: {', '.join(needing)}", err=True)
+    sys.exit(1 if needing else 0)
 
 
 def _serve_web(settings: Settings, store: Any, live: Any) -> None:

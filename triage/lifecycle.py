@@ -16,8 +16,11 @@ writer that bypassed this module could not queue a second reply.
                │  └─handled─► handled ◄──handled (reply not started)─┘
                └─(refused by the relay: approved ──refused──► open)
              quarantined ──release (admin)──► open; a follow-up never reopens it
+             a follow-up that joined while the reply was on its way reopens the ticket once
+             the reply is delivered (approved ──delivered──► sent ──follow-up──► open)
     draft:   pending ──approve──► approved ──delivered──► sent
              pending ──reject──► rejected; pending/approved ──handled──► discarded
+             pending ──superseded (another draft of the thread approved)──► discarded
     outbox:  approved ──start──► sending ──commit──► committing ──delivered──► sent
              approved ──cancel (handled)──► cancelled; sending/committing ──retry──► approved;
              sending/approved ──refused──► failed
@@ -87,6 +90,7 @@ class Event(enum.StrEnum):
     DELIVERED = "delivered"
     REFUSED = "refused"
     CANCEL = "cancel"
+    SUPERSEDED = "superseded"  # another draft of the thread was approved
 
 
 AGENT_EVENTS = (Event.APPROVE, Event.SAVE, Event.REJECT, Event.REASSIGN, Event.TEMPLATE,
@@ -121,6 +125,7 @@ TABLE: tuple[tuple[State, Event, State], ...] = (
     (_D.PENDING, Event.APPROVE, _D.APPROVED),
     (_D.PENDING, Event.REJECT, _D.REJECTED),
     (_D.PENDING, Event.HANDLED, _D.DISCARDED),
+    (_D.PENDING, Event.SUPERSEDED, _D.DISCARDED),
     (_D.APPROVED, Event.HANDLED, _D.DISCARDED),
     (_D.APPROVED, Event.DELIVERED, _D.SENT),
     (_D.APPROVED, Event.REFUSED, _D.PENDING),
@@ -150,6 +155,7 @@ AUDIT_NAMES = {
     Event.HANDLED: "ticket.handled", Event.RELEASE: "ticket.released",
     Event.FOLLOW_UP: "ticket.follow-up", Event.DELIVERED: "outbox.sent",
     Event.REFUSED: "outbox.refused", Event.RETRY: "outbox.retry",
+    Event.SUPERSEDED: "draft.discarded",
 }
 
 _REFUSALS = {
@@ -266,6 +272,7 @@ def transition(s: Session, ticket: Ticket, event: Event, actor: str, *, admin: b
         item: OutboxItem = detail.pop("item")
         assert draft is not None
         _move_draft(draft, event)
+        _supersede(s, ticket, draft, actor)
         item.state = OutboxState.QUEUED
         s.add(item)
         s.flush()  # the partial unique index refuses a second live reply here
@@ -297,6 +304,25 @@ def _move_draft(draft: DraftRow, event: Event) -> None:
     if after is None:
         raise NotAllowed("ce brouillon n'est plus en attente")
     draft.status = after.value
+
+
+def _supersede(s: Session, ticket: Ticket, approved: DraftRow, actor: str) -> None:
+    """One reply per thread: the approved draft makes the thread's other pending drafts
+    (older ones) stale; discarded, no later approval can send them as a second reply."""
+    for draft in s.scalars(select(DraftRow).where(
+            DraftRow.ticket_id.in_(_thread_ids(s, ticket)), DraftRow.id != approved.id,
+            DraftRow.status == DraftState.PENDING)):
+        _move_draft(draft, Event.SUPERSEDED)
+        s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event=AUDIT_NAMES[Event.SUPERSEDED],
+                         detail={"draft": draft.id, "approved": approved.id}))
+
+
+def _followed_since(s: Session, ticket: Ticket, when: Any) -> list[int]:
+    """The follow-ups of ``ticket`` recorded after ``when`` (the reply's approval)."""
+    if when is None:
+        return []
+    return list(s.scalars(select(Ticket.id).where(Ticket.parent_id == ticket.id,
+                                                  Ticket.created_at > when)))
 
 
 def _cancel_replies(s: Session, ticket: Ticket, actor: str) -> None:
@@ -354,7 +380,24 @@ def outbox_step(s: Session, item: OutboxItem, event: Event, **values: object) ->
         after = target(state, event) if state is not None else None
         if ticket is not None and isinstance(after, TicketState):
             _write_state(s, ticket, after)
+            if event is Event.DELIVERED and state is TicketState.APPROVED:
+                _deferred_follow_ups(s, ticket, after, item)
     return True
+
+
+def _deferred_follow_ups(s: Session, ticket: Ticket, sent: TicketState, item: OutboxItem
+                         ) -> None:
+    """Follow-ups that joined while the reply was queued (the ticket stayed ``approved``) take
+    effect now that it is delivered: the ticket moves as a follow-up on a sent ticket does
+    (back to the agents, with the follow-up's draft), instead of leaving them unseen."""
+    later = _followed_since(s, ticket, item.approved_at)
+    reopened = target(sent, Event.FOLLOW_UP)
+    if not later or not isinstance(reopened, TicketState):
+        return
+    _write_state(s, ticket, reopened)
+    s.add(AuditEvent(ticket_id=ticket.id, actor="triage", event=AUDIT_NAMES[Event.FOLLOW_UP],
+                     detail={"tickets": later, "deferred": True, "state_before": sent.value,
+                             "state_after": reopened.value}))
 
 
 def follow_up(s: Session, root: Ticket, actor: str, **detail: Any) -> None:

@@ -8,11 +8,13 @@ Two kinds of metrics:
   failures (temporary and permanent, from the audit trail); whether each mailbox was reached;
 - kept in the process that does the work, so only meaningful where the daemon runs
   (``triage serve``, or ``triage run`` next to a web process that does not see them): intake
-  pass errors and the time spent per message (:class:`MeasuredWorker`).
+  pass errors and the time spent per message (:class:`IntakeMetrics`, the workers' observer).
 
 Readiness: ready when the store answers and every configured mailbox was polled successfully
 within :data:`STALE_AFTER` seconds (or ten poll intervals, if longer), as the daemon records it
-in the store. A mailbox that cannot be reached, or a daemon that stopped polling, makes it fail.
+in the store. A mailbox that cannot be reached (transient: network, busy server) or that refuses
+us (permanent: login or folder refused, an admin must act), or a daemon that stopped polling,
+makes it fail; each line says which kind it is (:func:`triage.errors.kind_of`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -37,8 +37,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from triage.config import Settings
+from triage.errors import PeerError, kind_of
 from triage.lifecycle import DraftState, OutboxState
-from triage.mailbox.worker import NETWORK_ERRORS, Counts, MailboxWorker
 from triage.store import AuditEvent, DraftRow, MailboxState, OutboxItem, Store, Ticket
 
 #: A mailbox not polled successfully for this long (seconds) makes ``/readyz`` fail.
@@ -56,36 +56,18 @@ MESSAGE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 
 
-class MeasuredWorker(MailboxWorker):
-    """A mailbox worker whose passes feed :data:`POLL_ERRORS` and :data:`MESSAGE_SECONDS`.
+class IntakeMetrics:
+    """The observer the daemon gives its mailbox workers: each pass feeds :data:`POLL_ERRORS`
+    and :data:`MESSAGE_SECONDS` (see :class:`triage.mailbox.worker.PassObserver`)."""
 
-    When the daemon shares mailboxes with other instances (``leases`` set), a pass starts only
-    after the database confirms this instance's lease, and each pass that did work is recorded
-    with its owner and times, so that exclusive work can be checked afterwards.
-    """
+    def passed(self, mailbox: str, messages: int, seconds: float) -> None:
+        if messages:
+            histogram = MESSAGE_SECONDS.labels(mailbox)
+            for _ in range(messages):
+                histogram.observe(seconds / messages)
 
-    leases: Any = None  # triage.mailbox.lease.LeaseKeeper, set by the daemon
-
-    def process_once(self) -> Counts:
-        if self.leases is not None and not self.leases.confirm(self.box.address):
-            return Counts()
-        started = time.perf_counter()
-        work = self.leases.begin_work(self.box.address) if self.leases is not None else None
-        try:
-            counts = super().process_once()
-        except NETWORK_ERRORS:
-            POLL_ERRORS.labels(self.box.address).inc()
-            if work is not None:
-                self.leases.end_work(work, 1)  # it may have moved mail: keep the record
-            raise
-        if work is not None:
-            self.leases.end_work(work, counts.seen or counts.moved)
-        if counts.seen:
-            share = (time.perf_counter() - started) / counts.seen
-            histogram = MESSAGE_SECONDS.labels(self.box.address)
-            for _ in range(counts.seen):
-                histogram.observe(share)
-        return counts
+    def failed(self, mailbox: str, error: PeerError) -> None:
+        POLL_ERRORS.labels(mailbox).inc()
 
 
 # -- metrics read from the store -----------------------------------------------------------
@@ -192,7 +174,8 @@ def readiness(settings: Settings, store: Store) -> tuple[bool, list[str]]:
         polled = _aware(state.last_poll_at) if state else None
         if state is not None and state.last_error:
             ok = False
-            lines.append(f"{box.address}: unreachable: {state.last_error.splitlines()[0][:300]}")
+            what = "refused" if kind_of(state.last_error) == "permanent" else "unreachable"
+            lines.append(f"{box.address}: {what}: {state.last_error.splitlines()[0][:300]}")
         elif polled is None:
             ok = False
             lines.append(f"{box.address}: not polled yet")
@@ -256,5 +239,5 @@ def families(text: str) -> Iterator[Metric]:
     yield from text_string_to_metric_families(text)
 
 
-__all__ = ["MESSAGE_SECONDS", "POLL_ERRORS", "MeasuredWorker", "StoreCollector", "families",
+__all__ = ["MESSAGE_SECONDS", "POLL_ERRORS", "IntakeMetrics", "StoreCollector", "families",
            "metrics_token", "readiness", "registry_for", "routes"]

@@ -57,7 +57,8 @@ def purge(s: Session, settings: Settings, actor: str, authorisation: str | None,
     counts = plan(s, settings, now)
     s.execute(update(Ticket).where(Ticket.created_at < cut["raw_messages"],
                                    Ticket.sender != ERASED)
-              .values(raw=b"", subject=ERASED, sender=ERASED, identifier=None, reasons=[],
+              .values(raw=b"", subject=ERASED, sender=ERASED, requester=None, identifier=None,
+                      reasons=[],
                       references=None, in_reply_to=None, attachments=[]))
     s.execute(update(DraftRow).where(DraftRow.created_at < cut["drafts"],
                                      DraftRow.to_addr != ERASED)
@@ -76,9 +77,11 @@ def purge(s: Session, settings: Settings, actor: str, authorisation: str | None,
 def export_person(s: Session, address: str) -> dict[str, Any]:
     """Everything held about ``address``: messages, decisions, drafts, replies, audit."""
     address = address.strip().lower()
+    # The requester column holds the address whole; the sender column (display name and
+    # address, cut at 400 characters) finds the tickets stored before it existed.
     tickets = list(s.scalars(select(Ticket).where(or_(
-        func.lower(Ticket.sender).like(f"%<{address}>%"), func.lower(Ticket.sender) == address)
-    ).order_by(Ticket.id)))
+        Ticket.requester == address, func.lower(Ticket.sender).like(f"%<{address}>%"),
+        func.lower(Ticket.sender) == address)).order_by(Ticket.id)))
     ids = [t.id for t in tickets]
     drafts = list(s.scalars(select(DraftRow).where(or_(DraftRow.ticket_id.in_(ids),
                                                        DraftRow.to_addr == address))))

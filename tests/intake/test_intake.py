@@ -222,7 +222,7 @@ def test_dovecot_outage_then_recovery(tmp_path, daemon):
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, daemon):
     """500 messages, the daemon killed 10 times mid-work: each message has one ticket and sits
-    in its outcome folder."""
+    in its outcome folder, and `triage status` exits 0 with the store's counts."""
     rng = random.Random(20261127)
     with DovecotServer() as server:
         dep = deploy(server, tmp_path, codes=("38",), imap={"batch_size": 25})
@@ -248,6 +248,12 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, daemon):
         assert final.returncode == 0, final.stderr[-2000:]
         totals = query(dep, "select count(*), count(distinct message_id) from tickets")
         assert totals == [(500, 500)]
+        # status tells the truth after the crashes: nothing missing, the counts of the store.
+        status = subprocess.run([sys.executable, "-m", "triage", "status", "--config",
+                                 str(dep.config_path)], capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "tickets created: 500" in status.stdout and "MISSING" not in status.stdout
         counts = folder_counts(server, acc.user)
         assert counts["INBOX"] == 0
         by_action = dict(query(dep, "select action, count(*) from tickets group by action"))

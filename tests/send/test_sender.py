@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import subprocess
 import sys
 import threading
@@ -164,9 +163,11 @@ def test_sigkill_after_acceptance_sends_once(world, relay):
     reply at the relay, and the outbox says sent."""
     dep, store = world
     approve(dep.settings, store)
-    command = [sys.executable, "-m", "triage", "run", "--once", "--config", str(dep.config_path)]
-    crashed = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "TRIAGE_FAULT": "after-smtp-accept"})
+    args = ["run", "--once", "--config", str(dep.config_path)]
+    command = [sys.executable, "-m", "triage", *args]
+    crashed = subprocess.run([sys.executable, "-m", "triage.testing.faults",
+                              "after-smtp-accept", *args],
+                             capture_output=True, text=True, timeout=120)
     assert crashed.returncode == -9  # SIGKILL, at the fault point
     assert len(relay.messages) == 1
     assert outbox_state(store)[0] == "committing"

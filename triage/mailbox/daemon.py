@@ -20,12 +20,16 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from triage.config import Settings
+from triage.errors import PeerError
 from triage.live import DEFAULT_INTERVAL, LiveConfig
+from triage.mailbox.connection import opener
 from triage.mailbox.idle import IdleWatcher
 from triage.mailbox.lease import LeaseKeeper
-from triage.mailbox.worker import NETWORK_ERRORS, Counts, MailboxWorker
-from triage.metrics import MeasuredWorker
+from triage.mailbox.worker import Counts, MailboxWorker
+from triage.metrics import IntakeMetrics
+from triage.retry import process_name
 from triage.store import Store
+from triage.store import intake as queries
 
 log = logging.getLogger("triage.daemon")
 
@@ -40,7 +44,7 @@ class Daemon:
         self.config_path = config_path
         self.store = store
         self.stopping = threading.Event()
-        self.workers: dict[str, MeasuredWorker] = {}
+        self.workers: dict[str, MailboxWorker] = {}
         self.watchers: list[IdleWatcher] = []
         self.scheduler: BackgroundScheduler | None = None
         self._reload_requested = threading.Event()
@@ -49,9 +53,11 @@ class Daemon:
     def settings(self) -> Settings:
         return self.live()
 
-    def _make_workers(self) -> None:
-        self.workers = {box.address: MeasuredWorker(self.settings, box, self.store, self.stopping)
-                        for box in self.settings().mailboxes}
+    def _make_workers(self, leases: LeaseKeeper) -> dict[str, MailboxWorker]:
+        connect, metrics = opener(self.settings), IntakeMetrics()
+        return {box.address: MailboxWorker(self.settings, box, self.store, connect, leases,
+                                           metrics, self.stopping)
+                for box in self.settings().mailboxes}
 
     # -- once ------------------------------------------------------------------------------
     def _lease_keeper(self) -> LeaseKeeper:
@@ -60,30 +66,67 @@ class Daemon:
                            settings.imap.lease_seconds)
 
     def run_once(self) -> dict[str, Counts | str]:
-        """Process every mailbox this instance may work until its watched folder is empty.
+        """Process every mailbox this instance may work until its watched folder is empty, then
+        make every copy to other departments it owes, and send the replies that are due.
 
-        Mailboxes leased by another running instance are left to it and reported as such.
+        The leases are renewed before each mailbox and every third of ``imap.lease_seconds``
+        meanwhile (a long pass must neither make the later mailboxes look expired nor let
+        another instance take its own mailbox over). Mailboxes leased by another running
+        instance are left to it and reported as such.
         """
-        self._make_workers()
         self.leases = self._lease_keeper()
-        held = self.leases.heartbeat()
-        for worker in self.workers.values():
-            worker.leases = self.leases
+        self.workers = self._make_workers(self.leases)
         results: dict[str, Counts | str] = {}
-        for address, worker in self.workers.items():
-            if address not in held:
-                results[address] = "worked by another instance (lease held elsewhere)"
-                continue
-            try:
-                results[address] = worker.process_once()
-            except NETWORK_ERRORS as exc:
-                results[address] = f"{type(exc).__name__}: {exc}"
-                log.error("mailbox failed: %s", exc, extra={"mailbox": address})
-            finally:
-                worker.disconnect()
-        self.leases.release_all()
+        done = threading.Event()
+        renewer = threading.Thread(target=self._renew_until, args=(done,), daemon=True,
+                                   name="lease-renewal")
+        renewer.start()
+        try:
+            for address, worker in self.workers.items():
+                results[address] = self._once(worker, worker.process_once)
+            # Mailboxes worked early were not yet owed the copies later ones routed to them.
+            with self.store.session() as s:
+                owed = queries.targets_owed(s)
+            for address in sorted(owed & set(self.workers)):
+                worker = self.workers[address]
+                result = self._once(worker, worker.copy_owed)
+                counts = results.get(address)
+                if isinstance(counts, Counts) and isinstance(result, Counts):
+                    counts.transferred += result.transferred
+                elif isinstance(result, str):
+                    results[address] = result
+        finally:
+            done.set()
+            renewer.join()
+            self.leases.release_all()
         self.send_replies()
         return results
+
+    def _renew_until(self, done: threading.Event) -> None:
+        """``run --once``'s heartbeat: a single long pass must not outlive its lease."""
+        assert self.leases is not None
+        while not done.wait(max(1.0, self.settings().imap.lease_seconds / 3)):
+            try:
+                self.leases.heartbeat()
+            except Exception:  # the store unreachable: the pass's own commits will fail
+                log.exception("lease heartbeat failed", extra={"event": "lease.error"})
+
+    def _once(self, worker: MailboxWorker, work: Any) -> Counts | str:
+        """One step of ``run --once`` on a mailbox, under a lease renewed just before."""
+        assert self.leases is not None
+        address = worker.box.address
+        if address not in self.leases.heartbeat():
+            return "worked by another instance (lease held elsewhere)"
+        try:
+            counts: Counts = work()
+            return counts
+        except PeerError as exc:
+            log.error("mailbox failed: %s", exc, extra={"mailbox": address, "kind": exc.kind,
+                                                         "event": "imap.failed"})
+            worker.record_failure(exc)
+            return f"{exc.kind}: {exc}"
+        finally:
+            worker.disconnect()
 
     # -- forever ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -91,34 +134,37 @@ class Daemon:
         self.live.watch(self.watch_interval)
 
     def _start_workers(self) -> None:
-        self._make_workers()
         settings = self.settings()
-        workers = len(self.workers)
-        self.scheduler = BackgroundScheduler(
+        leases = self._lease_keeper()
+        leases.heartbeat()
+        workers = self._make_workers(leases)
+        scheduler = BackgroundScheduler(
             timezone=UTC, executors={"default": {"type": "threadpool",
-                                                 "max_workers": max(2, 2 * workers + 1)}},
+                                                 "max_workers": max(2, 2 * len(workers) + 1)}},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
-        self.leases = self._lease_keeper()
-        self.leases.heartbeat()
-        for worker in self.workers.values():
-            worker.leases = self.leases
-        self.scheduler.add_job(self._renew_leases, "interval",
-                               seconds=max(1.0, settings.imap.lease_seconds / 3), id="leases")
-        for address, worker in self.workers.items():
-            self.scheduler.add_job(self._leased(worker), "interval",
-                                   seconds=settings.imap.poll_interval,
-                                   id=f"poll:{address}", next_run_time=datetime.now(UTC))
+        scheduler.add_job(self._renew_leases, "interval",
+                          seconds=max(1.0, settings.imap.lease_seconds / 3), id="leases")
+        watchers = []
+        for address, worker in workers.items():
+            scheduler.add_job(self._leased(worker), "interval",
+                              seconds=settings.imap.poll_interval,
+                              id=f"poll:{address}", next_run_time=datetime.now(UTC))
             if settings.imap.idle:
-                watcher = IdleWatcher(self.settings, worker.box, self._waker(address),
-                                      self.stopping)
-                self.watchers.append(watcher)
-        self.scheduler.add_job(self.send_replies, "interval", seconds=settings.smtp.poll_interval,
-                               id="outbox", next_run_time=datetime.now(UTC))
-        self.scheduler.add_job(self.housekeeping, "interval", minutes=10, id="housekeeping")
-        self.scheduler.start()
-        for watcher in self.watchers:
+                watchers.append(IdleWatcher(self.settings, worker.box,
+                                            self._waker(address, idle=True), self.stopping))
+        scheduler.add_job(self.send_replies, "interval", seconds=settings.smtp.poll_interval,
+                          id="outbox", next_run_time=datetime.now(UTC))
+        scheduler.add_job(self.housekeeping, "interval", minutes=10, id="housekeeping")
+        # Published only once complete: a reader (a reload, a test, the web page) that sees
+        # the new scheduler finds all its jobs. Publishing it first, then adding the jobs after
+        # a lease heartbeat, let a reader find a scheduler without its poll jobs.
+        self.leases, self.workers, self.watchers = leases, workers, watchers
+        self.scheduler = scheduler
+        scheduler.start()
+        for watcher in watchers:
             watcher.start()
-        log.info("daemon started with %d mailbox(es)", workers, extra={"event": "daemon.start"})
+        log.info("daemon started with %d mailbox(es)", len(workers),
+                 extra={"event": "daemon.start"})
 
     def _leased(self, worker: MailboxWorker) -> Any:
         """The worker's poll, run only while this instance holds the mailbox's lease."""
@@ -140,11 +186,13 @@ class Daemon:
             wake = self._waker(address)
             wake()
 
-    def _waker(self, address: str) -> Any:
+    def _waker(self, address: str, idle: bool = False) -> Any:
         def wake() -> None:
             worker = self.workers.get(address)
             if worker is None or self.scheduler is None or self.stopping.is_set():
                 return
+            if idle:
+                worker.idle_news.set()
             worker.dirty.set()
             # A one-shot job: it waits for a running pass, which also sees the dirty flag.
             self.scheduler.add_job(self._leased(worker), "date", run_date=datetime.now(UTC),
@@ -163,10 +211,7 @@ class Daemon:
 
     @property
     def worker_name(self) -> str:
-        import os
-        import socket
-
-        return f"{socket.gethostname()}:{os.getpid()}"
+        return process_name()
 
     def housekeeping(self) -> None:
         for address, worker in self.workers.items():

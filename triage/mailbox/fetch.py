@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from triage.mailbox.connection import Connection
+from triage.mailbox.protocol import MailboxConnection
 
 PARTIAL_HEADER = "X-Triage-Partial"
 
@@ -73,7 +73,7 @@ def walk_structure(bs: Any, prefix: str = "") -> Iterator[PartInfo]:
     yield PartInfo(section, f"{maintype}/{subtype}", filename, size, is_text)
 
 
-def fetch_batch(conn: Connection, uids: list[int], full_fetch_bytes: int,
+def fetch_batch(conn: MailboxConnection, uids: list[int], full_fetch_bytes: int,
                 max_message_bytes: int | None = None, max_text_bytes: int | None = None
                 ) -> list[Fetched]:
     """The messages of ``uids`` that still exist, ready for :func:`triage.pipeline`.

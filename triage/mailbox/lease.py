@@ -13,38 +13,21 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import secrets
-import socket
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from triage.retry import process_gone, process_name
 from triage.store import Instance, MailboxLease, MailboxWork, Store
 
 log = logging.getLogger("triage.lease")
 
 
 def instance_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def _dead_here(owner: str | None) -> bool:
-    """True when ``owner`` was a process of this machine that no longer exists."""
-    if not owner:
-        return True
-    parts = owner.split(":")
-    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return f"{process_name()}:{secrets.token_hex(3)}"
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -77,7 +60,7 @@ class LeaseKeeper:
             self._ensure_rows(s)
             live = [i.name for i in s.scalars(select(Instance).where(
                 Instance.heartbeat_at >= now - self.lease))]
-            gone = [n for n in live if n != self.name and _dead_here(n)]
+            gone = [n for n in live if n != self.name and process_gone(n)]
             if gone:
                 s.execute(delete(Instance).where(Instance.name.in_(gone)))
                 s.commit()
@@ -123,7 +106,7 @@ class LeaseKeeper:
                                      MailboxLease.expires_at)
                               .where(MailboxLease.mailbox.in_(self.mailboxes))))
         free = [(m, o, e) for m, o, e in rows if o is None or (_utc(e) or now) <= now
-                or (o != self.name and _dead_here(o))]
+                or (o != self.name and process_gone(o))]
         random.shuffle(free)  # instances starting together do not all go for the same one
         taken: list[str] = []
         for mailbox, owner, expires in free:
@@ -191,3 +174,17 @@ class LeaseKeeper:
             since = datetime.now(UTC) - self.lease
             return int(s.scalar(select(func.count(Instance.name)).where(
                 Instance.heartbeat_at >= since)) or 0)
+
+
+class SoleInstance:
+    """The lease gate of a process alone on its store (unit tests, one-off tools): every
+    mailbox is held, and no work record is written."""
+
+    def confirm(self, mailbox: str) -> bool:
+        return True
+
+    def begin_work(self, mailbox: str) -> int:
+        return 0
+
+    def end_work(self, work_id: int, messages: int) -> None:
+        return None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from triage.config import Settings
 from triage.errors import TriageError
 from triage.store import Agent, AuditEvent, Ticket
-from triage.store.queries import mailboxes_of
+from triage.store.queries import head_of, mailboxes_of
 
 #: agent: reviews drafts; lead: also sees the dashboard; admin: everything, every department.
 ROLES = ("agent", "lead", "admin")
@@ -102,6 +102,14 @@ def ticket_departments(s: Session, settings: Settings, ticket: Ticket) -> set[st
 
 
 def may_see(s: Session, settings: Settings, agent: Agent, ticket: Ticket) -> bool:
+    """May ``agent`` read ``ticket`` and act on it: the one visibility check of every page,
+    action and attachment.
+
+    Judged on the thread's head, whatever member's id was given: every action on a follow-up
+    acts on its head, and the thread page shows them all, so a follow-up decided for the
+    agent's department opens no door to another department's thread.
+    """
     if agent.is_admin:
         return True
-    return bool(ticket_departments(s, settings, ticket) & set(agent.departments))
+    head = head_of(s, ticket)
+    return bool(ticket_departments(s, settings, head) & set(agent.departments))

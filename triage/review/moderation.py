@@ -27,7 +27,7 @@ from triage.review import french
 from triage.send.compose import ComposeError
 from triage.send.outbox import compose_item
 from triage.store import Agent, AuditEvent, DraftRow, Ticket, Transfer
-from triage.store.queries import has_transfer, thread, viewed_since
+from triage.store.queries import has_transfer, head_of, thread, viewed_since
 
 #: Templates whose approval needs the agent to confirm the sender's address is the account's.
 CONFIRM_ADDRESS = ("reset_password", "expired_password")
@@ -77,16 +77,6 @@ def viewed(s: Session, ticket: Ticket, agent: Agent) -> None:
     today = french.local(datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
     if not viewed_since(s, ticket.id, agent.login, today.astimezone(UTC)):
         audit(s, ticket, agent, "ticket.viewed")
-
-
-def head_of(s: Session, ticket: Ticket) -> Ticket:
-    """The thread's head: actions on a follow-up act on its ticket."""
-    while ticket.parent_id is not None:
-        parent = s.get(Ticket, ticket.parent_id)
-        if parent is None:
-            break
-        ticket = parent
-    return ticket
 
 
 def handle(s: Session, settings: Settings, agent: Agent, ticket: Ticket, verb: Verb,

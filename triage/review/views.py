@@ -18,7 +18,7 @@ from triage.lifecycle import Event, OutboxState, TicketState
 from triage.parse import Attachment, MessageView, attachment_content, html_body, parse_message
 from triage.review import french
 from triage.review.agents import ticket_departments
-from triage.review.moderation import current_draft, head_of
+from triage.review.moderation import current_draft
 from triage.rules import reasons_of, trust
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, holds, queries
 from triage.store.queries import QueuePage, QueueQuery, Scope
@@ -43,7 +43,9 @@ EVENTS = {
     "ticket.reassigned": "réaffectée", "ticket.handled": "marquée traitée sans réponse",
     "ticket.released": "libérée de la quarantaine", "draft.edited": "brouillon modifié",
     "draft.approved": "brouillon validé", "draft.rejected": "brouillon rejeté",
-    "draft.template-changed": "modèle changé", "outbox.queued": "réponse mise en file d'envoi",
+    "draft.template-changed": "modèle changé",
+    "draft.discarded": "ancien brouillon écarté (une autre réponse a été validée)",
+    "outbox.queued": "réponse mise en file d'envoi",
     "outbox.retry": "envoi reporté (relais indisponible)", "outbox.sent": "réponse envoyée",
     "outbox.refused": "envoi refusé par le relais",
     "outbox.cancelled": "envoi annulé avant son départ",
@@ -117,7 +119,7 @@ class TicketPage:
 
 
 def ticket_page(s: Session, settings: Settings, ticket: Ticket, agent: Agent) -> TicketPage:
-    head = head_of(s, ticket)
+    head = queries.head_of(s, ticket)
     view = parse_message(ticket.raw, settings.limits)
     warnings = trust_warnings(ticket)
     draft = current_draft(s, head)

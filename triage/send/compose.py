@@ -23,7 +23,8 @@ from triage.draft import one_line
 from triage.errors import TriageError
 from triage.rules.automatic import LOOP_HEADER
 
-TICKET_REF = re.compile(r"\[réf\. T(\d+)\]")
+#: A ticket number has no leading zero and at most ten digits (ids are 32-bit).
+TICKET_REF = re.compile(r"\[réf\. T([1-9]\d{0,9})\]")
 
 
 class ComposeError(TriageError):

@@ -11,17 +11,15 @@ reply; starting to send is a compare-and-set on the state, so a cancelled reply 
 
 from __future__ import annotations
 
-import os
-import random
-import socket
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from triage import lifecycle
+from triage import lifecycle, retry
 from triage.config import Settings
 from triage.lifecycle import Event, OutboxState
+from triage.retry import process_gone
 from triage.send.compose import compose, new_message_id
 from triage.store import AuditEvent, DraftRow, OutboxItem, Ticket
 
@@ -60,15 +58,7 @@ def _claimant_gone(claimed_by: str | None, claimed_at: datetime | None, t: datet
         return True
     if claimed_at < t - CLAIM_LEASE:
         return True
-    host, _sep, pid = claimed_by.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-    return False
+    return process_gone(claimed_by)
 
 
 def claim(s: Session, worker: str) -> OutboxItem | None:
@@ -116,7 +106,7 @@ def set_state(s: Session, item: OutboxItem, state: str, **values: object) -> boo
 def retry_later(s: Session, settings: Settings, item: OutboxItem, error: str) -> float:
     """A temporary failure (relay down, 4xx): back to ``approved`` with a later attempt time."""
     attempts = item.attempts + 1
-    delay = min(settings.smtp.retry_max_backoff, 2.0 ** attempts) * random.uniform(0.5, 1)
+    delay = retry.delay(attempts, settings.smtp.retry_max_backoff, base=2.0)
     if lifecycle.outbox_step(s, item, Event.RETRY, attempts=attempts,
                              next_attempt_at=now() + timedelta(seconds=delay),
                              last_error=error[:2000], claimed_by=None):

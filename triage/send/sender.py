@@ -5,7 +5,10 @@ The SMTP transaction is written to the store at two points: ``sending`` before i
 (RFC 1047). After a crash, a reply found ``committing`` is taken as delivered and is never sent
 again; one found ``sending`` never reached that point, so the relay discarded it — it is sent
 again unless the department mailbox's Sent folder already holds its Message-ID. After sending,
-a copy goes to the Sent folder and the original message moves to ``Triage/Traité``.
+a copy goes to the Sent folder (the server's ``\\Sent`` mailbox where it marks one) and the
+original message moves to ``Triage/Traité``, all through
+:class:`triage.mailbox.connection.Connection`. Relay failures are typed
+(:class:`triage.errors.SmtpTransient`, :class:`triage.errors.SmtpPermanent`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 from collections.abc import Callable
 
@@ -21,23 +23,22 @@ import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from triage.config import Settings
+from triage.errors import ImapError, SmtpError, SmtpPermanent, SmtpTransient
 from triage.mailbox.connection import Connection
-from triage.mailbox.worker import NETWORK_ERRORS
 from triage.send import outbox
 from triage.store import OutboxItem, Store, Ticket
+from triage.store import intake as queries
 
 log = logging.getLogger("triage.send")
 
-#: Fault injection for the crash test: kill the process right after the relay's 250.
-FAULT_ENV = "TRIAGE_FAULT"
 
-
-class SmtpTemporary(Exception):
-    """The relay is down or answered 4xx: try again later."""
-
-
-class SmtpPermanent(Exception):
-    """The relay answered 5xx: an agent must look at it."""
+def smtp_error(settings: Settings, exc: BaseException) -> SmtpError:
+    """The typed error a relay failure means: 5xx permanent, anything else transient."""
+    peer = f"{settings.smtp.host}:{settings.smtp.effective_port}"
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        kind = SmtpPermanent if 500 <= exc.code < 600 else SmtpTransient
+        return kind(peer, f"{exc.code} {exc.message}", command="DATA")
+    return SmtpTransient(peer, f"{type(exc).__name__}: {exc}")
 
 
 def smtp_password(settings: Settings) -> str | None:
@@ -113,26 +114,22 @@ def send_one(settings: Settings, store: Store, item_id: int) -> None:
 
             try:
                 reply = asyncio.run(_transaction(settings, item, before_dot))
-            except aiosmtplib.SMTPResponseException as exc:
-                error = f"{exc.code} {exc.message}"
-                if 500 <= exc.code < 600:
+            except (aiosmtplib.SMTPException, OSError, socket.gaierror, TimeoutError) as exc:
+                error = smtp_error(settings, exc)
+                if isinstance(error, SmtpPermanent):
                     s.rollback()
-                    outbox.refused(s, item, error)
-                    log.warning("reply refused by the relay: %s", error,
+                    outbox.refused(s, item, error.detail)
+                    log.warning("reply refused by the relay: %s", error.detail,
                                 extra={"ticket": item.ticket_id, "event": "outbox.refused"})
                     return
-                _retry(settings, s, item, error)
-                return
-            except (aiosmtplib.SMTPException, OSError, socket.gaierror, TimeoutError) as exc:
-                if item.state == "committing":
+                if item.state == "committing" and not isinstance(
+                        exc, aiosmtplib.SMTPResponseException):
                     # The dot was written: the relay may hold the message. Never resend.
                     outbox.delivered(s, item, f"connection lost after the final dot: {exc}")
                 else:
-                    _retry(settings, s, item, f"{type(exc).__name__}: {exc}")
+                    _retry(settings, s, item, error.detail)
                     return
             else:
-                if os.environ.get(FAULT_ENV) == "after-smtp-accept":
-                    os.kill(os.getpid(), signal.SIGKILL)
                 outbox.delivered(s, item, reply)
                 log.info("reply sent", extra={"ticket": item.ticket_id,
                                                "message_id": item.message_id,
@@ -163,8 +160,8 @@ def _in_sent_folder(settings: Settings, item: OutboxItem) -> bool:
     if conn is None:
         return False
     with conn:
-        sent = settings.mailbox_folders(conn.box).sent
-        return conn.has_message_id(sent, f"<{item.message_id}>")
+        sent = conn.sent_folder(settings.mailbox_folders(conn.box).sent)
+        return bool(conn.message_ids_in(sent, [f"<{item.message_id}>"]))
 
 
 def _file(settings: Settings, s: object, item: OutboxItem) -> None:
@@ -180,24 +177,25 @@ def _file(settings: Settings, s: object, item: OutboxItem) -> None:
     try:
         with conn:
             folders = settings.mailbox_folders(conn.box)
-            if not conn.has_message_id(folders.sent, f"<{item.message_id}>"):
-                conn.imap.append(conn.ensure_folder(folders.sent), item.raw, flags=[b"\\Seen"])
+            sent = conn.sent_folder(folders.sent)
+            if not conn.message_ids_in(sent, [f"<{item.message_id}>"]):
+                conn.append(sent, item.raw, flags=["\\Seen"])
             ticket = s.get(Ticket, item.ticket_id)
             if ticket is not None and ticket.message_id:
                 for folder in (folders.draft, folders.human, folders.quarantine, folders.watch):
-                    name = conn.folder(folder)
-                    if not conn.imap.folder_exists(name):
-                        continue
-                    conn.imap.select_folder(name)
-                    uids = conn.imap.search(["HEADER", "Message-ID", ticket.message_id])
+                    uids = conn.uids_of(folder, ticket.message_id)
                     if uids:
-                        conn.move(sorted(int(u) for u in uids), folders.handled)
+                        conn.move(uids, folders.handled)
+                        queries.record_filed(s, conn.box.address, ticket.id,
+                                             None if folder == folders.watch else folder,
+                                             folders.handled)
             item.filed = True
             s.commit()
-    except NETWORK_ERRORS as exc:
+    except ImapError as exc:
         s.rollback()
         log.warning("reply sent but not filed yet: %s", exc,
-                    extra={"ticket": item.ticket_id, "event": "outbox.file-retry"})
+                    extra={"ticket": item.ticket_id, "kind": exc.kind, "command": exc.command,
+                           "folder": exc.folder, "event": "outbox.file-retry"})
 
 
 def send_due(settings: Settings, store: Store, worker: str, limit: int = 100) -> int:

@@ -66,6 +66,11 @@ class Base(DeclarativeBase):
 _UNDECIDED = "parent_id IS NULL AND department IS NULL"
 
 
+#: Ticket ids are 32-bit in every database the store supports: a larger number names no ticket
+#: (and would make the database refuse the query rather than find nothing).
+MAX_TICKET_ID = 2**31 - 1
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
     # The queue reads thread heads by department and state, newest or oldest first; the

@@ -241,6 +241,16 @@ def status_counts(s: Session) -> dict[str, int]:
 
 
 # -- one ticket ---------------------------------------------------------------------------
+def head_of(s: Session, ticket: Ticket) -> Ticket:
+    """The thread's head: actions on a follow-up act on its ticket."""
+    while ticket.parent_id is not None:
+        parent = s.get(Ticket, ticket.parent_id)
+        if parent is None:
+            break
+        ticket = parent
+    return ticket
+
+
 def thread(s: Session, ticket: Ticket) -> list[Ticket]:
     """The ticket and its follow-ups, oldest first."""
     children = list(s.scalars(select(Ticket).where(Ticket.parent_id == ticket.id)
@@ -323,8 +333,11 @@ class StoreHistory:
     """:class:`triage.decision.SenderHistory` read from the store.
 
     Counts the drafts prepared for an address for the messages received in the 24 hours up to
-    ``at``: all stored ones, or, with ``before``, only those of tickets older than that one
-    (deciding again a message the store holds, as of its arrival). Drafts decided in the
+    ``at``: all stored ones, or, with ``before``, only those the decision of that ticket saw
+    (deciding again a message the store holds, as of its arrival): drafts of older tickets
+    that existed at ``at``, and the drafts of the older tickets of its own batch (recorded
+    after ``at``, counted then by :meth:`drafted`), not a draft an agent prepared later on an
+    older ticket. Drafts decided in the
     current batch and not yet stored are added by :meth:`drafted`, so a batch decides as the
     same messages would one by one.
     """
@@ -338,7 +351,8 @@ class StoreHistory:
         where = [DraftRow.to_addr == address, Ticket.received_at > at - DAY,
                  Ticket.received_at <= at]
         if self.before is not None:
-            where.append(Ticket.id < self.before)
+            where += [Ticket.id < self.before,
+                      or_(DraftRow.created_at <= at, Ticket.created_at > at)]
         with self.sessions() as s:
             stored = int(s.scalar(select(func.count(DraftRow.id))
                                   .join(Ticket, Ticket.id == DraftRow.ticket_id)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from triage.pipeline import Outcome
 from triage.send.compose import TICKET_REF  # the reference our replies carry
-from triage.store.models import OutboxItem, Ticket, TicketSource
+from triage.store.models import MAX_TICKET_ID, OutboxItem, Ticket, TicketSource
 
 _MESSAGE_IDS = re.compile(r"<([^<>\s]+)>")
 _CHUNK = 500  # values per IN list: far below every database's limit on bound parameters
@@ -114,7 +114,7 @@ class Threads:
             if mid in self.tickets:
                 return self.head(self.tickets[mid])
         match = TICKET_REF.search(subject or "")
-        if match:
+        if match and int(match.group(1)) <= MAX_TICKET_ID:  # beyond: no ticket has that id
             return self.head(self.s.get(Ticket, int(match.group(1))))
         return None
 

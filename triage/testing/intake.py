@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from triage.config import DEFAULT_CONFIG, Settings, load_settings
-from triage.testing.dovecot import DovecotServer, ImapAccount
+from triage.testing.dovecot import ImapAccount
+
+
+class ImapTestServer(Protocol):
+    """What :func:`deploy` needs of a test IMAP server (Dovecot, Cyrus, Courier, the double)."""
+
+    host: str
+    port: int
+
+    def add_user(self, name: str | None = None, password: str | None = None
+                 ) -> ImapAccount: ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,7 @@ class Deployment:
         return self.settings.store_url
 
 
-def deploy(server: DovecotServer, folder: Path, codes: tuple[str, ...] = ("07", "26", "38",
+def deploy(server: ImapTestServer, folder: Path, codes: tuple[str, ...] = ("07", "26", "38",
            "73", "74"), imap: dict[str, Any] | None = None, store_url: str | None = None,
            smtp_port: int | None = None, extra: dict[str, Any] | None = None,
            extra_mailboxes: int = 0) -> Deployment:
