@@ -79,6 +79,10 @@ CASES = {
     "all states, page 1": {"status": "all"},
     "sent, page 1": {"status": "sent"},
     "all states, page 200 (the last)": {"status": "all", "page": 200},
+    # The desk's search box (any state): an identifier, an address, words of the subject.
+    "search: identifier": {"status": "all", "q": "a17-xt"},
+    "search: address": {"status": "all", "q": "a17@mairie.example"},
+    "search: subject words": {"status": "all", "q": "mot de passe 12347"},
 }
 
 
@@ -102,9 +106,11 @@ def run_case(store: Store, settings, agent: Agent, args: dict[str, object],  # t
     for _ in range(repeat):
         started = time.perf_counter()
         with store.session() as s:
-            page = views.queue(s, settings, agent, args.get("action"),  # type: ignore[arg-type]
-                               args.get("intent"), str(args["status"]),  # type: ignore[arg-type]
-                               str(args.get("order", "newest")), int(args.get("page", 1)))  # type: ignore[call-overload]
+            page = views.queue(s, settings, agent, views.Filters(
+                args.get("action"), args.get("intent"),  # type: ignore[arg-type]
+                str(args["status"]), str(args.get("order", "newest")),
+                int(args.get("page", 1)),  # type: ignore[call-overload]
+                search=str(args.get("q", ""))))
             assert page.rows or int(args.get("page", 1)) > 1  # type: ignore[call-overload]
         timings.append((time.perf_counter() - started) * 1000)
     timings.sort()

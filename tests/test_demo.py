@@ -180,14 +180,15 @@ def test_demo_triages_serves_sends_and_leaves_nothing(imap, tmp_path):
             assert ids, "the agent's queue is empty"
             for ticket in ids:
                 page = client.get(f"/tickets/{ticket}").text
-                if "reset_password" in page and f"/tickets/{ticket}/approve" in page:
+                if 'name="reset_confirmed"' in page and f"/tickets/{ticket}/approve" in page:
                     break
             else:
                 pytest.fail("no reset draft in the queue of agent38")
-            body = html.unescape(re.search(r'<textarea name="body"[^>]*>(.*?)</textarea>',
+            body = html.unescape(re.search(r'<textarea[^>]* name="body"[^>]*>(.*?)</textarea>',
                                            page, re.S).group(1))
             r = client.post(f"/tickets/{ticket}/approve", follow_redirects=True, data={
-                "csrf": csrf_of(page), "body": body, "address_confirmed": "yes"})
+                "csrf": csrf_of(page), "body": body, "address_confirmed": "yes",
+                "reset_confirmed": "yes"})
             assert "Réponse validée" in r.text
             deadline = time.monotonic() + 30
             while True:

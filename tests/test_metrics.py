@@ -99,7 +99,8 @@ def test_metrics_parse_and_count_the_tickets_created(dovecot, relay, tmp_path):
         agent = add_agent(s, dep.settings, "agent38", "mot de passe solide", ["38"])
         ticket = s.scalar(select(Ticket).where(Ticket.origin == f"imap:{box38}",
                                                Ticket.template == "reset_password"))
-        handle(s, dep.settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes"})
+        handle(s, dep.settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+                                                              "reset_confirmed": "yes"})
         s.commit()
     daemon = Daemon(dep.settings, dep.config_path, store)
     deadline = time.monotonic() + 20

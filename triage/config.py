@@ -308,6 +308,37 @@ class Web(Frozen):
         return value
 
 
+#: What agents read for each template (the « Modèle » list, headings); config may override.
+TEMPLATE_LABELS = {"reset_password": "Réinitialisation du mot de passe",
+                   "expired_password": "Mot de passe expiré",
+                   "request_nominative_address": "Demande d'une adresse nominative"}
+
+
+class Desk(Frozen):
+    """The agents' review desk: display names, holds, the age that asks for attention."""
+
+    display_names: dict[str, str] = Field(default_factory=lambda: dict(TEMPLATE_LABELS),
+                                          description="template role → name shown to agents")
+    hold_minutes: int = Field(default=120, gt=0, description="a hold (« Je m'en occupe ») "
+                              "not renewed for this long expires")
+    old_after_business_days: int = Field(default=2, gt=0, description="requests older than "
+                                         "this many business days are highlighted")
+
+    @field_validator("display_names")
+    @classmethod
+    def _known(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, label in value.items():
+            if name not in TEMPLATE_NAMES:
+                raise ValueError(f"unknown template role {name!r}; expected one of "
+                                 f"{', '.join(TEMPLATE_NAMES)}")
+            if not label.strip():
+                raise ValueError(f"empty display name for {name!r}")
+        return {**TEMPLATE_LABELS, **value}
+
+    def label(self, template: str | None) -> str:
+        return self.display_names.get(template or "", template or "")
+
+
 class Store(Frozen):
     """Where tickets live: a SQLAlchemy URL; SQLite under ``data_dir`` by default."""
 
@@ -331,6 +362,7 @@ class Settings(Frozen):
     mailboxes: tuple[Mailbox, ...] = ()
     smtp: Smtp = Smtp()
     web: Web = Web()
+    desk: Desk = Desk()
     message_id_domain: str = "triage.dgfip.finances.gouv.fr"
     patterns: Patterns = Patterns()
     retention: Retention = Retention()

@@ -277,9 +277,6 @@ def transition(s: Session, ticket: Ticket, event: Event, actor: str, *, admin: b
         s.add(item)
         s.flush()  # the partial unique index refuses a second live reply here
         detail.update(draft=draft.id, outbox=item.id, message_id=item.message_id)
-        s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event="outbox.queued",
-                         detail={"outbox": item.id, "message_id": item.message_id,
-                                 "to": item.to_addr}))
     elif event is Event.REJECT:
         assert draft is not None
         _move_draft(draft, event)
@@ -290,6 +287,10 @@ def transition(s: Session, ticket: Ticket, event: Event, actor: str, *, admin: b
             detail.update(state_before=before.value, state_after=after.value)
         s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event=AUDIT_NAMES[event],
                          detail=detail))
+    if event is Event.APPROVE:  # after « brouillon validé »: the history reads in that order
+        s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event="outbox.queued",
+                         detail={"outbox": detail["outbox"], "message_id": detail["message_id"],
+                                 "to": item.to_addr}))
     return Step(before, after, after != before)
 
 

@@ -118,7 +118,8 @@ def test_dashboard_charts_show_the_tests_data(dovecot, tmp_path):
             as_is, edited, rejected = ids[:3]
             for ticket, form in ((as_is, {}), (edited, {"body": "Bonjour,\n\nTexte revu.\n"}),):
                 r = agent.post(f"/tickets/{ticket}/approve", follow_redirects=True,
-                               data={"csrf": csrf, "address_confirmed": "yes", **form})
+                               data={"csrf": csrf, "address_confirmed": "yes",
+                                                   "reset_confirmed": "yes", **form})
                 assert "Réponse validée" in r.text, r.text[-2000:]
             r = agent.post(f"/tickets/{rejected}/reject", follow_redirects=True,
                            data={"csrf": csrf, "reason": "Identifiant à vérifier"})

@@ -71,6 +71,7 @@ def test_agent_edits_and_approves_in_the_browser(dovecot, tmp_path):
                 page.fill("textarea[name=body]", text.replace(
                     "Nous avons bien reçu", "Nous avons bien reçu, ce matin,"))
                 page.check("input[name=address_confirmed]")
+                page.check("input[name=reset_confirmed]")
                 page.click("button[value=approve]")
                 page.wait_for_selector("p.notice")
                 assert "Réponse validée" in page.inner_text("p.notice")

@@ -134,7 +134,7 @@ def test_two_senders_one_killed_send_each_reply_once(tmp_path, pg_url, dovecot):
             agent = s.scalar(select(Agent))
             for ticket in s.scalars(select(Ticket)):
                 handle(s, dep.settings, agent, ticket, Verb.APPROVE,
-                       {"address_confirmed": "yes"})
+                       {"address_confirmed": "yes", "reset_confirmed": "yes"})
             s.commit()
         assert count(store, OutboxItem) == 200
         procs = [start(dep.config_path, tmp_path / f"send-{i}.log") for i in range(2)]

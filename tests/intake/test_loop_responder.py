@@ -72,7 +72,7 @@ def test_vacation_responder_causes_no_ping_pong(dovecot, tmp_path):
                 for ticket in s.scalars(select(Ticket).where(Ticket.status == "open")):
                     if current_draft(s, ticket) is not None:
                         handle(s, dep.settings, agent, ticket, Verb.APPROVE,
-                               {"address_confirmed": "yes"})
+                               {"address_confirmed": "yes", "reset_confirmed": "yes"})
                 s.commit()
             daemon.send_replies()
             for received in relay.messages[answered:]:  # the responder answers each reply

@@ -96,7 +96,8 @@ def test_backlog_through_each_server(server, tmp_path):
             assert len(drafts) == 2
             for ticket in drafts:
                 handle(s, dep.settings, agent, ticket, Verb.APPROVE,
-                       {"body": "Bonjour,\n\nC'est fait.\n", "address_confirmed": "yes"})
+                       {"body": "Bonjour,\n\nC'est fait.\n", "address_confirmed": "yes",
+                        "reset_confirmed": "yes"})
             s.commit()
             answered = sorted(t.message_id for t in drafts)
         run_once(dep, store)

@@ -55,7 +55,7 @@ def test_a_strangers_reference_through_dovecot_gets_no_reply(dovecot, tmp_path):
             draft = current_draft(s, ticket)
             assert draft is not None and draft.to_addr == "aurelie.martin@ville-voiron.fr"
             handle(s, dep.settings, s.scalar(select(Agent)), ticket, Verb.APPROVE,
-                   {"address_confirmed": "yes"})
+                   {"address_confirmed": "yes", "reset_confirmed": "yes"})
             s.commit()
         send_due(dep.settings, store, "test")
         assert [m.rcpt_tos for m in relay.messages] == [["aurelie.martin@ville-voiron.fr"]]

@@ -7,27 +7,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from starlette.testclient import TestClient
 
-from triage.config import DEFAULT_CONFIG, Settings, load_settings
+from triage.config import Settings
 from triage.pipeline import triage_bytes
 from triage.review.agents import add_agent
 from triage.review.web import create_app
 from triage.store import Store
+from triage.testing.desk import desk_settings
 
 DEV = Path(__file__).resolve().parent.parent / "data" / "dev"
 PASSWORD = "correct horse battery"
 
 
 def make_settings(folder: Path, **extra: object) -> Settings:
-    data = yaml.safe_load(DEFAULT_CONFIG.read_text("utf-8"))
-    data["templates_dir"] = str(DEFAULT_CONFIG.parent.parent / "templates")
-    data["data_dir"] = str(folder / "var")
-    data.update(extra)
-    path = folder / "departments.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
-    return load_settings(path)
+    return desk_settings(folder, **extra)
 
 
 @pytest.fixture

@@ -85,7 +85,8 @@ def test_six_concurrent_approves_over_two_processes_send_one_reply(tmp_path, pg_
                     client, csrf = sessions[k % 2]
                     barrier.wait()
                     r = client.post(f"/tickets/{ticket}/approve",
-                                    data={"csrf": csrf, "address_confirmed": "yes"})
+                                    data={"csrf": csrf, "address_confirmed": "yes",
+                                                        "reset_confirmed": "yes"})
                     codes.append(r.status_code)
 
                 threads = [threading.Thread(target=approve, args=(k,))

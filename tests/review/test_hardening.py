@@ -186,6 +186,8 @@ def test_malformed_queue_page_number_is_the_first_page(client, page):
     login(client, "agent38")
     r = client.get(f"/?page={page}")
     assert r.status_code == 200 and secured(r)
+    r = client.get(f"/?older={page}")  # the age filter is read the same way
+    assert r.status_code == 200 and secured(r)
 
 
 def test_unknown_login_costs_one_password_check(client, monkeypatch):
@@ -612,7 +614,8 @@ def test_demo_sent_page_is_scoped_by_department(settings, store):
     with store.session() as s:
         ticket = s.get(Ticket, own)
         admin = s.scalar(select(agents.Agent).where(agents.Agent.login == "admin"))
-        handle(s, settings, admin, ticket, Verb.APPROVE, {"address_confirmed": "yes"})
+        handle(s, settings, admin, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+                                                          "reset_confirmed": "yes"})
         s.commit()
         from triage.store import OutboxItem
 

@@ -48,7 +48,7 @@ def test_agent_cannot_draft_or_approve_a_quarantined_ticket(client, store):
     client.post(f"/tickets/{quarantined}/template",
                 data={"csrf": csrf, "template": "reset_password"})
     r = client.post(f"/tickets/{quarantined}/approve",
-                    data={"csrf": csrf, "address_confirmed": "yes"})
+                    data={"csrf": csrf, "address_confirmed": "yes", "reset_confirmed": "yes"})
     assert "quarantaine" in r.text
     with store.session() as s:
         assert s.scalars(select(OutboxItem)).all() == []
@@ -63,7 +63,8 @@ def test_handled_after_approve_cancels_the_reply(tmp_path, store_url, relay):
     own = ticket_id(store, "065.eml")
     with store.session() as s:
         agent, ticket = _agent(s), s.get(Ticket, own)
-        handle(s, settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes"})
+        handle(s, settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+                                                          "reset_confirmed": "yes"})
         s.commit()
         handle(s, settings, agent, ticket, Verb.HANDLED, {"note": "réglé par téléphone"})
         s.commit()
@@ -81,7 +82,7 @@ def test_handled_is_refused_once_sending_started(tmp_path, store_url, relay):
     own = ticket_id(store, "065.eml")
     with store.session() as s:
         handle(s, settings, _agent(s), s.get(Ticket, own), Verb.APPROVE,
-               {"address_confirmed": "yes"})
+               {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
     with store.session() as s:
         item = outbox.claim(s, "test")
@@ -105,7 +106,7 @@ def test_second_approve_is_a_no_op(tmp_path, store_url, relay):
     for _ in range(2):
         with store.session() as s:
             message = handle(s, settings, _agent(s), s.get(Ticket, own), Verb.APPROVE,
-                             {"address_confirmed": "yes"})
+                             {"address_confirmed": "yes", "reset_confirmed": "yes"})
             s.commit()
     assert "déjà" in message
     send_due(settings, store, "test")
@@ -214,7 +215,7 @@ def test_sent_ticket_page_shows_one_state(client, store, settings):
     own = ticket_id(store, "065.eml")
     with store.session() as s:
         handle(s, settings, _agent(s), s.get(Ticket, own), Verb.APPROVE,
-               {"address_confirmed": "yes"})
+               {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
         item = s.scalar(select(OutboxItem))
         assert outbox.set_state(s, item, "sending")

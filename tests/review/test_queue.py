@@ -44,10 +44,10 @@ def test_queue_pages_counts_and_scope_in_a_few_statements(store, settings):
                  lambda *args: statements.append(args[2]))
     with store.session() as s:
         agent38, agent73 = _agent(s, "agent38"), _agent(s, "agent73")
-        first = views.queue(s, settings, agent38, None, None, "todo", "newest")
+        first = views.queue(s, settings, agent38, views.Filters())
         used = len(statements)
-        second = views.queue(s, settings, agent38, None, None, "todo", "newest", page=2)
-        other = views.queue(s, settings, agent73, None, None, "todo", "newest")
+        second = views.queue(s, settings, agent38, views.Filters(page=2))
+        other = views.queue(s, settings, agent73, views.Filters())
     mine = first.rows + second.rows
     assert len(first.rows) == 50 and first.pages == 2 and first.total == len(mine)
     assert mine[0].id == ticket.id  # the newest first

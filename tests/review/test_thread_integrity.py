@@ -39,7 +39,7 @@ def _approve(store, settings, ticket_id_):
     with store.session() as s:
         agent = s.scalar(select(Agent).where(Agent.login == "agent38"))
         handle(s, settings, agent, s.get(Ticket, ticket_id_), Verb.APPROVE,
-               {"address_confirmed": "yes"})
+               {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
 
 
@@ -57,7 +57,7 @@ def test_a_follow_up_id_gives_no_access_to_another_departments_thread(store, set
     csrf = login(client, "agent38")
     assert client.get(f"/tickets/{child.id}").status_code == 403
     refused = client.post(f"/tickets/{child.id}/approve",
-                          data={"csrf": csrf, "address_confirmed": "yes"},
+                          data={"csrf": csrf, "address_confirmed": "yes", "reset_confirmed": "yes"},
                           follow_redirects=False)
     assert refused.status_code == 403
     assert client.get(f"/tickets/{child.id}/attachments/0").status_code == 403

@@ -22,7 +22,8 @@ def test_reply_in_thread_reopens_the_ticket(store, settings):
     with store.session() as s:
         ticket = s.get(Ticket, first)
         agent = s.scalar(select(Agent).where(Agent.login == "agent38"))
-        handle(s, settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes"})
+        handle(s, settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+                                                          "reset_confirmed": "yes"})
         s.commit()
         our_id = s.scalar(select(OutboxItem.message_id))
         s.get(Ticket, first).status = "sent"

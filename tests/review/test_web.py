@@ -79,7 +79,8 @@ def test_approve_requires_address_confirmation_then_queues(client, store):
     r = client.post(f"/tickets/{own}/approve", data={"csrf": csrf, "body": "Texte modifié."})
     assert "confirmez que l" in r.text
     r = client.post(f"/tickets/{own}/approve", data={"csrf": csrf, "body": "Texte modifié.",
-                                                    "address_confirmed": "yes"})
+                                                    "address_confirmed": "yes",
+                                                    "reset_confirmed": "yes"})
     assert "Réponse validée" in r.text
     with store.session() as s:
         item = s.scalar(select(OutboxItem).where(OutboxItem.ticket_id == own))
@@ -91,7 +92,8 @@ def test_approve_requires_address_confirmation_then_queues(client, store):
         approved = s.scalar(select(AuditEvent).where(AuditEvent.event == "draft.approved"))
         assert approved.detail["address_confirmed"] is True and approved.actor == "agent38"
     # A second approval is refused: one reply per draft.
-    again = client.post(f"/tickets/{own}/approve", data={"csrf": csrf, "address_confirmed": "yes"})
+    again = client.post(f"/tickets/{own}/approve", data={"csrf": csrf, "address_confirmed": "yes",
+                                                                       "reset_confirmed": "yes"})
     assert "déjà" in again.text
 
 

@@ -54,7 +54,7 @@ def approve(settings: Settings, store: Store, body: str = "Bonjour,\n\nC'est fai
         ticket = s.scalar(select(Ticket))
         agent = s.scalar(select(__import__("triage.store", fromlist=["Agent"]).Agent))
         handle(s, settings, agent, ticket, Verb.APPROVE,
-               {"body": body, "address_confirmed": "yes"})
+               {"body": body, "address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
         return ticket.id
 

@@ -177,10 +177,21 @@ def unit_for(hours: Sequence[float]) -> tuple[str, float]:
     return "j", 1 / 24
 
 
-def duration(hours: float) -> str:
-    """A duration for people: « 12 min », « 3,5 h », « 2,1 j »."""
-    unit, factor = unit_for([hours])
-    value = hours * factor
+FACTORS = {"min": 60.0, "h": 1.0, "j": 1 / 24}
+
+
+def shown(hours: float, unit: str) -> float:
+    """``hours`` in ``unit`` at the precision people read it (whole minutes, tenths of hours
+    or days): the chart's bars and the table's cells both show this one value."""
+    value = hours * FACTORS[unit]
+    return float(round(value)) if unit == "min" else round(value, 1)
+
+
+def duration(hours: float, unit: str | None = None) -> str:
+    """A duration for people: « 12 min », « 3,5 h », « 2,1 j » (in ``unit`` when given: the
+    table beside a chart uses the chart's)."""
+    unit = unit or unit_for([hours])[0]
+    value = shown(hours, unit)
     text = f"{value:.0f}" if unit == "min" else f"{value:.1f}".replace(".", ",")
     return f"{text} {unit}"
 
@@ -193,8 +204,8 @@ def charts(data: DashboardData, settings: Settings) -> dict[str, Markup]:
     names = {d.code: f"{d.code} {d.name}" for d in settings.departments}
     columns = [d.strftime("%d/%m") for d in data.days]
     stats = data.delay_stats()
-    delay_unit, delay_factor = unit_for([r[3] for r in stats])
-    wait_unit, wait_factor = unit_for([w.hours for w in data.waiting])
+    delay_unit = unit_for([r[3] for r in stats])[0]
+    wait_unit = unit_for([w.hours for w in data.waiting])[0]
     return {
         "per_department": stacked_columns(
             "departements", "Demandes reçues par jour et par département", columns,
@@ -208,13 +219,13 @@ def charts(data: DashboardData, settings: Settings) -> dict[str, Markup]:
         "delays": horizontal_bars(
             "delais", "Délai entre l'arrivée et la réponse envoyée",
             [row[0] if row[0] == "Tous" else names.get(row[0], row[0]) for row in stats],
-            [Series("médiane", [round(r[2] * delay_factor, 1) for r in stats]),
-             Series("90e centile", [round(r[3] * delay_factor, 1) for r in stats])],
+            [Series("médiane", [shown(r[2], delay_unit) for r in stats]),
+             Series("90e centile", [shown(r[3], delay_unit) for r in stats])],
             unit=delay_unit),
         "waiting": horizontal_bars(
             "attente", "Brouillons en attente depuis le plus longtemps",
             [f"#{w.ticket_id} ({w.department})" for w in data.waiting],
-            [Series("attente", [round(w.hours * wait_factor, 1) for w in data.waiting])],
+            [Series("attente", [shown(w.hours, wait_unit) for w in data.waiting])],
             unit=wait_unit),
     }
 
@@ -235,7 +246,9 @@ async def dashboard_page(app: ReviewApp, request: Request, s: Session, agent: Ag
     return app.render(request, "dashboard.html", {
         "agent": agent, "window": window, "windows": WINDOWS, "d": figures,
         "charts": charts(figures, settings), "outcome_labels": OUTCOME_LABELS,
-        "departments": departments, "duration": duration}, data)
+        "departments": departments, "duration": duration,
+        "delay_unit": unit_for([r[3] for r in figures.delay_stats()])[0],
+        "wait_unit": unit_for([w.hours for w in figures.waiting])[0]}, data)
 
 
 __all__ = ["DASHBOARD_ROLES", "DashboardData", "charts", "dashboard_page", "duration", "gather",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,10 +23,11 @@ from triage.draft import greeting_name, render
 from triage.errors import TriageError
 from triage.lifecycle import Event, NotAllowed
 from triage.parse import parse_message
+from triage.review import french
 from triage.send.compose import ComposeError
 from triage.send.outbox import compose_item
 from triage.store import Agent, AuditEvent, DraftRow, Ticket, Transfer
-from triage.store.queries import has_transfer, head_of, thread
+from triage.store.queries import has_transfer, head_of, thread, viewed_since
 
 #: Templates whose approval needs the agent to confirm the sender's address is the account's.
 CONFIRM_ADDRESS = ("reset_password", "expired_password")
@@ -53,7 +55,7 @@ class Forbidden(ModerationError):
 current_draft = lifecycle.pending_draft
 
 __all__ = ["CONFIRM_ADDRESS", "Forbidden", "ModerationError", "Verb", "audit", "current_draft",
-           "handle", "head_of", "thread", "viewed"]
+           "handle", "head_of", "reset_statement", "thread", "viewed"]
 
 DONE = {
     Verb.APPROVE: "Réponse validée : elle part dans quelques instants.",
@@ -61,7 +63,7 @@ DONE = {
     Verb.REJECT: "Brouillon rejeté : la demande reste à traiter.",
     Verb.TEMPLATE: "Brouillon préparé avec le modèle choisi.",
     Verb.HANDLED: "Demande marquée comme traitée, sans réponse.",
-    Verb.RELEASE: "Message libéré de la quarantaine : il est à traiter par un agent.",
+    Verb.RELEASE: "Message libéré de la quarantaine : il est à traiter, sans brouillon.",
 }
 
 
@@ -70,7 +72,11 @@ def audit(s: Session, ticket: Ticket, agent: Agent, event: str, **detail: object
 
 
 def viewed(s: Session, ticket: Ticket, agent: Agent) -> None:
-    audit(s, ticket, agent, "ticket.viewed")
+    """« consultée » once per agent, ticket and (Paris) day: who looked is worth keeping,
+    every reload is not."""
+    today = french.local(datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if not viewed_since(s, ticket.id, agent.login, today.astimezone(UTC)):
+        audit(s, ticket, agent, "ticket.viewed")
 
 
 def handle(s: Session, settings: Settings, agent: Agent, ticket: Ticket, verb: Verb,
@@ -122,9 +128,14 @@ def _edit(s: Session, ticket: Ticket, agent: Agent, draft: DraftRow, body: str) 
 def _approve(s: Session, settings: Settings, agent: Agent, ticket: Ticket, draft: DraftRow,
              form: dict[str, str]) -> dict[str, Any]:
     confirmed = form.get("address_confirmed") == "yes"
+    reset = form.get("reset_confirmed") == "yes"
     if draft.template in CONFIRM_ADDRESS and not confirmed:
         raise ModerationError("confirmez que l'adresse de l'expéditeur est celle enregistrée "
                               "sur le compte")
+    if draft.template in CONFIRM_ADDRESS and not reset:
+        raise ModerationError("confirmez avoir réinitialisé le mot de passe de "
+                              f"{ticket.identifier or 'l’identifiant'} dans l'outil "
+                              "d'administration avant d'envoyer la réponse")
     if "body" in form:
         _edit(s, ticket, agent, draft, form["body"])
     try:
@@ -132,7 +143,15 @@ def _approve(s: Session, settings: Settings, agent: Agent, ticket: Ticket, draft
     except ComposeError as exc:
         raise ModerationError(f"la réponse ne peut pas être construite sans risque : {exc}"
                               ) from exc
-    return {"item": item, "template": draft.template, "address_confirmed": confirmed}
+    extra = ({"reset_confirmed": reset_statement(ticket.identifier)}
+             if draft.template in CONFIRM_ADDRESS else {})
+    return {"item": item, "template": draft.template, "address_confirmed": confirmed, **extra}
+
+
+def reset_statement(identifier: str | None) -> str:
+    """What the agent ticks before a reset or expired reply goes out, word for word."""
+    return (f"J'ai réinitialisé le mot de passe de {identifier or '(identifiant non trouvé)'} "
+            "dans l'outil d'administration")
 
 
 def _reject(ticket: Ticket, form: dict[str, str]) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from triage import lifecycle
 from triage.config import Settings
 from triage.lifecycle import Event, OutboxState, TicketState
 from triage.parse import Attachment, MessageView, attachment_content, html_body, parse_message
+from triage.review import french
 from triage.review.agents import ticket_departments
 from triage.review.moderation import current_draft
 from triage.rules import reasons_of, trust
-from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, queries
+from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket, holds, queries
 from triage.store.queries import QueuePage, QueueQuery, Scope
 
-ACTIONS = {"draft": "Brouillon à valider", "human": "À traiter par un agent",
+ACTIONS = {"draft": "Brouillon à valider", "human": "Traitement manuel",
            "quarantine": "Quarantaine", "ignore": "Ignoré"}
 INTENTS = {"forgotten_password": "Mot de passe oublié", "expired_password": "Mot de passe expiré",
            "other": "Autre demande"}
@@ -48,16 +49,12 @@ EVENTS = {
     "outbox.retry": "envoi reporté (relais indisponible)", "outbox.sent": "réponse envoyée",
     "outbox.refused": "envoi refusé par le relais",
     "outbox.cancelled": "envoi annulé avant son départ",
+    "ticket.taken": "prise en charge", "ticket.released-hold": "rendue à l'équipe",
 }
 
 
 def age(then: datetime) -> str:
-    seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} j"
+    return french.age(then)
 
 
 def scope(settings: Settings, agent: Agent) -> Scope:
@@ -68,13 +65,37 @@ def scope(settings: Settings, agent: Agent) -> Scope:
     return Scope(mine, frozenset(d.mailbox for d in settings.departments if d.code in mine))
 
 
-def queue(s: Session, settings: Settings, agent: Agent, action: str | None, intent: str | None,
-          status: str, order: str, page: int = 1) -> QueuePage:
+@dataclass(frozen=True)
+class Filters:
+    """The queue's filters as the page's form sends them (already checked)."""
+
+    action: str | None = None
+    intent: str | None = None
+    status: str = "todo"
+    order: str = "newest"
+    page: int = 1
+    search: str = ""
+    department: str | None = None
+    older_than: int | None = None  # business days
+
+
+def queue(s: Session, settings: Settings, agent: Agent, f: Filters) -> QueuePage:
     """A page of thread heads the agent may see, filtered, counted and ordered in SQL."""
-    statuses = (None if status == "todo" else () if status == "all" else (status,))
-    found = queries.queue(s, QueueQuery(scope(settings, agent), action, intent, statuses,
-                                        order == "oldest", page))
-    return replace(found, counts={a: found.counts.get(a, 0) for a in ACTIONS})
+    statuses = (None if f.status == "todo" else () if f.status == "all" else (f.status,))
+    seen = scope(settings, agent)
+    if f.department:
+        mine = seen.departments
+        if mine is None or f.department in mine:
+            seen = Scope(frozenset({f.department}))
+    before = (None if f.older_than is None
+              else french.business_days_ago(f.older_than, datetime.now(UTC)))
+    found = queries.queue(s, QueueQuery(seen, f.action, f.intent, statuses,
+                                        f.order == "oldest", f.page, search=f.search,
+                                        before=before))
+    minutes = settings.desk.hold_minutes
+    rows = [r if r.status in lifecycle.TODO and holds.live(r.held_by, r.held_at, minutes)
+            else replace(r, held_by=None) for r in found.rows]
+    return replace(found, rows=rows, counts={a: found.counts.get(a, 0) for a in ACTIONS})
 
 
 @dataclass
@@ -92,6 +113,9 @@ class TicketPage:
     attachments: list[Attachment]
     allowed: frozenset[Event]
     head: Ticket
+    earlier: list[queries.EarlierRequest]
+    hold: holds.Hold | None
+    sent: list[tuple[OutboxItem, str]]  # each reply with the exact text that went out
 
 
 def ticket_page(s: Session, settings: Settings, ticket: Ticket, agent: Agent) -> TicketPage:
@@ -109,7 +133,17 @@ def ticket_page(s: Session, settings: Settings, ticket: Ticket, agent: Agent) ->
                       queries.history(s, ids), draft, queries.outbox_of(s, ids),
                       ticket_departments(s, settings, ticket),
                       queries.mailboxes_of(s, ticket.id), manifest(ticket, view),
-                      lifecycle.allowed(s, head, admin=agent.is_admin), head)
+                      lifecycle.allowed(s, head, admin=agent.is_admin), head,
+                      queries.earlier_requests(s, head),
+                      # A hold is on work to do: a sent or closed ticket shows none.
+                      holds.current(head, settings.desk.hold_minutes)
+                      if head.status in lifecycle.TODO else None,
+                      [(o, reply_text(o, settings)) for o in queries.outbox_of(s, ids)])
+
+
+def reply_text(item: OutboxItem, settings: Settings) -> str:
+    """The text of a reply as composed for the relay (read back by triage.parse)."""
+    return parse_message(item.raw, settings.limits).text or ""
 
 
 def trust_warnings(ticket: Ticket) -> list[str]:
@@ -152,3 +186,14 @@ def not_fetched(entry: Attachment, ticket: Ticket) -> str:
     return (f"La pièce jointe « {entry.filename or 'sans nom'} » ({entry.size} octets) n'a pas "
             "été récupérée : le message dépassait la taille lue en entier à la réception, et la "
             "boîte aux lettres ne le fournit plus (déplacé, supprimé ou serveur injoignable).")
+
+
+#: Who may give a ticket's hold to another agent.
+LEADS = ("lead", "admin")
+
+
+def holders(s: Session, agent: Agent, head: Ticket) -> list[str]:
+    """The logins a lead may give ``head``'s hold to (none for an agent)."""
+    if agent.role not in LEADS:
+        return []
+    return [a.login for a in queries.agents_of(s, head.department)]

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
@@ -29,13 +29,22 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from triage import lifecycle, metrics
+from triage import lifecycle, metrics, rules
 from triage.config import TEMPLATE_NAMES, Settings
-from triage.review import remote, views
+from triage.review import french, remote, views
 from triage.review.agents import may_see
 from triage.review.dashboard import DASHBOARD_ROLES, dashboard_page
 from triage.review.http import SecurityHeaders, content_disposition
-from triage.review.moderation import Forbidden, ModerationError, Verb, handle, viewed
+from triage.review.moderation import (
+    CONFIRM_ADDRESS,
+    Forbidden,
+    ModerationError,
+    Verb,
+    handle,
+    head_of,
+    reset_statement,
+    viewed,
+)
 from triage.review.sessions import (
     SessionCodec,
     SessionData,
@@ -49,7 +58,7 @@ from triage.review.sessions import (
     revoke_session,
     verify_login,
 )
-from triage.store import Agent, Store, Ticket
+from triage.store import Agent, Store, Ticket, holds
 
 HERE = Path(__file__).resolve().parent
 #: Ticket ids are 32-bit in every database the store supports; anything outside is no ticket.
@@ -69,6 +78,15 @@ MESSAGES = {
 }
 
 
+def _small_int(value: str, digits: int) -> int | None:
+    """A query parameter of at most ``digits`` ASCII digits, else None.
+
+    ``str.isdigit()`` also accepts « ² » and other digits that ``int()`` refuses (a 500), and
+    any length.
+    """
+    return int(value) if re.fullmatch(rf"[0-9]{{1,{digits}}}", value) else None
+
+
 class ReviewApp:
     def __init__(self, settings: Callable[[], Settings], store: Store) -> None:
         self.settings = settings
@@ -77,7 +95,10 @@ class ReviewApp:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
         env.globals.update(ACTIONS=views.ACTIONS, INTENTS=views.INTENTS, STATUSES=views.STATUSES,
-                           TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age,
+                           TEMPLATE_NAMES=TEMPLATE_NAMES, age=views.age, when=french.when,
+                           ago=french.ago, business_days=french.business_days,
+                           reset_statement=reset_statement, CONFIRM_ADDRESS=CONFIRM_ADDRESS,
+                           LEGEND=rules.legend(),
                            EVENTS=views.EVENTS, DASHBOARD_ROLES=DASHBOARD_ROLES,
                            OUTBOX_STATES=views.OUTBOX_STATES, TODO=lifecycle.TODO,
                            TicketState=lifecycle.TicketState)
@@ -93,7 +114,7 @@ class ReviewApp:
         flash = data.flash if data else None
         response = self.templates.TemplateResponse(
             request, name, {"agent": None, **context, "csrf": data.csrf if data else "",
-                            "flash": flash}, status_code=status)
+                            "flash": flash, "DESK": self.settings().desk}, status_code=status)
         if data is not None:
             kept = replace(self.codec.touch(data), flash=None)
             response.set_cookie(value=self.codec.encode(kept), **self.codec.cookie_args())
@@ -219,19 +240,33 @@ class ReviewApp:
 
     async def queue_page(self, request: Request, s: Session, agent: Agent,
                          data: SessionData) -> Response:
+        settings = self.settings()
         q = request.query_params
-        action = q.get("action") if q.get("action") in views.ACTIONS else None
-        intent = q.get("intent") if q.get("intent") in views.INTENTS else None
-        status = q.get("status") if q.get("status") in ("todo", "all", *views.STATUSES) else "todo"
-        order = "oldest" if q.get("order") == "oldest" else "newest"
-        # str.isdigit() also accepts '²' and other digits int() refuses, and any length.
-        raw_page = q.get("page", "")
-        page_number = int(raw_page) if re.fullmatch(r"[0-9]{1,6}", raw_page) else 1
-        page = views.queue(s, self.settings(), agent, action, intent, status or "todo", order,
-                           page_number)
+        codes = {d.code for d in settings.departments}
+        older = _small_int(q.get("older", ""), 3)
+        f = views.Filters(
+            action=q.get("action") if q.get("action") in views.ACTIONS else None,
+            intent=q.get("intent") if q.get("intent") in views.INTENTS else None,
+            # A search without a chosen state looks in every state: the agent is looking
+            # for a request, maybe answered long ago.
+            status=str(q.get("status")) if q.get("status") in ("todo", "all", *views.STATUSES)
+            else "all" if q.get("q", "").strip() else "todo",
+            order="oldest" if q.get("order") == "oldest" else "newest",
+            page=_small_int(q.get("page", ""), 6) or 1,
+            search=q.get("q", "").strip()[:200],
+            department=q.get("department") if q.get("department") in codes else None,
+            older_than=older if older is not None and 0 < older < 400 else None)
+        page = views.queue(s, settings, agent, f)
         return self.render(request, "queue.html", {
-            "agent": agent, "rows": page.rows, "counts": page.counts, "page": page,
-            "action": action, "intent": intent, "status": status, "order": order}, data)
+            "agent": agent, "rows": page.rows, "counts": page.counts, "page": page, "f": f,
+            "action": f.action, "intent": f.intent, "status": f.status, "order": f.order,
+            "departments": [d for d in settings.departments
+                            if agent.is_admin or d.code in agent.departments],
+            "old_after": settings.desk.old_after_business_days,
+            "query": urlencode({k: v for k, v in (
+                ("q", f.search), ("action", f.action or ""), ("intent", f.intent or ""),
+                ("status", f.status), ("order", f.order), ("department", f.department or ""),
+                ("older", f.older_than or "")) if v})}, data)
 
     async def ticket_page(self, request: Request, s: Session, agent: Agent,
                           data: SessionData) -> Response:
@@ -246,7 +281,9 @@ class ReviewApp:
         page = await run_in_threadpool(views.ticket_page, s, settings, ticket, agent)
         return self.render(request, "ticket.html", {
             "agent": agent, "page": page, "t": ticket, "departments": settings.departments,
+            "holders": views.holders(s, agent, page.head),
         }, data)
+
 
     async def attachment(self, request: Request, s: Session, agent: Agent,
                          data: SessionData) -> Response:
@@ -287,8 +324,15 @@ class ReviewApp:
         except ValueError:
             return self.error(request, 404, "Action inconnue.", data, agent)
         form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf"}
+        head = head_of(s, ticket)
+        hold = holds.current(head, settings.desk.hold_minutes)
+        if hold and hold.login != agent.login and form.get("override") != "yes":
+            return self.redirect(f"/tickets/{ticket.id}", data, (
+                "err", f"{hold.login} s'occupe de cette demande depuis "
+                f"{french.when(hold.since)} : cochez la confirmation pour agir quand même."))
         try:
             message = handle(s, settings, agent, ticket, verb, form)
+            holds.renew(head, agent.login)
             s.commit()
         except Forbidden as exc:
             s.rollback()
@@ -296,7 +340,40 @@ class ReviewApp:
         except ModerationError as exc:
             s.rollback()
             return self.redirect(f"/tickets/{ticket.id}", data, ("err", str(exc)))
+        if verb is Verb.REASSIGN:  # out of the agent's departments, maybe: back to the queue
+            return self.redirect("/", data, ("ok", f"Demande #{head.id} : {message}"))
         return self.redirect(f"/tickets/{ticket.id}", data, ("ok", message))
+
+    async def hold(self, request: Request, s: Session, agent: Agent,
+                   data: SessionData) -> Response:
+        """« Je m'en occupe », « Je la rends », and a lead giving the hold to someone."""
+        settings = self.settings()
+        ticket = self.ticket_for(request, s, agent)
+        refused = self.refuse(request, s, agent, data, ticket)
+        if refused is not None or ticket is None:
+            return refused or self.error(request, 404, "Demande introuvable.", data, agent)
+        head = head_of(s, ticket)
+        form = await request.form()
+        op, to = str(form.get("op", "")), str(form.get("to", ""))
+        hold = holds.current(head, settings.desk.hold_minutes)
+        mine = hold is not None and hold.login == agent.login
+        if op == "take":
+            if hold and not mine and form.get("override") != "yes":
+                return self.redirect(f"/tickets/{ticket.id}", data, (
+                    "err", f"{hold.login} s'occupe déjà de cette demande : cochez la "
+                    "confirmation pour la prendre."))
+            holds.take(s, head, agent.login)
+            notice = "Vous vous occupez de cette demande."
+        elif op == "release" and hold is not None and (mine or agent.role in views.LEADS):
+            holds.release(s, head, agent.login)
+            notice = "Demande rendue à l'équipe."
+        elif op == "give" and agent.role in views.LEADS and to in views.holders(s, agent, head):
+            holds.take(s, head, to, actor=agent.login)
+            notice = f"Demande confiée à {to}."
+        else:
+            return self.redirect(f"/tickets/{ticket.id}", data, ("err", "Action impossible."))
+        s.commit()
+        return self.redirect(f"/tickets/{ticket.id}", data, ("ok", notice))
 
     async def sessions_page(self, request: Request, s: Session, agent: Agent,
                             data: SessionData) -> Response:
@@ -328,6 +405,8 @@ class ReviewApp:
                   methods=["GET"]),
             Route("/tickets/{ticket_id:int}/attachments/{index:int}",
                   self.authenticated(self.attachment), methods=["GET"]),
+            Route("/tickets/{ticket_id:int}/hold", self.authenticated(self.hold),
+                  methods=["POST"]),
             Route("/tickets/{ticket_id:int}/{verb:str}", self.authenticated(self.act),
                   methods=["POST"]),
             Route("/admin/sessions", self.authenticated(self.sessions_page), methods=["GET"]),

@@ -99,6 +99,11 @@ class Ticket(Base):
         Index("ix_tickets_time", "created_at", "id",
               postgresql_where=text("parent_id IS NULL"), sqlite_where=text("parent_id IS NULL")),
         Index("ix_tickets_requester", "requester", "received_at"),
+        # The desk's search: by identifier, by address (requester above), by subject words
+        # (PostgreSQL full text; SQLite scans with LIKE).
+        Index("ix_tickets_identifier", "identifier"),
+        Index("ix_tickets_subject_fts", text("to_tsvector('french', subject)"),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -128,6 +133,9 @@ class Ticket(Base):
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # Who said « Je m'en occupe », and when (triage.store.holds writes them).
+    held_by: Mapped[str | None] = mapped_column(String(100))
+    held_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     raw_size: Mapped[int] = mapped_column(BigInteger, default=0)
     #: The attachment manifest triage.parse made at intake (triage.parse.manifest); the page
     #: and the download both read it. None for tickets recorded before it existed.

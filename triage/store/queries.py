@@ -9,16 +9,28 @@ the size of the store.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, func, literal, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Subquery,
+    and_,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage import lifecycle  # a module reference: lifecycle imports the models too
 from triage.store.models import (
+    Agent,
     AuditEvent,
     DraftRow,
     OutboxItem,
@@ -53,6 +65,8 @@ class QueueQuery:
     oldest_first: bool = False
     page: int = 1
     per_page: int = PER_PAGE
+    search: str = ""  # a ticket number, an address, an identifier or words of the subject
+    before: datetime | None = None  # only requests received before this (the age filter)
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,8 @@ class QueueRow:
     sender: str
     subject: str
     status: str
+    held_by: str | None = None
+    held_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,8 @@ class QueuePage:
 COUNT_CAP = 10_000
 
 
-def _branches(q: QueueQuery) -> list[list[ColumnElement[bool]]]:
+def _branches(q: QueueQuery, searched: ColumnElement[bool] | None = None
+              ) -> list[list[ColumnElement[bool]]]:
     """The visible thread heads as disjoint sets of conditions, each with equalities only.
 
     Kept apart rather than joined with OR or IN, so that each set is read in time order from
@@ -93,6 +110,12 @@ def _branches(q: QueueQuery) -> list[list[ColumnElement[bool]]]:
     base: list[ColumnElement[bool]] = [Ticket.parent_id.is_(None)]
     if q.intent:
         base.append(Ticket.intent == q.intent)
+    if q.statuses is None and q.action != "ignore":
+        base.append(Ticket.action != "ignore")  # ignored mail is not work to do
+    if q.before is not None:
+        base.append(Ticket.created_at < q.before)
+    if searched is not None:
+        base.append(searched)
     statuses = lifecycle.TODO if q.statuses is None else q.statuses
     per_state = [[*base, Ticket.status == str(v)] for v in statuses] if statuses else [base]
     scope = q.scope
@@ -108,6 +131,54 @@ def _branches(q: QueueQuery) -> list[list[ColumnElement[bool]]]:
                    .limit(1).correlate(Ticket).scalar_subquery())
         branches += [[*b, Ticket.department.is_(None), reached.is_not(None)] for b in per_state]
     return branches
+
+
+_NUMBER = re.compile(r"[#tT]?(\d{1,9})")
+_IDENTIFIER = re.compile(r"[\w.-]+-xt", re.IGNORECASE)
+
+
+def _searched(s: Session, term: str) -> ColumnElement[bool] | None:
+    """The search as a condition of the queue's branches. Words of the subject are looked up
+    first, alone, from the full-text index, up to COUNT_CAP + 1 tickets: within the queue's
+    ordered branches the planner would rather walk the time index and test every row (seconds
+    on a million tickets for a rare word); ids from an index lookup keep the page fast."""
+    term = term.strip()
+    if not term:
+        return None
+    postgres = s.get_bind().dialect.name == "postgresql"
+    found = _matching(term, postgres)
+    if _NUMBER.fullmatch(term) or "@" in term or _IDENTIFIER.fullmatch(term.lower()):
+        return found  # an equality on an indexed column
+    ids = list(s.scalars(select(Ticket.id).where(found, Ticket.parent_id.is_(None))
+                         .limit(COUNT_CAP + 1)))
+    return Ticket.id.in_(ids)
+
+
+def _matching(term: str, postgres: bool) -> ColumnElement[bool]:
+    """What the search box finds: ``#123``/``T123`` a ticket, an address its sender (the
+    requester index), ``jdupont-xt`` an identifier (its index), else words of the subject
+    (PostgreSQL full text in French, with its GIN index; a LIKE scan on SQLite)."""
+    number = _NUMBER.fullmatch(term)
+    if number:
+        return Ticket.id == int(number.group(1))
+    lowered = term.lower()[:320]
+    if "@" in lowered:
+        return Ticket.requester == lowered
+    if _IDENTIFIER.fullmatch(lowered):
+        return Ticket.identifier == lowered
+    return _words(lowered[:200], postgres)
+
+
+def _escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _words(term: str, postgres: bool) -> ColumnElement[bool]:
+    if postgres:
+        return func.to_tsvector(literal_column("'french'"), Ticket.subject).bool_op("@@")(
+            func.plainto_tsquery(literal_column("'french'"), term))
+    return and_(*[Ticket.subject.ilike(f"%{_escape(w)}%", escape="\\")
+                  for w in term.split()])
 
 
 def _union(selects: Sequence[Any]) -> Subquery:
@@ -127,7 +198,7 @@ def queue(s: Session, q: QueueQuery) -> QueuePage:
     page's end from its index, merged, then the page's rows fetched by id). The message
     bytes are never read.
     """
-    branches = _branches(q)
+    branches = _branches(q, _searched(s, q.search))
     counts: dict[str, int] = {}
     for branch in branches:  # a later branch only when the earlier ones left room
         room = COUNT_CAP + 1 - sum(counts.values())
@@ -157,9 +228,9 @@ def queue(s: Session, q: QueueQuery) -> QueuePage:
                    .limit(end) for b in branches])
     ids = select(keys.c.id).order_by(*order(keys.c)).limit(q.per_page).offset(
         end - q.per_page).subquery()
-    rows = [QueueRow(*r) for r in s.execute(
+    rows = [QueueRow(**r._mapping) for r in s.execute(
         select(Ticket.id, Ticket.created_at, Ticket.department, Ticket.action, Ticket.intent,
-               Ticket.sender, Ticket.subject, Ticket.status)
+               Ticket.sender, Ticket.subject, Ticket.status, Ticket.held_by, Ticket.held_at)
         .join(ids, ids.c.id == Ticket.id).order_by(*order(Ticket)))]
     return QueuePage(rows, counts, total, page, pages, capped)
 
@@ -200,6 +271,47 @@ def outbox_of(s: Session, ids: Sequence[int]) -> list[OutboxItem]:
 def mailboxes_of(s: Session, ticket_id: int) -> list[str]:
     return list(s.scalars(select(TicketSource.mailbox).where(
         TicketSource.ticket_id == ticket_id).distinct()))
+
+
+@dataclass(frozen=True)
+class EarlierRequest:
+    id: int
+    created_at: datetime
+    subject: str
+    status: str
+    action: str
+    identifier: str | None
+    requester: str | None
+
+
+def earlier_requests(s: Session, ticket: Ticket, limit: int = 20) -> list[EarlierRequest]:
+    """The sender's other requests (same address or same identifier), newest first, with
+    their state: how an agent spots a repeat or a pattern. Both lookups use an index."""
+    same: list[ColumnElement[bool]] = []
+    if ticket.requester:
+        same.append(Ticket.requester == ticket.requester)
+    if ticket.identifier:
+        same.append(Ticket.identifier == ticket.identifier)
+    if not same:
+        return []
+    return [EarlierRequest(*r) for r in s.execute(
+        select(Ticket.id, Ticket.created_at, Ticket.subject, Ticket.status, Ticket.action,
+               Ticket.identifier, Ticket.requester)
+        .where(or_(*same), Ticket.id != ticket.id, Ticket.parent_id.is_(None))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))]
+
+
+def viewed_since(s: Session, ticket_id: int, actor: str, since: datetime) -> bool:
+    """Whether ``actor``'s view of the ticket is already in the audit since ``since``."""
+    return s.scalar(select(AuditEvent.id).where(
+        AuditEvent.ticket_id == ticket_id, AuditEvent.actor == actor,
+        AuditEvent.event == "ticket.viewed", AuditEvent.at >= since).limit(1)) is not None
+
+
+def agents_of(s: Session, department: str | None) -> list[Agent]:
+    """The enabled agents who work for ``department`` (a lead gives a hold to one of them)."""
+    found = s.scalars(select(Agent).where(Agent.disabled.is_(False)).order_by(Agent.login))
+    return [a for a in found if department is None or department in a.departments]
 
 
 def has_transfer(s: Session, ticket_id: int, target: str) -> bool:
