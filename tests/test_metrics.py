@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from triage.lifecycle import Event
 from triage.mailbox.daemon import Daemon
 from triage.metrics import MESSAGE_SECONDS, POLL_ERRORS, families
 from triage.pipeline import triage_bytes
 from triage.review.agents import add_agent
-from triage.review.moderation import Verb, handle
+from triage.review.moderation import handle
 from triage.review.web import create_app
 from triage.store import Agent, Store, Ticket
 from triage.testing.dovecot import free_port
@@ -99,7 +100,7 @@ def test_metrics_parse_and_count_the_tickets_created(dovecot, relay, tmp_path):
         agent = add_agent(s, dep.settings, "agent38", "mot de passe solide", ["38"])
         ticket = s.scalar(select(Ticket).where(Ticket.origin == f"imap:{box38}",
                                                Ticket.template == "reset_password"))
-        handle(s, dep.settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+        handle(s, dep.settings, agent, ticket, Event.APPROVE, {"address_confirmed": "yes",
                                                               "reset_confirmed": "yes"})
         s.commit()
     daemon = Daemon(dep.settings, dep.config_path, store)

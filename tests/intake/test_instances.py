@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from triage.lifecycle import Event
 from triage.review.agents import add_agent
-from triage.review.moderation import Verb, handle
+from triage.review.moderation import handle
 from triage.store import Agent, MailboxWork, OutboxItem, Store, Ticket
 from triage.testing import DovecotServer
 from triage.testing.intake import deploy
@@ -133,7 +134,7 @@ def test_two_senders_one_killed_send_each_reply_once(tmp_path, pg_url, dovecot):
         with store.session() as s:
             agent = s.scalar(select(Agent))
             for ticket in s.scalars(select(Ticket)):
-                handle(s, dep.settings, agent, ticket, Verb.APPROVE,
+                handle(s, dep.settings, agent, ticket, Event.APPROVE,
                        {"address_confirmed": "yes", "reset_confirmed": "yes"})
             s.commit()
         assert count(store, OutboxItem) == 200

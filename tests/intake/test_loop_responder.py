@@ -12,9 +12,10 @@ import itertools
 
 from sqlalchemy import select
 
+from triage.lifecycle import Event
 from triage.mailbox.daemon import Daemon
 from triage.review.agents import add_agent
-from triage.review.moderation import Verb, current_draft, handle
+from triage.review.moderation import current_draft, handle
 from triage.store import DraftRow, Store, Ticket
 from triage.testing.intake import deploy
 from triage.testing.smtp import SmtpRelay
@@ -71,7 +72,7 @@ def test_vacation_responder_causes_no_ping_pong(dovecot, tmp_path):
                 agent = s.scalar(select(__import__("triage.store", fromlist=["Agent"]).Agent))
                 for ticket in s.scalars(select(Ticket).where(Ticket.status == "open")):
                     if current_draft(s, ticket) is not None:
-                        handle(s, dep.settings, agent, ticket, Verb.APPROVE,
+                        handle(s, dep.settings, agent, ticket, Event.APPROVE,
                                {"address_confirmed": "yes", "reset_confirmed": "yes"})
                 s.commit()
             daemon.send_replies()

@@ -15,10 +15,11 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
 
+from triage.lifecycle import Event
 from triage.mailbox.daemon import Daemon
 from triage.mailbox.status import format_status, mailbox_status
 from triage.review.agents import add_agent
-from triage.review.moderation import Verb, handle
+from triage.review.moderation import handle
 from triage.store import Agent, Store, Ticket
 from triage.testing.courier import CourierServer
 from triage.testing.cyrus import CyrusServer
@@ -95,7 +96,7 @@ def test_backlog_through_each_server(server, tmp_path):
                 Ticket.action == "draft", Ticket.department == "38").limit(2)))
             assert len(drafts) == 2
             for ticket in drafts:
-                handle(s, dep.settings, agent, ticket, Verb.APPROVE,
+                handle(s, dep.settings, agent, ticket, Event.APPROVE,
                        {"body": "Bonjour,\n\nC'est fait.\n", "address_confirmed": "yes",
                         "reset_confirmed": "yes"})
             s.commit()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from triage.lifecycle import Event
 from triage.review.agents import add_agent
-from triage.review.moderation import Verb, current_draft, handle
+from triage.review.moderation import current_draft, handle
 from triage.send.sender import send_due
 from triage.store import Agent, AuditEvent, Store, Ticket
 from triage.testing.intake import deploy
@@ -54,7 +55,7 @@ def test_a_strangers_reference_through_dovecot_gets_no_reply(dovecot, tmp_path):
             ticket = s.get(Ticket, first)
             draft = current_draft(s, ticket)
             assert draft is not None and draft.to_addr == "aurelie.martin@ville-voiron.fr"
-            handle(s, dep.settings, s.scalar(select(Agent)), ticket, Verb.APPROVE,
+            handle(s, dep.settings, s.scalar(select(Agent)), ticket, Event.APPROVE,
                    {"address_confirmed": "yes", "reset_confirmed": "yes"})
             s.commit()
         send_due(dep.settings, store, "test")

@@ -607,14 +607,15 @@ def test_demo_sent_page_is_scoped_by_department(settings, store):
     import smtplib
 
     from triage.demo.web import install
-    from triage.review.moderation import Verb, handle
+    from triage.lifecycle import Event
+    from triage.review.moderation import handle
     from triage.testing.smtp import SmtpRelay
 
     own = ticket_id(store, "065.eml")
     with store.session() as s:
         ticket = s.get(Ticket, own)
         admin = s.scalar(select(agents.Agent).where(agents.Agent.login == "admin"))
-        handle(s, settings, admin, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+        handle(s, settings, admin, ticket, Event.APPROVE, {"address_confirmed": "yes",
                                                           "reset_confirmed": "yes"})
         s.commit()
         from triage.store import OutboxItem

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from triage.lifecycle import Event
 from triage.pipeline import triage_bytes
-from triage.review.moderation import ModerationError, Verb, handle
+from triage.review.moderation import ModerationError, handle
 from triage.send import outbox
 from triage.send.sender import send_due, send_one
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket
@@ -63,10 +64,10 @@ def test_handled_after_approve_cancels_the_reply(tmp_path, store_url, relay):
     own = ticket_id(store, "065.eml")
     with store.session() as s:
         agent, ticket = _agent(s), s.get(Ticket, own)
-        handle(s, settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+        handle(s, settings, agent, ticket, Event.APPROVE, {"address_confirmed": "yes",
                                                           "reset_confirmed": "yes"})
         s.commit()
-        handle(s, settings, agent, ticket, Verb.HANDLED, {"note": "réglé par téléphone"})
+        handle(s, settings, agent, ticket, Event.HANDLED, {"note": "réglé par téléphone"})
         s.commit()
     send_due(settings, store, "test")
     assert relay.messages == []
@@ -81,7 +82,7 @@ def test_handled_is_refused_once_sending_started(tmp_path, store_url, relay):
     settings, store = _world(tmp_path, store_url, relay)
     own = ticket_id(store, "065.eml")
     with store.session() as s:
-        handle(s, settings, _agent(s), s.get(Ticket, own), Verb.APPROVE,
+        handle(s, settings, _agent(s), s.get(Ticket, own), Event.APPROVE,
                {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
     with store.session() as s:
@@ -89,7 +90,7 @@ def test_handled_is_refused_once_sending_started(tmp_path, store_url, relay):
         assert item is not None and outbox.set_state(s, item, "sending")
         item_id = item.id
     with store.session() as s, pytest.raises(ModerationError, match="envoi"):
-        handle(s, settings, _agent(s), s.get(Ticket, own), Verb.HANDLED, {})
+        handle(s, settings, _agent(s), s.get(Ticket, own), Event.HANDLED, {})
     with store.session() as s:
         assert s.get(Ticket, own).status == "approved"
     send_one(settings, store, item_id)  # the sender that claimed it carries on
@@ -105,7 +106,7 @@ def test_second_approve_is_a_no_op(tmp_path, store_url, relay):
     own = ticket_id(store, "065.eml")
     for _ in range(2):
         with store.session() as s:
-            message = handle(s, settings, _agent(s), s.get(Ticket, own), Verb.APPROVE,
+            message = handle(s, settings, _agent(s), s.get(Ticket, own), Event.APPROVE,
                              {"address_confirmed": "yes", "reset_confirmed": "yes"})
             s.commit()
     assert "déjà" in message
@@ -199,7 +200,7 @@ def test_rerendering_uses_the_message_the_draft_answers(store, settings):
     assert child.parent_id == first
     with store.session() as s:
         admin = _agent(s, "admin")
-        handle(s, settings, admin, s.get(Ticket, first), Verb.REASSIGN, {"department": "73"})
+        handle(s, settings, admin, s.get(Ticket, first), Event.REASSIGN, {"department": "73"})
         s.commit()
         drafts = {d.ticket_id: d for d in s.scalars(select(DraftRow))
                   if d.ticket_id in (first, child.id)}
@@ -214,7 +215,7 @@ def test_sent_ticket_page_shows_one_state(client, store, settings):
     valider », and offers no action on the draft."""
     own = ticket_id(store, "065.eml")
     with store.session() as s:
-        handle(s, settings, _agent(s), s.get(Ticket, own), Verb.APPROVE,
+        handle(s, settings, _agent(s), s.get(Ticket, own), Event.APPROVE,
                {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
         item = s.scalar(select(OutboxItem))

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from triage import lifecycle
+from triage.lifecycle import Event
 from triage.pipeline import triage_bytes
-from triage.review.moderation import Verb, handle
+from triage.review.moderation import handle
 from triage.send import outbox
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket
 
@@ -38,7 +39,7 @@ def _deliver(store):
 def _approve(store, settings, ticket_id_):
     with store.session() as s:
         agent = s.scalar(select(Agent).where(Agent.login == "agent38"))
-        handle(s, settings, agent, s.get(Ticket, ticket_id_), Verb.APPROVE,
+        handle(s, settings, agent, s.get(Ticket, ticket_id_), Event.APPROVE,
                {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
 
@@ -52,7 +53,7 @@ def test_a_follow_up_id_gives_no_access_to_another_departments_thread(store, set
     assert child.parent_id == first
     with store.session() as s:
         admin = s.scalar(select(Agent).where(Agent.login == "admin"))
-        handle(s, settings, admin, s.get(Ticket, first), Verb.REASSIGN, {"department": "73"})
+        handle(s, settings, admin, s.get(Ticket, first), Event.REASSIGN, {"department": "73"})
         s.commit()
     csrf = login(client, "agent38")
     assert client.get(f"/tickets/{child.id}").status_code == 403
@@ -132,7 +133,7 @@ def test_explain_history_counts_the_drafts_the_decision_saw(store, settings):
     last, raw = _record(store, settings, "mdp", "last", RESET, history=True)
     with store.session() as s:
         admin = s.scalar(select(Agent).where(Agent.login == "admin"))
-        handle(s, settings, admin, s.get(Ticket, other.id), Verb.TEMPLATE,
+        handle(s, settings, admin, s.get(Ticket, other.id), Event.TEMPLATE,
                {"template": "reset_password"})
         s.commit()
     history, at = store.history_of(raw)

@@ -8,8 +8,9 @@ import time
 
 from sqlalchemy import select
 
+from triage.lifecycle import Event
 from triage.pipeline import triage_bytes
-from triage.review.moderation import Verb, handle
+from triage.review.moderation import handle
 from triage.review.sessions import SessionCodec, SessionData
 from triage.store import Agent, OutboxItem, Ticket
 
@@ -22,7 +23,7 @@ def test_reply_in_thread_reopens_the_ticket(store, settings):
     with store.session() as s:
         ticket = s.get(Ticket, first)
         agent = s.scalar(select(Agent).where(Agent.login == "agent38"))
-        handle(s, settings, agent, ticket, Verb.APPROVE, {"address_confirmed": "yes",
+        handle(s, settings, agent, ticket, Event.APPROVE, {"address_confirmed": "yes",
                                                           "reset_confirmed": "yes"})
         s.commit()
         our_id = s.scalar(select(OutboxItem.message_id))

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from triage.config import Settings
+from triage.lifecycle import Event
 from triage.review.agents import add_agent
-from triage.review.moderation import Verb, handle
+from triage.review.moderation import handle
 from triage.send.sender import send_due
 from triage.store import OutboxItem, Store, Ticket
 from triage.testing.intake import Deployment, deploy
@@ -53,7 +54,7 @@ def approve(settings: Settings, store: Store, body: str = "Bonjour,\n\nC'est fai
     with store.session() as s:
         ticket = s.scalar(select(Ticket))
         agent = s.scalar(select(__import__("triage.store", fromlist=["Agent"]).Agent))
-        handle(s, settings, agent, ticket, Verb.APPROVE,
+        handle(s, settings, agent, ticket, Event.APPROVE,
                {"body": body, "address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
         return ticket.id

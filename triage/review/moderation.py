@@ -10,7 +10,6 @@ without an agent's approval, and a second approve, from any process, changes not
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,16 +32,6 @@ from triage.store.queries import has_transfer, head_of, thread, viewed_since
 CONFIRM_ADDRESS = ("reset_password", "expired_password")
 
 
-class Verb(enum.StrEnum):
-    APPROVE = "approve"
-    SAVE = "save"
-    REJECT = "reject"
-    REASSIGN = "reassign"
-    TEMPLATE = "template"
-    HANDLED = "handled"
-    RELEASE = "release"
-
-
 class ModerationError(TriageError):
     """The action cannot be done as asked; the message is shown to the agent (French)."""
 
@@ -54,16 +43,16 @@ class Forbidden(ModerationError):
 #: The most recent pending draft of the thread: the one the agent works on.
 current_draft = lifecycle.pending_draft
 
-__all__ = ["CONFIRM_ADDRESS", "Forbidden", "ModerationError", "Verb", "audit", "current_draft",
+__all__ = ["CONFIRM_ADDRESS", "Forbidden", "ModerationError", "audit", "current_draft",
            "handle", "head_of", "reset_statement", "thread", "viewed"]
 
 DONE = {
-    Verb.APPROVE: "Réponse validée : elle part dans quelques instants.",
-    Verb.SAVE: "Brouillon enregistré.",
-    Verb.REJECT: "Brouillon rejeté : la demande reste à traiter.",
-    Verb.TEMPLATE: "Brouillon préparé avec le modèle choisi.",
-    Verb.HANDLED: "Demande marquée comme traitée, sans réponse.",
-    Verb.RELEASE: "Message libéré de la quarantaine : il est à traiter, sans brouillon.",
+    Event.APPROVE: "Réponse validée : elle part dans quelques instants.",
+    Event.SAVE: "Brouillon enregistré.",
+    Event.REJECT: "Brouillon rejeté : la demande reste à traiter.",
+    Event.TEMPLATE: "Brouillon préparé avec le modèle choisi.",
+    Event.HANDLED: "Demande marquée comme traitée, sans réponse.",
+    Event.RELEASE: "Message libéré de la quarantaine : il est à traiter, sans brouillon.",
 }
 
 
@@ -79,30 +68,31 @@ def viewed(s: Session, ticket: Ticket, agent: Agent) -> None:
         audit(s, ticket, agent, "ticket.viewed")
 
 
-def handle(s: Session, settings: Settings, agent: Agent, ticket: Ticket, verb: Verb,
+def handle(s: Session, settings: Settings, agent: Agent, ticket: Ticket, verb: Event,
            form: dict[str, str]) -> str:
-    """Do ``verb`` on ``ticket``; returns a French confirmation for the agent."""
-    event = Event(verb.value)
+    """Do ``verb`` (one of the lifecycle's AGENT_EVENTS) on ``ticket``; returns a French
+    confirmation for the agent."""
+    event = verb
     if event in lifecycle.ADMIN_ONLY and not agent.is_admin:
         raise Forbidden("seul un administrateur peut libérer un message de la quarantaine")
     head = head_of(s, ticket)
-    effects: dict[Verb, Callable[[DraftRow | None], dict[str, Any] | None]] = {
-        Verb.APPROVE: lambda d: _approve(s, settings, agent, head, _need(d), form),
-        Verb.SAVE: lambda d: _edit(s, head, agent, _need(d), form.get("body", "")),
-        Verb.REJECT: lambda d: _reject(head, form),
-        Verb.REASSIGN: lambda d: _reassign(s, settings, head, form.get("department", "")),
-        Verb.TEMPLATE: lambda d: _retemplate(s, settings, head, form.get("template", "")),
-        Verb.HANDLED: lambda d: {"note": form.get("note", "")[:1000]},
-        Verb.RELEASE: lambda d: _release(head),
+    effects: dict[Event, Callable[[DraftRow | None], dict[str, Any] | None]] = {
+        Event.APPROVE: lambda d: _approve(s, settings, agent, head, _need(d), form),
+        Event.SAVE: lambda d: _edit(s, head, agent, _need(d), form.get("body", "")),
+        Event.REJECT: lambda d: _reject(head, form),
+        Event.REASSIGN: lambda d: _reassign(s, settings, head, form.get("department", "")),
+        Event.TEMPLATE: lambda d: _retemplate(s, settings, head, form.get("template", "")),
+        Event.HANDLED: lambda d: {"note": form.get("note", "")[:1000]},
+        Event.RELEASE: lambda d: _release(head),
     }
     try:
         step = lifecycle.transition(s, head, event, agent.login, admin=agent.is_admin,
-                                    effect=effects[verb], record=verb is not Verb.SAVE)
+                                    effect=effects[verb], record=verb is not Event.SAVE)
     except NotAllowed as exc:
         raise ModerationError(str(exc)) from exc
-    if verb is Verb.APPROVE and not step.changed:
+    if verb is Event.APPROVE and not step.changed:
         return "Réponse déjà validée : rien de plus à faire."
-    if verb is Verb.REASSIGN:
+    if verb is Event.REASSIGN:
         department = settings.department(head.department or "")
         return (f"Demande réaffectée au département {head.department}"
                 f"{f' ({department.name})' if department else ''}.")

@@ -31,6 +31,7 @@ from starlette.templating import Jinja2Templates
 
 from triage import lifecycle, metrics, rules
 from triage.config import TEMPLATE_NAMES, Settings
+from triage.lifecycle import AGENT_EVENTS, Event
 from triage.review import french, remote, views
 from triage.review.agents import may_see
 from triage.review.dashboard import DASHBOARD_ROLES, dashboard_page
@@ -39,7 +40,6 @@ from triage.review.moderation import (
     CONFIRM_ADDRESS,
     Forbidden,
     ModerationError,
-    Verb,
     handle,
     head_of,
     reset_statement,
@@ -319,9 +319,8 @@ class ReviewApp:
         refused = self.refuse(request, s, agent, data, ticket)
         if refused is not None or ticket is None:
             return refused or self.error(request, 404, "Demande introuvable.", data, agent)
-        try:
-            verb = Verb(request.path_params["verb"])
-        except ValueError:
+        verb = next((e for e in AGENT_EVENTS if e.value == request.path_params["verb"]), None)
+        if verb is None:
             return self.error(request, 404, "Action inconnue.", data, agent)
         form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf"}
         head = head_of(s, ticket)
@@ -340,7 +339,7 @@ class ReviewApp:
         except ModerationError as exc:
             s.rollback()
             return self.redirect(f"/tickets/{ticket.id}", data, ("err", str(exc)))
-        if verb is Verb.REASSIGN:  # out of the agent's departments, maybe: back to the queue
+        if verb is Event.REASSIGN:  # out of the agent's departments, maybe: back to the queue
             return self.redirect("/", data, ("ok", f"Demande #{head.id} : {message}"))
         return self.redirect(f"/tickets/{ticket.id}", data, ("ok", message))
 
