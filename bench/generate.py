@@ -44,6 +44,8 @@ from email.header import Header
 from email.utils import format_datetime
 from pathlib import Path
 
+from triage.rules.communes import department_of_insee
+
 ROOT = Path(__file__).resolve().parent.parent
 COMMUNES = ROOT / "triage" / "data" / "communes.json"
 
@@ -129,10 +131,10 @@ def places() -> dict[str, list[Place]]:
     if _places is None:
         data = json.loads(COMMUNES.read_text("utf-8"))
         out: dict[str, list[Place]] = {code: [] for code in DEPARTMENTS}
-        for c in data["communes"]:
-            if c.get("kind") == "commune-actuelle" and c["postal_codes"] and c.get("siren"):
-                out[c["department"]].append(
-                    Place(c["name"], c["department"], c["postal_codes"][0], c["siren"]))
+        for insee, name, postal_codes, siren in data["communes"]:
+            department = department_of_insee(insee)
+            if department in out and postal_codes and siren:
+                out[department].append(Place(name, department, postal_codes[0], siren))
         _places = out
     return _places
 
