@@ -40,6 +40,7 @@ import harness
 from harness import Entry, corpus, log, percentile, store_path, triage_command
 from imapclient import IMAPClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from triage.testing import DovecotServer
 from triage.testing.intake import Deployment, deploy
@@ -254,10 +255,13 @@ def instances(work: Path, mailboxes: int, count: int, lease: float, idle_seconds
                 for p in procs:
                     if p.poll() is not None and p.returncode != -signal.SIGKILL:
                         raise SystemExit(f"an instance exited ({p.returncode}); logs in {folder}")
-                with engine.connect() as c:
-                    rows = c.execute(text(
-                        "select owner, count(*) from mailbox_leases where owner is not null "
-                        "and expires_at > now() group by owner")).all()
+                try:
+                    with engine.connect() as c:
+                        rows = c.execute(text(
+                            "select owner, count(*) from mailbox_leases where owner is not "
+                            "null and expires_at > now() group by owner")).all()
+                except ProgrammingError:  # the first daemon has not made the schema yet
+                    return {}
                 return {int(owner.split(":")[1]): n for owner, n in rows}
 
             def shares(alive: list[subprocess.Popen[bytes]]) -> list[int]:

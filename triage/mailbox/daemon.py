@@ -194,8 +194,7 @@ class Daemon:
         for address in held - before:  # taken over: start on it at once
             wake = self._waker(address)
             wake()
-        if held != set(before):
-            self._watch_held()
+        self._watch_held()
 
     def _watch_held(self) -> None:
         """IDLE on the mailboxes this instance holds, and on no other: three instances sharing

@@ -56,6 +56,9 @@ FOLLOW_UP = (0.1, 0.1, 0.2, 0.4)
 #: Measured with 100 mailboxes and a 5 s poll: full passes for nothing cost 9 % of a core;
 #: a SELECT on the open connection costs a round trip and almost no CPU.
 FULL_PASS_EVERY = 300.0
+#: Such a poll still records that the mailbox was polled, at most this often (seconds): well
+#: within ``triage.metrics.STALE_AFTER`` (120 s), after which ``/readyz`` fails.
+RECORD_POLL_EVERY = 60.0
 #: A refusal (login, folder) is retried this slowly (seconds): an admin may fix it meanwhile.
 PERMANENT_BACKOFF = 300.0
 #: Attempts at committing a batch that collides with another writer's ticket.
@@ -137,7 +140,7 @@ class MailboxWorker:
         # (UIDVALIDITY, UIDNEXT) of the watched folder when the last complete pass selected it,
         # and when that pass ended (monotonic): what a scheduled poll compares with.
         self.mark: tuple[int, int] | None = None
-        self.passed_at = 0.0
+        self.passed_at = self.recorded_at = 0.0
 
     # -- the scheduled job -----------------------------------------------------------------
     def poll(self) -> None:
@@ -188,7 +191,14 @@ class MailboxWorker:
         except PeerError:
             self.disconnect()  # the pass reconnects, and reports the error if it lasts
             return False
-        return (selected.uidvalidity, selected.uidnext) == mark
+        if (selected.uidvalidity, selected.uidnext) != mark:
+            return False
+        if time.monotonic() - self.recorded_at > RECORD_POLL_EVERY:
+            with self.store.session() as s:
+                self.store.mailbox_state(s, self.box.address).last_poll_at = datetime.now(UTC)
+                s.commit()
+            self.recorded_at = time.monotonic()
+        return True
 
     def record_failure(self, exc: PeerError) -> None:
         self.disconnect()
@@ -299,7 +309,8 @@ class MailboxWorker:
         self.backoff.succeeded()
         self.state, self.last_error = "connected", None
         if selected.uidnext is not None and not self.stopping.is_set():
-            self.mark, self.passed_at = (selected.uidvalidity, selected.uidnext), time.monotonic()
+            self.mark = (selected.uidvalidity, selected.uidnext)
+            self.passed_at = self.recorded_at = time.monotonic()
         return counts
 
     def _check_uidvalidity(self, selected: Selected) -> int | None:
