@@ -98,30 +98,38 @@ def test_poll_without_new_mail_does_no_pass(tmp_path: Path) -> None:
 
 def test_idle_only_on_the_mailboxes_held(dovecot: DovecotServer, tmp_path: Path,
                                          pg_url: str) -> None:
-    """With another live instance holding half of the mailboxes, this one keeps IDLE
-    connections on its own half only (three instances would otherwise open three each)."""
+    """When a second instance comes, this one gives up half of the mailboxes and closes both
+    of its connections to each of them (IDLE and work): three instances sharing the
+    mailboxes do not each keep connections to all of them."""
     if not dovecot.running:
         dovecot.start()
     dep = deploy(dovecot, tmp_path, extra_mailboxes=5, store_url=pg_url,
                  imap={"poll_interval": NEVER, "lease_seconds": 600})
     store = Store.open(dep.settings)
     addresses = sorted(dep.accounts)
-    other = LeaseKeeper(store, addresses, 600, name="elsewhere:1:other")  # another machine
-    other.heartbeat()
-    assert len(other.held) == len(addresses)
     daemon = Daemon(dep.settings, dep.config_path, store)
     daemon.start()
+    other = LeaseKeeper(store, addresses, 600, name="elsewhere:1:other")  # another machine
     try:
         assert daemon.leases is not None and daemon.hub is not None
         leases, hub = daemon.leases, daemon.hub
-        for _ in range(3):  # two live instances now: the other gives up half, this one takes it
+        assert set(leases.held) == set(addresses)
+        wait_for(lambda: all(hub.watching(a) for a in addresses)
+                 and all(w.conn is not None for w in daemon.workers.values()), 30)
+        for _ in range(3):  # two live instances now: this one gives up half, the other takes it
             other.heartbeat()
             daemon._renew_leases()
         mine = set(leases.held)
         assert len(mine) == len(addresses) // 2
-        assert not mine & set(other.held)
+        assert mine.isdisjoint(other.held) and mine | set(other.held) == set(addresses)
         wait_for(lambda: {a for a in addresses if hub.watching(a)} == mine, 30)
         assert set(hub.watches) == mine
+        assert {a for a, w in daemon.workers.items() if w.conn is not None} <= mine
+
+        def sessions(address: str) -> int:
+            out = dovecot.doveadm("who", "-1", dep.accounts[address].user)
+            return len(out.strip().splitlines()[1:])
+        wait_for(lambda: all(sessions(a) == 0 for a in set(addresses) - mine), 30)
     finally:
         daemon.stop()
         other.release_all()

@@ -194,6 +194,13 @@ class Daemon:
         for address in held - before:  # taken over: start on it at once
             wake = self._waker(address)
             wake()
+        for address in before - held:  # now another instance's: close its connection
+            worker = self.workers.get(address)
+            if worker is not None and worker.lock.acquire(blocking=False):
+                try:  # (a pass under way ends on its own: its lease is not confirmed)
+                    worker.disconnect()
+                finally:
+                    worker.lock.release()
         self._watch_held()
 
     def _watch_held(self) -> None:
