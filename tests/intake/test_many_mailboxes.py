@@ -124,7 +124,8 @@ def test_idle_only_on_the_mailboxes_held(dovecot: DovecotServer, tmp_path: Path,
         assert mine.isdisjoint(other.held) and mine | set(other.held) == set(addresses)
         wait_for(lambda: {a for a in addresses if hub.watching(a)} == mine, 30)
         assert set(hub.watches) == mine
-        assert {a for a, w in daemon.workers.items() if w.conn is not None} <= mine
+        wait_for(lambda: {a for a, w in daemon.workers.items() if w.conn is not None} <= mine,
+                 30)
 
         def sessions(address: str) -> int:
             out = dovecot.doveadm("who", "-1", dep.accounts[address].user)

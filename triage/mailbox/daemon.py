@@ -180,6 +180,8 @@ class Daemon:
         def poll() -> None:
             if self.leases is not None and self.leases.holds(worker.box.address):
                 worker.poll()
+            if self.leases is not None and not self.leases.holds(worker.box.address):
+                worker.let_go()  # lost while this pass ran: it closes the connection itself
         return poll
 
     def _renew_leases(self) -> None:
@@ -196,11 +198,8 @@ class Daemon:
             wake()
         for address in before - held:  # now another instance's: close its connection
             worker = self.workers.get(address)
-            if worker is not None and worker.lock.acquire(blocking=False):
-                try:  # (a pass under way ends on its own: its lease is not confirmed)
-                    worker.disconnect()
-                finally:
-                    worker.lock.release()
+            if worker is not None:
+                worker.let_go()
         self._watch_held()
 
     def _watch_held(self) -> None:

@@ -21,10 +21,10 @@ import logging
 import queue
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,8 @@ log = logging.getLogger("triage.mailbox.idle")
 LATE, LATE_TIMES = (5.0, 120.0), 3
 #: Threads that open IDLE connections (in parallel: 100 logins at 20 ms of round trip each).
 OPENERS = 4
+#: A socket reported readable this many times in a row with nothing to read has ended.
+EMPTY_READS = 3
 
 
 class IdleJudge:
@@ -100,6 +102,7 @@ class _Watch:
     renew_at: float = 0.0  # monotonic: when to re-issue IDLE
     retry_at: float = 0.0  # monotonic: when to reconnect after a failure
     unsupported: bool = False
+    empty: int = 0  # readable in a row with nothing to read (a TLS socket's end of stream)
 
 
 class IdleHub(threading.Thread):
@@ -124,7 +127,10 @@ class IdleHub(threading.Thread):
         self._selector = selectors.DefaultSelector()
         self._bell, self._ring = socket.socketpair()
         self._bell.setblocking(False)
-        self._openers = ThreadPoolExecutor(max_workers=openers, thread_name_prefix="idle-open")
+        # Daemon threads, not an executor: a connect that hangs must not hold the exit up.
+        self._to_open: queue.SimpleQueue[Mailbox | None] = queue.SimpleQueue()
+        self._openers = [threading.Thread(target=self._opener, name=f"idle-open-{n}",
+                                          daemon=True) for n in range(openers)]
 
     # -- from any thread -------------------------------------------------------------------
     def watch(self, boxes: Iterable[Mailbox]) -> None:
@@ -152,27 +158,36 @@ class IdleHub(threading.Thread):
     # -- the hub's thread ------------------------------------------------------------------
     def run(self) -> None:
         self._selector.register(self._bell, selectors.EVENT_READ, None)
+        for opener in self._openers:
+            opener.start()
         try:
             while not self.stopping.is_set():
-                self._follow_wanted()
-                self._take_opened()
-                now = time.monotonic()
-                for key, _events in self._selector.select(self._timeout(now)):
-                    if key.data is None:
-                        with contextlib.suppress(OSError):
-                            while self._bell.recv(4096):
-                                pass
-                    else:
-                        self._readable(key.data)
-                self._renew_due()
+                try:
+                    self._round()
+                except Exception:  # a bug must not end IDLE for every mailbox
+                    log.exception("IDLE hub error", extra={"event": "imap.idle-error"})
+                    self.stopping.wait(1.0)
         finally:
-            self._openers.shutdown(wait=False, cancel_futures=True)
+            for _ in self._openers:
+                self._to_open.put(None)
             for watch in list(self.watches.values()):
                 self._drop(watch, quick=True)
             self._take_opened(discard=True)
             self._selector.close()
             self._bell.close()
             self._ring.close()
+
+    def _round(self) -> None:
+        self._follow_wanted()
+        self._take_opened()
+        for key, _events in self._selector.select(self._timeout(time.monotonic())):
+            if key.data is None:
+                with contextlib.suppress(OSError):
+                    while self._bell.recv(4096):
+                        pass
+            else:
+                self._readable(key.data)
+        self._renew_due()
 
     def _timeout(self, now: float) -> float:
         times = [w.renew_at for w in self.watches.values() if w.conn is not None] + [
@@ -194,7 +209,12 @@ class IdleHub(threading.Thread):
             if watch.conn is None and not watch.opening and not watch.unsupported \
                     and now >= watch.retry_at:
                 watch.opening = True
-                self._openers.submit(self._open, box)
+                self._to_open.put(box)
+
+    def _opener(self) -> None:
+        while (box := self._to_open.get()) is not None:
+            if not self.stopping.is_set():
+                self._open(box)
 
     def _open(self, box: Mailbox) -> None:
         """In the opening pool: connect, EXAMINE the watched folder, enter IDLE."""
@@ -214,6 +234,9 @@ class IdleHub(threading.Thread):
         except Exception as exc:  # whatever it is, the hub must hear of it and retry later
             conn.close()
             result = classify(conn.peer, exc, "IDLE")
+        if self.stopping.is_set() and isinstance(result, Connection):
+            self._shut(result)  # the hub has ended: nobody would close it
+            return
         self._opened.put((box.address, result))
         self.poke()
 
@@ -249,7 +272,9 @@ class IdleHub(threading.Thread):
         try:
             with conn.guard("IDLE", conn.selected):
                 responses = conn.imap.idle_check(timeout=0)
-                if not responses and _at_eof(conn.imap.socket()):
+                watch.empty = 0 if responses else watch.empty + 1
+                if watch.empty >= EMPTY_READS or (not responses
+                                                   and _at_eof(conn.imap.socket())):
                     raise ConnectionResetError("the server closed the IDLE connection")
         except PeerError as exc:
             self._failed(watch, exc)
@@ -309,7 +334,10 @@ def _new_mail(responses: list[Any]) -> bool:
 
 
 def _at_eof(sock: socket.socket) -> bool:
-    """True when the peer has closed the socket (readable, yet nothing to read)."""
+    """True when the peer has closed the socket (readable, yet nothing to read). A TLS
+    socket cannot be peeked at: there, :data:`EMPTY_READS` empty reads in a row decide."""
+    if isinstance(sock, ssl.SSLSocket):
+        return False
     try:
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:

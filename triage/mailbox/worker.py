@@ -236,6 +236,15 @@ class MailboxWorker:
             conn.close()
         self.state = "disconnected"
 
+    def let_go(self) -> None:
+        """The mailbox is another instance's now: close the connection, unless a pass is using
+        it (the daemon calls this again when that pass ends)."""
+        if self.conn is not None and self.lock.acquire(blocking=False):
+            try:
+                self.disconnect()
+            finally:
+                self.lock.release()
+
     # -- one pass, under the lease ---------------------------------------------------------
     def process_once(self) -> Counts:
         """Triage everything in the watched folder; raises :class:`PeerError` on IMAP errors.
