@@ -42,6 +42,7 @@ from imapclient import IMAPClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
+from triage.store import Store
 from triage.testing import DovecotServer
 from triage.testing.intake import Deployment, deploy
 from triage.testing.postgres import temporary_database
@@ -246,6 +247,9 @@ def instances(work: Path, mailboxes: int, count: int, lease: float, idle_seconds
     with temporary_database() as url, harness.dovecot() as server:
         deployment = deploy_many(server, folder, mailboxes, {**IMAP, "lease_seconds": lease},
                                  store_url=url)
+        # The schema first, as `triage db upgrade` does before instances start: three of them
+        # starting on an empty database would race to create it.
+        Store.open(deployment.settings).dispose()
         engine = create_engine(url)
         procs = [start_daemon(deployment, folder / f"daemon-{i}.log") for i in range(count)]
         result: dict[str, object] = {"mailboxes": mailboxes, "instances": count,
