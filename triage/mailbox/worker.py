@@ -151,7 +151,8 @@ class MailboxWorker:
             self.dirty.set()  # the running pass will go round once more
             return
         try:
-            if not self.dirty.is_set() and self._unchanged():
+            # (dirty again after the look: a wake-up that came meanwhile left it to us)
+            if not self.dirty.is_set() and self._unchanged() and not self.dirty.is_set():
                 return
             follow_up = len(FOLLOW_UP)  # none, unless a pass finds mail
             first = True
