@@ -333,13 +333,14 @@ class StoreHistory:
     """:class:`triage.decision.SenderHistory` read from the store.
 
     Counts the drafts prepared for an address for the messages received in the 24 hours up to
-    ``at``: all stored ones, or, with ``before``, only those the decision of that ticket saw
-    (deciding again a message the store holds, as of its arrival): drafts of older tickets
-    that existed at ``at``, and the drafts of the older tickets of its own batch (recorded
-    after ``at``, counted then by :meth:`drafted`), not a draft an agent prepared later on an
-    older ticket. Drafts decided in the
-    current batch and not yet stored are added by :meth:`drafted`, so a batch decides as the
-    same messages would one by one.
+    ``at``: all stored ones, or, with ``before`` (deciding again a message the store holds, as
+    of its arrival), only those its decision counted: the drafts of older tickets recorded no
+    later than its own ticket. A batch records its tickets and the drafts decided with them at
+    one moment (:meth:`triage.store.Store.record_batch`), so that takes in the drafts of
+    earlier batches and of the older tickets of its own batch, which the batch's port counted
+    through :meth:`drafted`, and leaves out a draft an agent prepared later on an older
+    ticket. Drafts decided in the current batch and not yet stored are added by
+    :meth:`drafted`, so a batch decides as the same messages would one by one.
     """
 
     def __init__(self, sessions: sessionmaker[Session], before: int | None = None) -> None:
@@ -351,8 +352,9 @@ class StoreHistory:
         where = [DraftRow.to_addr == address, Ticket.received_at > at - DAY,
                  Ticket.received_at <= at]
         if self.before is not None:
+            recorded = select(Ticket.created_at).where(Ticket.id == self.before)
             where += [Ticket.id < self.before,
-                      or_(DraftRow.created_at <= at, Ticket.created_at > at)]
+                      DraftRow.created_at <= recorded.scalar_subquery()]
         with self.sessions() as s:
             stored = int(s.scalar(select(func.count(DraftRow.id))
                                   .join(Ticket, Ticket.id == DraftRow.ticket_id)
