@@ -169,7 +169,9 @@ def _matching(term: str, postgres: bool) -> ColumnElement[bool]:
     return _words(lowered[:200], postgres)
 
 
-def _escape(term: str) -> str:
+def escape_like(term: str) -> str:
+    """``term`` as a literal in a LIKE pattern with ``escape="\\"``: its ``%`` and ``_``
+    match only themselves."""
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -177,7 +179,7 @@ def _words(term: str, postgres: bool) -> ColumnElement[bool]:
     if postgres:
         return func.to_tsvector(literal_column("'french'"), Ticket.subject).bool_op("@@")(
             func.plainto_tsquery(literal_column("'french'"), term))
-    return and_(*[Ticket.subject.ilike(f"%{_escape(w)}%", escape="\\")
+    return and_(*[Ticket.subject.ilike(f"%{escape_like(w)}%", escape="\\")
                   for w in term.split()])
 
 
@@ -326,6 +328,46 @@ def find_ticket(s: Session, identity: str, message_id: str | None) -> Ticket | N
         found = s.scalar(select(Ticket).where(Ticket.message_id == message_id)
                          .order_by(Ticket.id.desc()).limit(1))
     return found
+
+
+def outbox_item(s: Session, message_id: str) -> OutboxItem | None:
+    """The outbox item of the reply whose Message-ID is ``message_id``."""
+    return s.scalar(select(OutboxItem).where(OutboxItem.message_id == message_id))
+
+
+# -- the audit trail and past decisions -------------------------------------------------------
+def audit_trail(s: Session, ticket: int | None = None, actor: str | None = None
+                ) -> list[AuditEvent]:
+    """The audit entries, oldest first: of a ticket and its follow-ups, of an actor, or all."""
+    query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
+    if ticket is not None:
+        children = select(Ticket.id).where(Ticket.parent_id == ticket)
+        query = query.where(or_(AuditEvent.ticket_id == ticket,
+                                AuditEvent.ticket_id.in_(children)))
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    return list(s.scalars(query))
+
+
+def created_since(s: Session, since: datetime) -> list[int]:
+    """The tickets created since ``since``, oldest first."""
+    return list(s.scalars(select(Ticket.id).where(Ticket.created_at >= since)
+                          .order_by(Ticket.id)))
+
+
+def first_mailbox(s: Session, ticket_id: int) -> str | None:
+    """One mailbox the ticket reached (the first by name), the one to decide it again for."""
+    return s.scalar(select(func.min(TicketSource.mailbox))
+                    .where(TicketSource.ticket_id == ticket_id))
+
+
+def decided_at_arrival(s: Session, ticket_id: int) -> dict[str, Any]:
+    """The decision recorded when the ticket was created (its ``ticket.created`` audit entry's
+    detail), before any agent's action; empty when the audit no longer holds it."""
+    detail = s.scalar(select(AuditEvent.detail).where(
+        AuditEvent.ticket_id == ticket_id, AuditEvent.event == "ticket.created")
+        .order_by(AuditEvent.id).limit(1))
+    return detail if isinstance(detail, dict) else {}
 
 
 # -- the sender-history port of the decision chain --------------------------------------------

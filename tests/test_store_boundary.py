@@ -1,0 +1,78 @@
+"""The store's boundary: SQL is built and run in ``triage/store/`` only (and in the test helpers
+of ``triage/testing/``); pages, commands, the sender and the lifecycle call its named queries."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "triage"
+
+#: Where SQL belongs: the store, and the test helpers shipped in the package (they create
+#: databases and check them; nothing of the service runs them).
+OWNERS = ("store/", "testing/")
+
+#: Modules outside the owners that still build SQL, each with the reason.
+ALLOWED = {
+    # The instances' mailbox leases: another change in flight owns this module; its queries
+    # move to the store with that change.
+    "mailbox/lease.py",
+}
+
+#: What may be imported from SQLAlchemy outside the store: the session's type (a parameter
+#: type) and the errors a caller catches. Everything else (select, update, delete, insert,
+#: text, func, or_, columns…) builds statements.
+HARMLESS = {"sqlalchemy.orm": {"Session"}, "sqlalchemy.exc": None}
+
+#: Session and connection methods that run a statement.
+RUNNERS = {"execute", "exec_driver_sql", "scalar", "scalars"}
+
+
+def _violations(source: str) -> list[str]:
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names
+                      if a.name.split(".")[0] == "sqlalchemy"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == (
+                "sqlalchemy"):
+            allowed = HARMLESS.get(node.module or "", set())
+            found += [f"line {node.lineno}: from {node.module} import {a.name}"
+                      for a in node.names if allowed is not None and a.name not in allowed]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in RUNNERS):
+            found.append(f"line {node.lineno}: .{node.func.attr}(…)")
+    return found
+
+
+def _modules() -> list[str]:
+    return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                  if not str(p.relative_to(PACKAGE)).startswith(OWNERS))
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_no_sql_outside_the_store(module: str) -> None:
+    """A module outside ``triage/store/`` and ``triage/testing/`` neither imports SQLAlchemy's
+    statement builders nor runs a statement, unless it is allow-listed with its reason."""
+    found = _violations((PACKAGE / module).read_text("utf-8"))
+    if module in ALLOWED:
+        assert found, f"{module} builds no SQL any more: take it off the allow-list"
+    else:
+        assert not found, f"{module} builds SQL outside triage/store/: {found}"
+
+
+def test_the_check_sees_sql() -> None:
+    """The check finds a statement builder's import and a statement run (it can fail)."""
+    sample = ("from sqlalchemy.orm import Session\n"
+              "from sqlalchemy.exc import IntegrityError\n"
+              "from sqlalchemy import func, select\n"
+              "def count(s: Session) -> int:\n"
+              "    import sqlalchemy\n"
+              "    s.get(object, 1)\n"
+              "    return s.execute(select(func.count()))\n")
+    assert _violations(sample) == ["line 3: from sqlalchemy import func",
+                                   "line 3: from sqlalchemy import select",
+                                   "line 5: import sqlalchemy", "line 7: .execute(…)"]
