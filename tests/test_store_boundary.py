@@ -76,3 +76,29 @@ def test_the_check_sees_sql() -> None:
     assert _violations(sample) == ["line 3: from sqlalchemy import func",
                                    "line 3: from sqlalchemy import select",
                                    "line 5: import sqlalchemy", "line 7: .execute(…)"]
+
+
+def test_the_stores_times_are_aware(tmp_path: Path, store_url: str) -> None:
+    """Every time a named query returns is timezone-aware, an aggregate's too (on SQLite as on
+    PostgreSQL), so callers compare them with ``datetime.now(UTC)`` without converting."""
+    from datetime import UTC, datetime
+
+    from tests.review.conftest import DEV, make_settings
+    from triage.pipeline import triage_bytes
+    from triage.review.sessions import record_attempt
+    from triage.store import Store, desk
+    from triage.store import sessions as stored
+
+    settings = make_settings(tmp_path, store={"url": store_url})
+    store = Store.open(settings)
+    raw = (DEV / "063.eml").read_bytes()
+    store.record(triage_bytes(raw, settings), raw, origin="test:063.eml")
+    with store.session() as s:
+        record_attempt(s, "agent38", "10.0.0.1", True)
+        s.commit()
+        (_n, oldest), = desk.drafts_waiting(s).values()
+        times = [oldest, stored.last_success(s, "agent38", "10.0.0.1"),
+                 *(created for _d, _i, created in desk.tickets_since(s, datetime.min.replace(
+                     tzinfo=UTC)))]
+    store.dispose()
+    assert times and all(t is not None and t.utcoffset() is not None for t in times)
