@@ -78,6 +78,28 @@ def test_the_check_sees_sql() -> None:
                                    "line 5: import sqlalchemy", "line 7: .execute(…)"]
 
 
+def _imports_transitions(source: str) -> bool:
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "triage.store" and any(
+                a.name == "transitions" for a in node.names):
+            return True
+        module = node.module if isinstance(node, ast.ImportFrom) else None
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                name.startswith("triage.store.transitions")
+                for name in [module or "", *(a.name for a in node.names)]):
+            return True
+    return False
+
+
+def test_only_the_lifecycle_runs_its_statements() -> None:
+    """``triage.store.transitions`` (the row lock, the compare-and-set of a state) is imported
+    by ``triage.lifecycle`` alone: no other module can move a state behind its back."""
+    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                   if _imports_transitions(p.read_text("utf-8")))
+    assert users == ["lifecycle.py"]
+    assert _imports_transitions("from triage.store.transitions import lock_row\n")
+
+
 def test_the_stores_times_are_aware(tmp_path: Path, store_url: str) -> None:
     """Every time a named query returns is timezone-aware, an aggregate's too (on SQLite as on
     PostgreSQL), so callers compare them with ``datetime.now(UTC)`` without converting."""
