@@ -326,7 +326,7 @@ def _cancel_replies(s: Session, ticket: Ticket, actor: str) -> None:
         s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event="outbox.cancelled",
                          detail={"outbox": item.id, "message_id": item.message_id}))
     for draft in transitions.drafts(s, _thread_ids(s, ticket),
-                             [DraftState.PENDING, DraftState.APPROVED]):
+                                    [DraftState.PENDING, DraftState.APPROVED]):
         _move_draft(draft, Event.HANDLED)
 
 
