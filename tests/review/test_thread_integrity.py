@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from triage import lifecycle
-from triage.lifecycle import Event
+from triage.lifecycle import Event, OutboxState
 from triage.pipeline import triage_bytes
 from triage.review.moderation import handle
 from triage.send import outbox
@@ -33,9 +33,9 @@ def _record(store, settings, subject, mid, body, history=False):
 
 def _deliver(store):
     with store.session() as s:
-        for item in s.scalars(select(OutboxItem).where(OutboxItem.state == "approved")):
-            outbox.set_state(s, item, "sending")
-            outbox.set_state(s, item, "committing")
+        for item in s.scalars(select(OutboxItem).where(OutboxItem.state == OutboxState.QUEUED)):
+            outbox.set_state(s, item, OutboxState.SENDING)
+            outbox.set_state(s, item, OutboxState.COMMITTING)
             outbox.delivered(s, item, "test")
 
 
