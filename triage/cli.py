@@ -504,13 +504,12 @@ def agents_add(config_path: Path | None, login: str, departments: str, role: str
 @CONFIG_OPTION
 def agents_list(config_path: Path | None) -> None:
     """List the agents."""
-    from sqlalchemy import select
-
-    from triage.store import Agent, Store
+    from triage.store import Store
+    from triage.store.agents import everyone
 
     store = Store.open(settings_or_exit(config_path))
     with store.session() as s:
-        accounts = list(s.scalars(select(Agent).order_by(Agent.login)))
+        accounts = everyone(s)
         if not accounts:
             click.echo("no agent yet: add one with `triage agents add LOGIN -d CODE[,CODE…]`")
         for a in accounts:
@@ -566,20 +565,12 @@ def agents_passwd(config_path: Path | None, login: str, password_stdin: bool) ->
 def audit(config_path: Path | None, ticket: int | None, login: str | None,
           as_json: bool) -> None:
     """Print the audit trail (UTC), oldest first."""
-    from sqlalchemy import or_, select
-
-    from triage.store import AuditEvent, Store, Ticket
+    from triage.store import Store, Ticket
+    from triage.store.queries import audit_trail
 
     store = Store.open(settings_or_exit(config_path))
     with store.session() as s:
-        query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
-        if ticket is not None:
-            children = select(Ticket.id).where(Ticket.parent_id == ticket)
-            query = query.where(or_(AuditEvent.ticket_id == ticket,
-                                    AuditEvent.ticket_id.in_(children)))
-        if login:
-            query = query.where(AuditEvent.actor == login.lower())
-        for e in s.scalars(query):
+        for e in audit_trail(s, ticket, login.lower() if login else None):
             at = e.at.strftime("%Y-%m-%dT%H:%M:%SZ")
             if as_json:
                 click.echo(json.dumps({"at": at, "ticket": e.ticket_id, "actor": e.actor,

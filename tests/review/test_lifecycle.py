@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from triage.lifecycle import Event
+from triage.lifecycle import Event, OutboxState
 from triage.pipeline import triage_bytes
 from triage.review.moderation import ModerationError, handle
 from triage.send import outbox
@@ -87,7 +87,7 @@ def test_handled_is_refused_once_sending_started(tmp_path, store_url, relay):
         s.commit()
     with store.session() as s:
         item = outbox.claim(s, "test")
-        assert item is not None and outbox.set_state(s, item, "sending")
+        assert item is not None and outbox.set_state(s, item, OutboxState.SENDING)
         item_id = item.id
     with store.session() as s, pytest.raises(ModerationError, match="envoi"):
         handle(s, settings, _agent(s), s.get(Ticket, own), Event.HANDLED, {})
@@ -219,7 +219,7 @@ def test_sent_ticket_page_shows_one_state(client, store, settings):
                {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
         item = s.scalar(select(OutboxItem))
-        assert outbox.set_state(s, item, "sending")
+        assert outbox.set_state(s, item, OutboxState.SENDING)
         outbox.delivered(s, item, "test")
     login(client, "agent38")
     heading = client.get(f"/tickets/{own}").text.split("<h1>", 1)[1].split("</h1>", 1)[0]

@@ -1,6 +1,7 @@
 """``triage run``: the workers, their schedule, IDLE watchers, signals and reloads.
 
-APScheduler runs one polling job per mailbox (``imap.poll_interval``) and a housekeeping job;
+APScheduler runs one polling job per mailbox (``imap.poll_interval``) and a housekeeping job
+(the workers' heartbeat in the log, the purge of sign-in records past their period);
 an IDLE watcher wakes a mailbox's job as soon as mail arrives. SIGTERM and SIGINT stop the
 daemon (the batch in hand is finished or abandoned, never half-done: its tickets commit before
 its moves); SIGHUP or an edit of the configuration file reloads the configuration
@@ -218,6 +219,24 @@ class Daemon:
             log.info("mailbox %s: %s", address, worker.state,
                      extra={"mailbox": address, "event": "daemon.heartbeat",
                             "error": worker.last_error})
+        self.purge_sign_ins()
+
+    def purge_sign_ins(self) -> tuple[int, int]:
+        """Remove the web sessions and login attempts past their period (the web processes
+        write them; every instance may purge them, the deletes are idempotent)."""
+        from triage.retention import housekeep
+
+        try:
+            with self.store.session() as s:
+                removed = housekeep(s, self.settings())
+                s.commit()
+        except Exception:  # the next run retries; one failure must not end the job
+            log.exception("housekeeping failed", extra={"event": "housekeeping.error"})
+            return 0, 0
+        if any(removed):
+            log.info("removed %d web sessions and %d login attempts past retention.logs_days",
+                     *removed, extra={"event": "housekeeping.purged"})
+        return removed
 
     def stop(self) -> None:
         self.live.stop()
