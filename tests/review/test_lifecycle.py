@@ -236,11 +236,7 @@ def test_a_follow_up_recorded_during_the_approval_reopens_once_sent(tmp_path, st
 
     settings, store = _world(tmp_path, store_url, relay)
     own = ticket_id(store, "065.eml")
-    raw = (f"From: Aurélie Martin <aurelie.martin@ville-voiron.fr>\r\n"
-           f"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\n"
-           f"Subject: Re: Chorus Pro - mot de passe [réf. T{own}]\r\n"
-           f"Message-ID: <during-approval@test>\r\n\r\n"
-           f"Je ne peux toujours pas me connecter : merci de me rappeler.\r\n").encode("utf-8")
+    raw = _follow_up(own, "during-approval")
     outcome = triage_bytes(raw, settings)
     reading = recording._known_sources
 
@@ -261,4 +257,39 @@ def test_a_follow_up_recorded_during_the_approval_reopens_once_sent(tmp_path, st
     assert len(relay.messages) == 1
     with store.session() as s:
         assert s.get(Ticket, own).status == "open"
+    store.dispose()
+
+
+def _follow_up(head: int, name: str) -> bytes:
+    """A follow-up of ``head`` from 065.eml's requester."""
+    return (f"From: Aurelie Martin <aurelie.martin@ville-voiron.fr>\r\n"
+            f"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\n"
+            f"Subject: Re: Chorus Pro - mot de passe [réf. T{head}]\r\n"
+            f"Message-ID: <{name}@test>\r\n\r\n"
+            f"Je ne peux toujours pas me connecter : merci de me rappeler.\r\n").encode()
+
+
+def test_only_the_follow_ups_after_the_approval_reopen_the_ticket(tmp_path, store_url, relay):
+    """A follow-up recorded before the approval (the agent saw it) leaves the ticket sent once
+    the reply is delivered; one recorded after it reopens the ticket, and the audit names it
+    alone."""
+    settings, store = _world(tmp_path, store_url, relay)
+    own = ticket_id(store, "065.eml")
+    raw = _follow_up(own, "before")
+    before, _ = store.record(triage_bytes(raw, settings), raw, origin="test:before")
+    with store.session() as s:
+        handle(s, settings, _agent(s), s.get(Ticket, own), Event.APPROVE,
+               {"address_confirmed": "yes", "reset_confirmed": "yes"})
+        s.commit()
+    raw = _follow_up(own, "after")
+    after, _ = store.record(triage_bytes(raw, settings), raw, origin="test:after")
+    assert before.parent_id == own and after.parent_id == own
+    send_due(settings, store, "test")
+    assert len(relay.messages) == 1
+    with store.session() as s:
+        assert s.get(Ticket, own).status == "open"
+        deferred = [e.detail for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.ticket_id == own, AuditEvent.event == "ticket.follow-up"))
+            if e.detail.get("deferred")]
+        assert deferred and deferred[0]["tickets"] == [after.id]
     store.dispose()
