@@ -4,6 +4,7 @@ of ``triage/testing/``); pages, commands, the sender and the lifecycle call its 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,18 @@ ALLOWED = {
 #: text, func, or_, columns…) builds statements.
 HARMLESS = {"sqlalchemy.orm": {"Session"}, "sqlalchemy.exc": None}
 
-#: Session and connection methods that run a statement.
-RUNNERS = {"execute", "exec_driver_sql", "scalar", "scalars"}
+#: Session and connection methods that run a statement (``query``: the legacy query builder).
+RUNNERS = {"execute", "exec_driver_sql", "scalar", "scalars", "query"}
+
+
+def _from_sqlalchemy(module: str, name: str) -> bool:
+    """Whether ``name`` of the project's ``module`` is one of SQLAlchemy's objects (a statement
+    builder a store module imports, and so re-exports)."""
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False
+    return str(getattr(found, "__module__", "") or "").split(".")[0] == "sqlalchemy"
 
 
 def _violations(source: str) -> list[str]:
@@ -42,6 +53,9 @@ def _violations(source: str) -> list[str]:
             allowed = HARMLESS.get(node.module or "", set())
             found += [f"line {node.lineno}: from {node.module} import {a.name}"
                       for a in node.names if allowed is not None and a.name not in allowed]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triage":
+            found += [f"line {node.lineno}: from {node.module} import {a.name}"
+                      for a in node.names if _from_sqlalchemy(node.module or "", a.name)]
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and node.func.attr in RUNNERS):
             found.append(f"line {node.lineno}: .{node.func.attr}(…)")
@@ -76,6 +90,18 @@ def test_the_check_sees_sql() -> None:
     assert _violations(sample) == ["line 3: from sqlalchemy import func",
                                    "line 3: from sqlalchemy import select",
                                    "line 5: import sqlalchemy", "line 7: .execute(…)"]
+
+
+def test_the_check_sees_sql_by_other_ways() -> None:
+    """The check also finds a legacy ``Session.query`` and a statement builder imported from a
+    store module that imports it (``from triage.store.queries import select``)."""
+    sample = ("from triage.store import Ticket\n"
+              "from triage.store.queries import PER_PAGE, func, select\n"
+              "def ids(s):\n"
+              "    return s.query(Ticket.id).limit(PER_PAGE).all()\n")
+    assert _violations(sample) == ["line 2: from triage.store.queries import func",
+                                   "line 2: from triage.store.queries import select",
+                                   "line 4: .query(…)"]
 
 
 def _imports_transitions(source: str) -> bool:
