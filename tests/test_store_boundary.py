@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -31,19 +32,40 @@ HARMLESS = {"sqlalchemy.orm": {"Session"}, "sqlalchemy.exc": None}
 RUNNERS = {"execute", "exec_driver_sql", "scalar", "scalars", "query"}
 
 
-def _from_sqlalchemy(module: str, name: str) -> bool:
-    """Whether ``name`` of the project's ``module`` is one of SQLAlchemy's objects (a statement
-    builder a store module imports, and so re-exports)."""
+def _project_module(module: str) -> ModuleType | None:
     try:
-        found = getattr(importlib.import_module(module), name, None)
+        return importlib.import_module(module)
     except ImportError:
-        return False
-    return str(getattr(found, "__module__", "") or "").split(".")[0] == "sqlalchemy"
+        return None
+
+
+def _builds_sql(found: object) -> bool:
+    """Whether ``found`` is one of SQLAlchemy's objects other than the harmless ones (a
+    statement builder that a store module imports, and so re-exports)."""
+    where = str(getattr(found, "__module__", "") or "")
+    name = getattr(found, "__name__", "")
+    return where.split(".")[0] == "sqlalchemy" and not (
+        where.startswith("sqlalchemy.exc") or name in HARMLESS["sqlalchemy.orm"])
 
 
 def _violations(source: str) -> list[str]:
     tree = ast.parse(source)
     found = []
+    modules: dict[str, ModuleType] = {}  # the project's modules imported by name: their aliases
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triage":
+            parent = _project_module(node.module or "")
+            for a in node.names:
+                value = getattr(parent, a.name, None)
+                if isinstance(value, ModuleType):
+                    modules[a.asname or a.name] = value
+                elif _builds_sql(value):
+                    found.append(f"line {node.lineno}: from {node.module} import {a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                imported = _project_module(a.name) if a.name.startswith("triage.") else None
+                if a.asname and imported is not None:
+                    modules[a.asname] = imported
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [f"line {node.lineno}: import {a.name}" for a in node.names
@@ -53,13 +75,14 @@ def _violations(source: str) -> list[str]:
             allowed = HARMLESS.get(node.module or "", set())
             found += [f"line {node.lineno}: from {node.module} import {a.name}"
                       for a in node.names if allowed is not None and a.name not in allowed]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triage":
-            found += [f"line {node.lineno}: from {node.module} import {a.name}"
-                      for a in node.names if _from_sqlalchemy(node.module or "", a.name)]
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id in modules
+              and _builds_sql(getattr(modules[node.value.id], node.attr, None))):
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and node.func.attr in RUNNERS):
             found.append(f"line {node.lineno}: .{node.func.attr}(…)")
-    return found
+    return sorted(found, key=lambda line: int(line.split(":")[0].split()[1]))
 
 
 def _modules() -> list[str]:
@@ -93,15 +116,20 @@ def test_the_check_sees_sql() -> None:
 
 
 def test_the_check_sees_sql_by_other_ways() -> None:
-    """The check also finds a legacy ``Session.query`` and a statement builder imported from a
-    store module that imports it (``from triage.store.queries import select``)."""
-    sample = ("from triage.store import Ticket\n"
+    """The check also finds a legacy ``Session.query`` and a statement builder taken from a
+    store module that imports it (``from triage.store.queries import select``,
+    ``desk.select``); the session's type and the errors stay allowed."""
+    sample = ("from triage.store import Ticket, desk\n"
               "from triage.store.queries import PER_PAGE, func, select\n"
-              "def ids(s):\n"
-              "    return s.query(Ticket.id).limit(PER_PAGE).all()\n")
+              "from triage.store.store import IntegrityError, Session\n"
+              "import triage.store.desk as figures\n"
+              "def ids(s: Session):\n"
+              "    s.query(Ticket.id).limit(PER_PAGE).all()\n"
+              "    desk.select(figures.func.count())\n")
     assert _violations(sample) == ["line 2: from triage.store.queries import func",
                                    "line 2: from triage.store.queries import select",
-                                   "line 4: .query(…)"]
+                                   "line 6: .query(…)", "line 7: desk.select",
+                                   "line 7: figures.func"]
 
 
 def _imports_transitions(source: str) -> bool:
