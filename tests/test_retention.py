@@ -156,3 +156,26 @@ def test_housekeeping_purges_old_sign_ins(tmp_path, store_url):
     assert "0 web sessions and 1 login attempts" in done.stdout
     with store.session() as s:
         assert list(s.scalars(select(LoginAttempt.address))) == ["10.0.0.1"]
+
+
+def test_housekeeping_keeps_the_attempts_the_throttle_reads(tmp_path, store_url):
+    """A login window longer than `retention.logs_days` keeps its failed attempts through the
+    purge: housekeeping never lifts a throttled login's wait."""
+    from triage.retention import housekeep
+    from triage.review.sessions import login_wait
+    from triage.store import LoginAttempt
+
+    settings, store = _store(tmp_path, store_url, retention={"logs_days": 1},
+                             web={"login_window_minutes": 3 * 24 * 60, "login_attempts": 3})
+    now = datetime.now(UTC)
+    with store.session() as s:
+        s.add_all([LoginAttempt(login="agent38", address="10.0.0.1", success=False,
+                                at=now - timedelta(days=2, minutes=i)) for i in range(6)])
+        s.add(LoginAttempt(login="agent38", address="10.0.0.1", success=False,
+                           at=now - timedelta(seconds=10)))
+        s.commit()
+        waiting = login_wait(s, settings, "agent38", "10.0.0.1", now)
+        assert waiting > 0
+        housekeep(s, settings, now)
+        s.commit()
+        assert login_wait(s, settings, "agent38", "10.0.0.1", now) == waiting

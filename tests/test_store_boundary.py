@@ -4,7 +4,9 @@ of ``triage/testing/``); pages, commands, the sender and the lifecycle call its 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -26,13 +28,44 @@ ALLOWED = {
 #: text, func, or_, columns…) builds statements.
 HARMLESS = {"sqlalchemy.orm": {"Session"}, "sqlalchemy.exc": None}
 
-#: Session and connection methods that run a statement.
-RUNNERS = {"execute", "exec_driver_sql", "scalar", "scalars"}
+#: Session and connection methods that run a statement (``query``: the legacy query builder).
+RUNNERS = {"execute", "exec_driver_sql", "scalar", "scalars", "query"}
+
+
+def _project_module(module: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _builds_sql(found: object) -> bool:
+    """Whether ``found`` is one of SQLAlchemy's objects other than the harmless ones (a
+    statement builder that a store module imports, and so re-exports)."""
+    where = str(getattr(found, "__module__", "") or "")
+    name = getattr(found, "__name__", "")
+    return where.split(".")[0] == "sqlalchemy" and not (
+        where.startswith("sqlalchemy.exc") or name in HARMLESS["sqlalchemy.orm"])
 
 
 def _violations(source: str) -> list[str]:
     tree = ast.parse(source)
     found = []
+    modules: dict[str, ModuleType] = {}  # the project's modules imported by name: their aliases
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triage":
+            parent = _project_module(node.module or "")
+            for a in node.names:
+                value = getattr(parent, a.name, None)
+                if isinstance(value, ModuleType):
+                    modules[a.asname or a.name] = value
+                elif _builds_sql(value):
+                    found.append(f"line {node.lineno}: from {node.module} import {a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                imported = _project_module(a.name) if a.name.startswith("triage.") else None
+                if a.asname and imported is not None:
+                    modules[a.asname] = imported
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [f"line {node.lineno}: import {a.name}" for a in node.names
@@ -42,10 +75,14 @@ def _violations(source: str) -> list[str]:
             allowed = HARMLESS.get(node.module or "", set())
             found += [f"line {node.lineno}: from {node.module} import {a.name}"
                       for a in node.names if allowed is not None and a.name not in allowed]
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id in modules
+              and _builds_sql(getattr(modules[node.value.id], node.attr, None))):
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and node.func.attr in RUNNERS):
             found.append(f"line {node.lineno}: .{node.func.attr}(…)")
-    return found
+    return sorted(found, key=lambda line: int(line.split(":")[0].split()[1]))
 
 
 def _modules() -> list[str]:
@@ -76,6 +113,23 @@ def test_the_check_sees_sql() -> None:
     assert _violations(sample) == ["line 3: from sqlalchemy import func",
                                    "line 3: from sqlalchemy import select",
                                    "line 5: import sqlalchemy", "line 7: .execute(…)"]
+
+
+def test_the_check_sees_sql_by_other_ways() -> None:
+    """The check also finds a legacy ``Session.query`` and a statement builder taken from a
+    store module that imports it (``from triage.store.queries import select``,
+    ``desk.select``); the session's type and the errors stay allowed."""
+    sample = ("from triage.store import Ticket, desk\n"
+              "from triage.store.queries import PER_PAGE, func, select\n"
+              "from triage.store.store import IntegrityError, Session\n"
+              "import triage.store.desk as figures\n"
+              "def ids(s: Session):\n"
+              "    s.query(Ticket.id).limit(PER_PAGE).all()\n"
+              "    desk.select(figures.func.count())\n")
+    assert _violations(sample) == ["line 2: from triage.store.queries import func",
+                                   "line 2: from triage.store.queries import select",
+                                   "line 6: .query(…)", "line 7: desk.select",
+                                   "line 7: figures.func"]
 
 
 def _imports_transitions(source: str) -> bool:

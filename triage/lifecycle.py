@@ -306,11 +306,24 @@ def _supersede(s: Session, ticket: Ticket, approved: DraftRow, actor: str) -> No
                          detail={"draft": draft.id, "approved": approved.id}))
 
 
-def _followed_since(s: Session, ticket: Ticket, when: Any) -> list[int]:
-    """The follow-ups of ``ticket`` recorded after ``when`` (the reply's approval)."""
-    if when is None:
-        return []
-    return transitions.follow_ups(s, ticket.id, since=when)
+def _joined_since_queued(s: Session, ticket: Ticket, item: OutboxItem) -> list[int]:
+    """The follow-ups that joined ``ticket`` after ``item`` was queued (the reply's approval).
+
+    Read from the head's audit entries in id order, not from times: both entries are written
+    under the ticket's row lock, so their ids keep the order of the two moves, whereas a
+    follow-up's ticket gets its creation time when its batch starts, before it waits for the
+    lock an approval holds (and times of two hosts need not agree).
+    """
+    joined: list[int] = []
+    queued = False
+    for entry in transitions.audit_entries(s, ticket.id, ("outbox.queued",
+                                                          AUDIT_NAMES[Event.FOLLOW_UP])):
+        detail = entry.detail if isinstance(entry.detail, dict) else {}
+        if entry.event == "outbox.queued":
+            queued = queued or detail.get("outbox") == item.id
+        elif queued and isinstance(detail.get("ticket"), int):  # not a deferred entry
+            joined.append(detail["ticket"])
+    return joined
 
 
 def _cancel_replies(s: Session, ticket: Ticket, actor: str) -> None:
@@ -375,7 +388,7 @@ def _deferred_follow_ups(s: Session, ticket: Ticket, sent: TicketState, item: Ou
     """Follow-ups that joined while the reply was queued (the ticket stayed ``approved``) take
     effect now that it is delivered: the ticket moves as a follow-up on a sent ticket does
     (back to the agents, with the follow-up's draft), instead of leaving them unseen."""
-    later = _followed_since(s, ticket, item.approved_at)
+    later = _joined_since_queued(s, ticket, item)
     reopened = target(sent, Event.FOLLOW_UP)
     if not later or not isinstance(reopened, TicketState):
         return

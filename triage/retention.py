@@ -62,13 +62,16 @@ def housekeep(s: Session, settings: Settings, now: datetime | None = None) -> tu
     kept as long as logs, removed without an authorisation or an elimination record, by the
     daemon's housekeeping job and by ``triage purge``. Throttling reads only the last
     ``web.login_window_minutes`` of attempts and a session lasts ``web.session_max_hours`` at
-    most, far less than any period allowed here.
+    most: what either still needs is kept, even where the configuration makes them longer
+    than the logs' period.
     """
     now = now or datetime.now(UTC)
     keep = timedelta(days=settings.retention.logs_days)
     # A session opened before the cutoff has expired unless it may last longer than the logs.
     opened = max(keep, timedelta(hours=settings.web.session_max_hours))
-    return sign_ins.purge(s, now - opened, now - keep)
+    # The throttle counts the failures of its window: purging them would lift a login's wait.
+    tried = max(keep, timedelta(minutes=settings.web.login_window_minutes))
+    return sign_ins.purge(s, now - opened, now - tried)
 
 
 def export_person(s: Session, address: str) -> dict[str, Any]:

@@ -9,12 +9,11 @@ decisions stay in one module. Nothing else calls them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.orm import Session
 
-from triage.store.models import DraftRow, OutboxItem, Ticket
+from triage.store.models import AuditEvent, DraftRow, OutboxItem, Ticket
 
 
 def lock_row(s: Session, ticket_id: int) -> None:
@@ -30,12 +29,16 @@ def lock_row(s: Session, ticket_id: int) -> None:
         s.execute(text("UPDATE tickets SET status = status WHERE id = :id"), {"id": ticket_id})
 
 
-def follow_ups(s: Session, ticket_id: int, since: datetime | None = None) -> list[int]:
-    """The follow-ups of a thread's head (recorded after ``since``, when given)."""
-    where: list[ColumnElement[bool]] = [Ticket.parent_id == ticket_id]
-    if since is not None:
-        where.append(Ticket.created_at > since)
-    return list(s.scalars(select(Ticket.id).where(*where)))
+def follow_ups(s: Session, ticket_id: int) -> list[int]:
+    """The follow-ups of a thread's head."""
+    return list(s.scalars(select(Ticket.id).where(Ticket.parent_id == ticket_id)))
+
+
+def audit_entries(s: Session, ticket_id: int, events: Sequence[str]) -> list[AuditEvent]:
+    """The ticket's audit entries of ``events``, in the order they were written (by id)."""
+    return list(s.scalars(select(AuditEvent).where(AuditEvent.ticket_id == ticket_id,
+                                                   AuditEvent.event.in_(list(events)))
+                          .order_by(AuditEvent.id)))
 
 
 def drafts(s: Session, ticket_ids: Sequence[int], states: Sequence[str],
