@@ -206,6 +206,7 @@ def test_mbox_spans_are_those_of_the_standard_library(tmp_path):
         "preamble": b"junk\nmore\n\nFrom a\nA: 1\n\nbody\n",
         "empty-message": b"From a\n\nFrom b\nB: 2\n\nx\n",
         "no-lf": b"From a\nA: 1\n\n>From escaped\nFrom b",
+        "blank-lines": b"\n\nFrom a\n\n\n\nFrom b\n\n\nFrom c\nFrom d\n\n",
     }
     for name, data in cases.items():
         path = tmp_path / f"{name}.mbox"
@@ -215,7 +216,9 @@ def test_mbox_spans_are_those_of_the_standard_library(tmp_path):
         box.close()
         got = [location.read() for location in iter_locations([str(path)])]
         assert got == expected, name
-        assert len(mbox_spans(path)) == len(expected), name
+        spans = list(mbox_spans(path))
+        for block_size in range(1, 12):  # every "From " line across a block boundary
+            assert list(mbox_spans(path, block_size)) == spans, (name, block_size)
     empty = tmp_path / "empty.mbox"
     empty.write_bytes(b"")
-    assert mbox_spans(empty) == []
+    assert list(mbox_spans(empty)) == []

@@ -256,7 +256,7 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
     """
     from triage.bulk import Examination
     from triage.pipeline import conclude
-    from triage.sources import count_sources, iter_locations
+    from triage.sources import check_paths, count_sources, iter_locations
     from triage.store import Store
 
     settings = settings_or_exit(config_path)
@@ -270,7 +270,11 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
         click.echo("error: give PATHS to replay, or --dry-run --days N", err=True)
         sys.exit(2)
     try:
-        total = count_sources(list(paths))
+        check_paths(list(paths))
+        # The progress bar's length; elsewhere the messages are counted as they go, as
+        # counting first reads a whole mbox once more.
+        length = count_sources(list(paths)) if sys.stderr.isatty() else None
+        total = 0
         # A dry run writes nothing, not even an empty store; it reads the history if any.
         store = Store.open(settings) if not dry_run else _existing_store(settings)
         shared = store.history() if dry_run and store is not None else None
@@ -280,7 +284,7 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
         examination = Examination(iter_locations(list(paths)), settings, _jobs(jobs), mailbox,
                                   dated=True)
         # A progress bar on a terminal only: elsewhere click prints a bare label line.
-        progress = click.progressbar(examination, length=total, label="replay",
+        progress = click.progressbar(examination, length=length, label="replay",
                                      file=sys.stderr, show_pos=True,
                                      hidden=not sys.stderr.isatty())
         with progress as bar:
@@ -289,6 +293,7 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
                 # decides as the daemon did (a dry run counts its own drafts as it goes).
                 history = shared if dry_run else store.history() if store else None
                 outcome = conclude(examined, settings, mailbox, history)
+                total += 1
                 counts[outcome.decision.action.value] = counts.get(
                     outcome.decision.action.value, 0) + 1
                 if as_json:

@@ -7,7 +7,6 @@ counting the messages of an archive reads none of them.
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +76,16 @@ def iter_locations(paths: list[str]) -> Iterator[Location]:
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if looks_like_mail(child):
                     yield from _file(str(child), child)
-        elif path.is_file():
-            yield from _file(given, path)
         else:
+            check_paths([given])
+            yield from _file(given, path)
+
+
+def check_paths(paths: list[str]) -> None:
+    """Raise :class:`SourceError` for the first path that is neither a file nor a folder
+    (before any work, without reading a message)."""
+    for given in paths:
+        if not (Path(given).is_dir() or Path(given).is_file()):
             raise SourceError(f"{given}: no such file or folder")
 
 
@@ -99,36 +105,46 @@ def _file(name: str, path: Path) -> Iterator[Location]:
         yield Location(name, str(path))
         return
     try:
-        spans = mbox_spans(path)
+        for i, (start, stop) in enumerate(mbox_spans(path), 1):
+            yield Location(f"{name}#{i}", str(path), start, stop)
     except OSError as exc:
         raise SourceError(f"{name}: {exc.strerror or exc}") from exc
-    for i, (start, stop) in enumerate(spans, 1):
-        yield Location(f"{name}#{i}", str(path), start, stop)
 
 
-def mbox_spans(path: Path) -> list[tuple[int, int]]:
+def mbox_spans(path: Path, block_size: int = 1 << 20) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` of each message of an mbox, as the standard library's
     :class:`mailbox.mbox` finds them: a message begins at each line starting with ``From ``
     and ends before the next one, or before the empty line that precedes it, or at the end of
-    the file (before a last empty line). Found with ``mmap.find`` rather than line by line,
-    because a 2 GB archive is 30 million lines for Python to read."""
+    the file (before a last empty line). Found block by block with ``bytes.find`` rather than
+    line by line, because a 2 GB archive is 30 million lines for Python to read."""
     with open(path, "rb") as fh:
-        size = fh.seek(0, 2)
-        if size == 0:
-            return []
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            starts = [0] if data[:5] == b"From " else []
-            at = data.find(b"\nFrom ")
-            while at != -1:
-                starts.append(at + 1)
-                at = data.find(b"\nFrom ", at + 1)
-            stops = [_end_before(data, nxt) for nxt in starts[1:]]
-            if starts:
-                stops.append(_end_before(data, size))
-    return list(zip(starts, stops, strict=True))
+        start = 0 if fh.read(len(_FROM) - 1) == _FROM[1:] else None
+        fh.seek(0)
+        before = b""  # the last bytes of the previous block
+        at = 0  # where ``block`` begins in the file
+        while block := fh.read(block_size):
+            # A "\nFrom " across the boundary, then those inside the block.
+            edge = before + block[:len(_FROM) - 1]
+            hits = [(i - len(before), edge[i - 1:i]) for i in _finds(edge)
+                    if i < len(before) < i + len(_FROM)]
+            hits += [(i, block[i - 1:i] if i else before[-1:]) for i in _finds(block)]
+            for i, previous in hits:
+                line = at + i + 1
+                if start is not None:
+                    yield start, line - 1 if previous == b"\n" else line
+                start = line
+            before = (before + block[-len(_FROM) - 1:])[-len(_FROM) - 1:]
+            at += len(block)
+    if start is not None:
+        yield start, at - 1 if before.endswith(b"\n\n") else at
 
 
-def _end_before(data: mmap.mmap, line: int) -> int:
-    """Where a message ending at the line that begins at ``line`` stops: before the empty
-    line just above it if there is one (``\\n\\n`` before ``line``)."""
-    return line - 1 if line >= 2 and data[line - 2:line] == b"\n\n" else line
+_FROM = b"\nFrom "
+
+
+def _finds(data: bytes) -> Iterator[int]:
+    """Where ``\\nFrom `` begins in ``data``, in order."""
+    i = data.find(_FROM)
+    while i != -1:
+        yield i
+        i = data.find(_FROM, i + 1)
