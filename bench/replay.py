@@ -8,7 +8,8 @@ and kept in ``WORKDIR`` unless ``--remove-archive``.
 
 Each run starts ``triage replay --dry-run --jobs N`` on it under GNU ``time`` (wall, user and
 system CPU of the process and of its workers, ``ru_maxrss``: the largest single process) and
-samples the resident memory of the whole process tree every 0.2 s (its peak sum). No store
+samples the resident memory of the whole process tree every 0.2 s (its peak sum) and the CPU
+of the command's own process (what the workers do not take off it). No store
 exists in the run's configuration, so nothing reads or writes one. Runs take
 ``/work/brief/bench.lock`` (``--lock``) so that no two benchmarks overlap, and the load
 average is printed before and after each::
@@ -94,28 +95,40 @@ def config_without_store(folder: Path) -> Path:
     return config
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """The resident memory of ``pid`` and of every process under it, summed."""
-    parents: dict[int, int] = {}
+def _tree(pid: int) -> tuple[int, float]:
+    """The resident memory (kB) of ``pid`` and every process under it, summed; and the CPU
+    seconds so far of the replay's own process (the first ``triage`` one of the tree, whose
+    workers are forked copies of it)."""
+    stats: dict[int, list[str]] = {}
     rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            parents[int(entry.name)] = int(
-                (entry / "stat").read_text().rpartition(")")[2].split()[1])
+            stats[int(entry.name)] = (entry / "stat").read_text().rpartition(")")[2].split()
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss[int(entry.name)] = int(line.split()[1])
         except (OSError, IndexError, ValueError):
             continue
-    tree, todo = {pid}, [pid]
+    tree, todo, main_cpu = {pid}, [pid], 0.0
     while todo:
         parent = todo.pop()
-        children = [c for c, p in parents.items() if p == parent]
+        children = [c for c, st in stats.items() if int(st[1]) == parent]
+        for child in children:
+            if not main_cpu and _is_triage(child):
+                ticks = os.sysconf("SC_CLK_TCK")
+                main_cpu = (int(stats[child][11]) + int(stats[child][12])) / ticks
         tree.update(children)
         todo += children
-    return sum(rss.get(p, 0) for p in tree)
+    return sum(rss.get(p, 0) for p in tree), main_cpu
+
+
+def _is_triage(pid: int) -> bool:
+    try:
+        return b"-m\0triage\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def uptime() -> str:
@@ -137,13 +150,14 @@ def timed_run(archive: Path, jobs: int, lock: bool) -> dict[str, Any]:
         before = uptime()
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=ROOT)
-        peak = 0
+        peak, main_cpu = 0, 0.0
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
+            nonlocal peak, main_cpu
             while not done.wait(0.2):
-                peak = max(peak, _tree_rss_kb(proc.pid))
+                rss, cpu = _tree(proc.pid)
+                peak, main_cpu = max(peak, rss), max(main_cpu, cpu)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -158,7 +172,8 @@ def timed_run(archive: Path, jobs: int, lock: bool) -> dict[str, Any]:
     return {"jobs": jobs, "wall_s": float(wall), "user_s": float(user),
             "system_s": float(system), "cpu_share_of_2_cores": round(cpu / float(wall) / 2, 2),
             "largest_process_rss_mb": round(int(max_rss) / 1024),
-            "tree_rss_peak_mb": round(peak / 1024), "summary": out.decode().strip(),
+            "tree_rss_peak_mb": round(peak / 1024), "main_process_cpu_s": round(main_cpu, 1),
+            "summary": out.decode().strip(),
             "uptime_before": before, "uptime_after": after}
 
 
