@@ -8,7 +8,7 @@ and kept in ``WORKDIR`` unless ``--remove-archive``.
 
 Each run starts ``triage replay --dry-run --jobs N`` on it under GNU ``time`` (wall, user and
 system CPU of the process and of its workers, ``ru_maxrss``: the largest single process) and
-samples the resident memory of the whole process tree every 0.2 s (its peak sum) and the CPU
+samples the resident memory of the whole process tree every second (its peak sum) and the CPU
 of the command's own process (what the workers do not take off it). No store
 exists in the run's configuration, so nothing reads or writes one. Runs take
 ``/work/brief/bench.lock`` (``--lock``) so that no two benchmarks overlap, and the load
@@ -23,6 +23,8 @@ Figures go to stdout and ``WORKDIR/results-replay.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import multiprocessing
 import os
@@ -34,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,29 +148,47 @@ def timed_run(archive: Path, jobs: int, lock: bool) -> dict[str, Any]:
         command = [gnu_time, "-f", "%e %U %S %M", "-o", str(report), sys.executable, "-m",
                    "triage", "replay", "--dry-run", "--jobs", str(jobs), "--config",
                    str(config), str(archive)]
-        if lock:
-            command = ["flock", str(LOCK), *command]
-        before = uptime()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                cwd=ROOT)
-        peak, main_cpu = 0, 0.0
-        done = threading.Event()
+        with _locked(lock):
+            return _measure(command, report, jobs)
 
-        def sample() -> None:
-            nonlocal peak, main_cpu
-            while not done.wait(0.2):
-                rss, cpu = _tree(proc.pid)
-                peak, main_cpu = max(peak, rss), max(main_cpu, cpu)
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        out, err = proc.communicate()
-        done.set()
-        sampler.join()
-        after = uptime()
-        if proc.returncode != 0:
-            raise SystemExit(f"replay failed ({proc.returncode}): {err.decode()[-2000:]}")
-        wall, user, system, max_rss = report.read_text().split()[-4:]
+@contextlib.contextmanager
+def _locked(lock: bool) -> Iterator[None]:
+    """Hold the benchmarks' lock (flock(2), as ``flock(1)`` takes it) around one run."""
+    if not lock:
+        yield
+        return
+    with LOCK.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _measure(command: list[str], report: Path, jobs: int) -> dict[str, Any]:
+    """Run ``command`` (under GNU time, which writes ``report``) and read its figures."""
+    before = uptime()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT)
+    peak, main_cpu = 0, 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak, main_cpu
+        while not done.wait(1.0):
+            rss, cpu = _tree(proc.pid)
+            peak, main_cpu = max(peak, rss), max(main_cpu, cpu)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    done.set()
+    sampler.join()
+    after = uptime()
+    if proc.returncode != 0:
+        raise SystemExit(f"replay failed ({proc.returncode}): {err.decode()[-2000:]}")
+    wall, user, system, max_rss = report.read_text().split()[-4:]
     cpu = float(user) + float(system)
     return {"jobs": jobs, "wall_s": float(wall), "user_s": float(user),
             "system_s": float(system), "cpu_share_of_2_cores": round(cpu / float(wall) / 2, 2),
