@@ -194,6 +194,33 @@ def test_a_message_that_kills_its_worker_is_quarantined_in_its_place(tmp_path):
     assert lines[3] == "retried 3"
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_end_when_the_command_is_killed():
+    """A `replay` killed outright (SIGKILL, no clean-up) leaves no worker process behind."""
+    run = subprocess.Popen([sys.executable, "-m", "triage", "replay", "--dry-run", "--jobs", "2",
+                            *sorted(str(p) for p in DATA.iterdir())],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while len(workers := _descendants(run.pid)) < 2:
+            assert run.poll() is None and time.monotonic() < deadline, "no workers seen"
+            time.sleep(0.01)
+        run.kill()
+        run.wait()
+        while any(_running(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers left running"
+            time.sleep(0.05)
+    finally:
+        run.kill()
+
+
 def test_mbox_spans_are_those_of_the_standard_library(tmp_path):
     """The mbox reader finds the same messages, byte for byte, as `mailbox.mbox`: empty lines
     before `From `, a `From ` line with no empty line before it, CRLF, a last empty line,

@@ -20,7 +20,10 @@ process and the results are the same.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,11 +58,20 @@ class _Job:
 _job: _Job | None = None
 
 
-def _start_worker(job: _Job) -> None:
+def _start_worker(job: _Job, caller: int) -> None:
     global _job
     _job = job
     # Ctrl-C is the caller's to handle: it stops the pool after the chunks under way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(caller,), daemon=True).start()
+
+
+def _exit_with(caller: int) -> None:
+    """End this worker when the caller is gone (killed, SIGTERM): the pool's queues do not
+    tell an idle worker, which would otherwise wait for work forever."""
+    while os.getppid() == caller:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _examine_one(location: Location, job: _Job) -> Result:
@@ -100,7 +112,7 @@ class _Pool:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                   initargs=(self.job,))
+                                   initargs=(self.job, os.getpid()))
 
     def submit(self, chunk: list[Location]) -> Future[list[Result]]:
         try:

@@ -182,12 +182,18 @@ def _explain_text(record: dict[str, Any], outcome: Any) -> str:
 
 JOBS_OPTION = click.option(
     "--jobs", type=click.IntRange(min=1), default=None,
-    help="Processes that parse and run the rules (default: one per core); the decisions, "
-         "made in order in this process, are the same for any number. 1: all in this process.")
+    help="Processes that parse and run the rules (default: one per core it may use); the "
+         "decisions, made in order in this process, are the same for any number. 1: all in "
+         "this process.")
 
 
 def _jobs(given: int | None) -> int:
-    return given or os.cpu_count() or 1
+    """``--jobs``, by default the cores this process may run on."""
+    if given:
+        return given
+    if hasattr(os, "sched_getaffinity"):  # a container or taskset may allow fewer than all
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _note_retried(messages: int) -> None:
