@@ -388,7 +388,9 @@ class StoreHistory:
     def __init__(self, sessions: sessionmaker[Session], before: int | None = None) -> None:
         self.sessions = sessions
         self.before = before
-        self.batch: list[tuple[str, datetime]] = []
+        # By address: a dry run over a whole archive shares one port, and a scan of every
+        # draft of the run for each message would make it quadratic.
+        self.batch: dict[str, list[datetime]] = {}
 
     def drafts_before(self, address: str, at: datetime) -> int:
         where = [DraftRow.to_addr == address, Ticket.received_at > at - DAY,
@@ -401,7 +403,7 @@ class StoreHistory:
             stored = int(s.scalar(select(func.count(DraftRow.id))
                                   .join(Ticket, Ticket.id == DraftRow.ticket_id)
                                   .where(*where)) or 0)
-        return stored + sum(1 for a, t in self.batch if a == address and at - DAY < t <= at)
+        return stored + sum(1 for t in self.batch.get(address, ()) if at - DAY < t <= at)
 
     def drafted(self, address: str, at: datetime) -> None:
-        self.batch.append((address, at))
+        self.batch.setdefault(address, []).append(at)
