@@ -34,6 +34,7 @@ _PLACEHOLDER_MAX = 0xFFFFD - _PLACEHOLDER_BASE
 #: Address headers longer than this are not read at all (a real one is a few kB at most).
 MAX_ADDRESS_HEADER = 64 * 1024
 _PLACEHOLDERS = re.compile("([\U000F0000-\U000FFFFD])")
+_PRIVATE_PLANE = re.compile("[\U000F0000-\U0010FFFF]")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class ParsedAddresses:
 
 def _protect(text: str, words: list[str]) -> str:
     """``text`` with each encoded word replaced by a placeholder; the words go to ``words``."""
-    text = "".join("\ufffd" if ord(ch) >= _PLACEHOLDER_BASE else ch for ch in text)
+    if not text.isascii():
+        text = _PRIVATE_PLANE.sub("\ufffd", text)
 
     def replace(match: re.Match[str]) -> str:
         if len(words) >= _PLACEHOLDER_MAX:
@@ -57,10 +59,6 @@ def _protect(text: str, words: list[str]) -> str:
         return chr(_PLACEHOLDER_BASE + len(words) - 1)
 
     return ENCODED_WORD.sub(replace, text)
-
-
-def _is_placeholder(ch: str) -> bool:
-    return ord(ch) >= _PLACEHOLDER_BASE
 
 
 def _restore(text: str, words: list[str]) -> str:
@@ -147,6 +145,6 @@ def parse_addresses(values: list[str], *, strict: bool) -> ParsedAddresses:
         address = _restore(addr, words).strip()
         restored.append((display, address))
         # An address that held an encoded word is not an address (RFC 2047 §5).
-        if "@" in address and not any(_is_placeholder(ch) for ch in addr):
+        if "@" in address and (addr.isascii() or not _PRIVATE_PLANE.search(addr)):
             out.append(Address(display, address.lower()))
     return ParsedAddresses(tuple(out), problem, tuple(restored))
