@@ -431,18 +431,33 @@ _NOT_IN_NAME = re.compile(r"[^\w\s'’-]")
 
 def _longest_commune(line: str, tokens: list[re.Match[str]], keys: list[str], i: int,
                      communes: CommuneIndex) -> tuple[int, str] | None:
+    """The longest run of tokens from ``i`` that names a commune: (end token, key), or None.
+
+    Runs grow one token at a time and stop as soon as no commune's key starts with the run's
+    (most tokens start none: one set lookup each), or a character that is not in a place name
+    comes between two tokens (then every longer run holds it too)."""
     before = line[max(0, tokens[i].start() - 5):tokens[i].start()].lower().split()
     # « Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »
     prefixes = ("", _ARTICLE_OF[before[-1]]) if before and before[-1] in _ARTICLE_OF else ("",)
-    for j in range(min(len(tokens), i + communes.max_words), i, -1):
+    starts = communes.key_prefixes
+    found: tuple[int, str] | None = None
+    joined = ""
+    for j in range(i + 1, min(len(tokens), i + communes.max_words) + 1):
         if j - i > 1 and _NOT_IN_NAME.search(line, tokens[i].start(), tokens[j - 1].end()):
-            continue  # a place name is words, dashes and apostrophes
-        joined = "".join(keys[i:j])
+            break  # a place name is words, dashes and apostrophes
+        joined += keys[j - 1]
+        grows, hit = False, None
         for prefix in prefixes:
             key = prefix + joined
-            if len(key) >= 3 and key in communes.by_name:
-                return j, key
-    return None
+            if key in starts:  # every key is its own beginning
+                grows = True
+                if hit is None and len(key) >= 3 and key in communes.by_name:
+                    hit = key
+        if hit is not None:
+            found = (j, hit)
+        if not grows:
+            break
+    return found
 
 
 _FREEMAIL = {"gmail", "googlemail", "orange", "wanadoo", "free", "laposte", "hotmail", "yahoo",
