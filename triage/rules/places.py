@@ -140,11 +140,16 @@ _NOT_POSTAL_BEFORE = re.compile(
 _NOT_POSTAL_AFTER = re.compile(r"^\s*(€|eur\b|euros?|ht\b|ttc|factures?|k€|m€|habitants)")
 _SIRET = re.compile(r"\b(siret|siren)\b[^\d\n]{0,40}?((?:\d[\s.]?){9,14})", re.IGNORECASE)
 _BARE_SIRET = re.compile(r"(?<![\d ])(2[1-8]\d{12}|2[1-8]\d[ .]\d{3}[ .]\d{3}[ .]\d{5})(?!\d)")
+# The words after which a commune name is written as a place (« mairie de Bozel »).
+_PLACE_NOUNS = ("mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|"
+                "secretaire|secretariat|syndicat|office|residence|agent|comptable")
 _PLACE_BEFORE = re.compile(
-    r"(mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|secretaire|"
-    r"secretariat|syndicat|office|residence|agent|comptable)\s+"
-    r"(de la |de l'|de |du |des |d'|a |a la |-\s*)?$")
+    r"(" + _PLACE_NOUNS + r")\s+(de la |de l'|de |du |des |d'|a |a la |-\s*)?$")
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+# What a line must hold for a commune name outside a signature to count (see commune_names):
+# a postal code (five digits) or one of _PLACE_BEFORE's words.
+_DIGITS = re.compile(r"\d{5}")
+_PLACE_WORDS = re.compile(_PLACE_NOUNS)
 
 
 # « Val-d'Isère », « Pont-de-l'Isère », « Romans-sur-Isère », « Tournon sur Rhône »: a
@@ -384,6 +389,8 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool
     communes = geo.communes
     out = []
     for line in text.splitlines():
+        if not signature and not _DIGITS.search(line) and not _PLACE_WORDS.search(fold(line)):
+            continue  # outside a signature a name counts only placed or by a postal code
         tokens = list(_TOKEN.finditer(line))
         keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
         i = 0
