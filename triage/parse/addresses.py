@@ -47,6 +47,9 @@ class ParsedAddresses:
     pairs: tuple[tuple[str, str], ...] = ()
 
 
+_NO_HEADER = ParsedAddresses(())
+
+
 def _protect(text: str, words: list[str]) -> str:
     """``text`` with each encoded word replaced by a placeholder; the words go to ``words``."""
     if not text.isascii():
@@ -115,6 +118,8 @@ def parse_addresses(values: list[str], *, strict: bool) -> ParsedAddresses:
     (``problem`` says why, in French, for the agents); without it, whatever parsed into an
     address with an ``@`` is kept (To, Cc: routing evidence, never a reply target).
     """
+    if not values:
+        return _NO_HEADER  # most messages have no Sender, Reply-To, Delivered-To…
     texts = [str(v) for v in values]
     total = sum(len(t) for t in texts)
     if total > MAX_ADDRESS_HEADER:
