@@ -49,6 +49,44 @@ class ParsedAddresses:
 
 _NO_HEADER = ParsedAddresses(())
 
+# The usual shapes of a one-address header, which :func:`email.utils.getaddresses` reads one
+# character at a time in Python: ``local@domain`` and ``Display Name <local@domain>`` (display
+# words plain or quoted, separated by blanks). Every character that the standard parser treats
+# specially (its specials, quotes and backslashes inside quoted words, whitespace other than
+# blanks between words, comments) keeps a header off this path. For what it matches, the
+# parser's answer is the address as written and the words joined by one space
+# (tests/test_addresses_fast.py checks it against the parser).
+_ATOM = r'[^()<>@,:;."\[\]\s]+'
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_PHRASE_WORD = r'"[^"\\\r\n]*"|[^()<>@,:;"\[\]\s]+'
+_SIMPLE_ADDRESS = re.compile(
+    rf"[ \t]*(?:(?P<bare>{_ADDR_SPEC})|(?P<phrase>(?:{_PHRASE_WORD})(?:[ \t]+(?:{_PHRASE_WORD}))*)?"
+    rf"[ \t]*<(?P<angle>{_ADDR_SPEC})>)[ \t]*")
+_WORD = re.compile(r'"([^"\\\r\n]*)"|([^\s"]+)')
+
+
+def simple_address(text: str) -> tuple[str, str] | None:
+    """(display name, address) of a header of one of the usual shapes, as
+    :func:`email.utils.getaddresses` reads it; None for any other header."""
+    match = _SIMPLE_ADDRESS.fullmatch(text)
+    if match is None:
+        return None
+    if match.group("bare") is not None:
+        return "", match.group("bare")
+    phrase = match.group("phrase") or ""
+    words = [w.group(1) if w.group(1) is not None else w.group(2) for w in _WORD.finditer(phrase)]
+    return " ".join(words), match.group("angle")
+
+
+def getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    """:func:`email.utils.getaddresses`, the usual one-address headers read by one regular
+    expression."""
+    if len(values) == 1:
+        simple = simple_address(values[0])
+        if simple is not None:
+            return [simple]
+    return email.utils.getaddresses(values)
+
 
 def _protect(text: str, words: list[str]) -> str:
     """``text`` with each encoded word replaced by a placeholder; the words go to ``words``."""
@@ -95,6 +133,8 @@ def _outside_quotes(text: str) -> str:
 
 
 def _balanced_parentheses(text: str) -> bool:
+    if "(" not in text and ")" not in text:
+        return True
     depth = 0
     escaped = False
     for ch in text:
@@ -134,11 +174,11 @@ def parse_addresses(values: list[str], *, strict: bool) -> ParsedAddresses:
     if strict and not all(_balanced_parentheses(_outside_quotes(p)) for p in protected):
         problem = "parenthèses déséquilibrées"
     try:
-        pairs = email.utils.getaddresses(protected)
+        pairs = getaddresses(protected)
     except (RecursionError, IndexError, ValueError):
         return ParsedAddresses((), "en-tête d'adresses illisible (syntaxe trop imbriquée)")
     if strict and problem is None:
-        expected = sum(1 + _outside_quotes(p).count(",") for p in protected)
+        expected = sum(1 + (_outside_quotes(p).count(",") if "," in p else 0) for p in protected)
         if any("[" in addr for _name, addr in pairs):
             problem = "adresse mal formée (crochet)"
         elif len(pairs) != expected:
