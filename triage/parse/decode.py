@@ -143,8 +143,6 @@ _FOLD = re.compile(r"\r\n[ \t]*|\r[ \t]*|\n[ \t]*")
 # C0 controls but tab, DEL, and what str.splitlines() also breaks at (NEL, U+2028, U+2029).
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 _SPACES = re.compile(r"[ \t]{2,}")
-# What one_line replaces: a control character, or a run of blanks.
-_CONTROL_OR_SPACES = re.compile(_CONTROL.pattern + "|[ \t]{2}")
 
 
 def _word_bytes(encoding: str, text: str) -> bytes:
@@ -197,8 +195,6 @@ def decode_words(text: str) -> str:
 def one_line(text: str) -> str:
     """Unfold a header value; control characters (CR, LF, NUL …) and runs of spaces become one
     space, so a decoded value can never carry a line break into a reply's headers."""
-    if not _CONTROL_OR_SPACES.search(text):
-        return text.strip()  # most values: nothing to replace
     return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
@@ -212,8 +208,6 @@ def decode_header(value: object) -> str:
             return one_line("".join(parts))
         except Exception:  # a Header is built by the library; never let it stop the parse
             value = str(value)
-    text = str(value)
-    if "\n" in text or "\r" in text:
-        text = _FOLD.sub(" ", text)
+    text = _FOLD.sub(" ", str(value))
     text = decode_words(text) if "=?" in text else recover_8bit(text)
     return one_line(text)
