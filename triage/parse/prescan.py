@@ -34,7 +34,6 @@ _FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")  # as email.feedparser's headerR
 _BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _BOUNDARY_PARAM = re.compile(  # searched in a lower-cased copy
     rb"boundary[ \t]*=[ \t]*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))")
-_BOUNDARY_WORD = re.compile(rb"boundary", re.IGNORECASE)  # what _BOUNDARY_PARAM starts with
 _LF_DELIMITER = re.compile(rb"\n--([^\r\n]*)")
 _CR_DELIMITER = re.compile(rb"\r--([^\r\n]*)")  # CR-only line ends ("\r\n--" has no "\r--")
 
@@ -128,9 +127,6 @@ def _events(raw: bytes) -> Iterator[tuple[int, bytes | None, bytes | None]]:
 def _scan_mime(raw: bytes, limits: Limits, result: Prescan) -> None:
     stack: list[bytes] = []
     parts = 1
-    if not _BOUNDARY_WORD.search(raw):
-        result.mime_parts = parts  # no level is ever opened: no delimiter line counts
-        return
     for _offset, declared, line in _events(raw):
         if declared is not None:
             stack.append(declared)
