@@ -44,8 +44,6 @@ from email.header import Header
 from email.utils import format_datetime
 from pathlib import Path
 
-from triage.rules.communes import department_of_insee
-
 ROOT = Path(__file__).resolve().parent.parent
 COMMUNES = ROOT / "triage" / "data" / "communes.json"
 
@@ -131,10 +129,10 @@ def places() -> dict[str, list[Place]]:
     if _places is None:
         data = json.loads(COMMUNES.read_text("utf-8"))
         out: dict[str, list[Place]] = {code: [] for code in DEPARTMENTS}
+        # [INSEE code, name, postal codes, SIREN]; former communes have neither of the last two.
         for insee, name, postal_codes, siren in data["communes"]:
-            department = department_of_insee(insee)
-            if department in out and postal_codes and siren:
-                out[department].append(Place(name, department, postal_codes[0], siren))
+            if insee[:2] in out and postal_codes and siren:
+                out[insee[:2]].append(Place(name, insee[:2], postal_codes[0], siren))
         _places = out
     return _places
 
@@ -745,15 +743,18 @@ def _build(rng: random.Random, kind: str, index: int, home: str,
     return headers, body
 
 
-def make_message(seed: int, index: int, home: str = "38") -> Generated:
-    """Message ``index`` of the corpus ``seed``, as delivered to the ``home`` mailbox."""
+def make_message(seed: int, index: int, home: str = "38", huge: bool = True) -> Generated:
+    """Message ``index`` of the corpus ``seed``, as delivered to the ``home`` mailbox.
+
+    ``huge`` false leaves out the 10 to 25 MB attachments (those messages come without one),
+    everything else being the same: the archive of ``bench/replay.py``."""
     rng = random.Random(f"triage-bench:{seed}:{index}")
     kind = rng.choices([k for k, _ in KINDS], [w for _, w in KINDS])[0]
     target = int(MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** rng.random())
     roll = rng.random()
     attach = 0
     if roll < HUGE_SHARE:
-        attach = rng.randrange(10_000_000, 25_000_001)
+        attach = rng.randrange(10_000_000, 25_000_001) if huge else 0
     elif roll < HUGE_SHARE + ATTACHMENT_SHARE:
         attach = rng.randrange(200_000, 2_000_001)
     for attempt in range(8):

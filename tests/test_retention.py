@@ -108,3 +108,74 @@ def test_purge_erases_the_requester_and_export_finds_it(tmp_path, store_url):
         assert old.sender == ERASED and old.requester is None
         fresh = s.scalar(select(Ticket).where(Ticket.origin.like("%063.eml")))
         assert fresh.requester == "claire.bouvier@ville-crolles.fr"
+
+
+def test_export_takes_the_address_literally(tmp_path, store_url):
+    """The export finds a sender in the stored From by the address as written: a ``%`` or
+    ``_`` in it matches only itself, not someone else's tickets."""
+    _settings, store = _store(tmp_path, store_url)
+    with store.session() as s:  # tickets stored before the requester column: From only
+        s.execute(update(Ticket).values(requester=None))
+        s.commit()
+        assert len(export_person(s, "claire.bouvier@ville-crolles.fr")["tickets"]) == 1
+        assert export_person(s, "c_aire.bouvier@ville-crolles.fr")["tickets"] == []
+        assert export_person(s, "%")["tickets"] == []
+        assert export_person(s, "%@%")["tickets"] == []
+
+
+def test_housekeeping_purges_old_sign_ins(tmp_path, store_url):
+    """The daemon's housekeeping and `triage purge` delete the web sessions ended or opened
+    before `retention.logs_days` and the login attempts made before; recent ones stay."""
+    from triage.mailbox.daemon import Daemon
+    from triage.review.agents import add_agent
+    from triage.store import LoginAttempt, WebSession
+
+    settings, store = _store(tmp_path, store_url, retention={"logs_days": 30})
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=31), now - timedelta(days=29)
+    with store.session() as s:
+        agent = add_agent(s, settings, "agent38", "correct horse battery", ["38"])
+        s.add_all([
+            WebSession(id="ended-long-ago", agent_id=agent.id, created_at=old, ended_at=old),
+            WebSession(id="expired-long-ago", agent_id=agent.id, created_at=old,
+                       last_seen_at=old),
+            WebSession(id="ended-lately", agent_id=agent.id, created_at=recent,
+                       ended_at=recent),
+            WebSession(id="standing", agent_id=agent.id),
+            LoginAttempt(login="agent38", address="10.0.0.1", success=False, at=old),
+            LoginAttempt(login="agent38", address="10.0.0.1", success=True, at=recent)])
+        s.commit()
+    Daemon(settings, None, store).housekeeping()
+    with store.session() as s:
+        assert sorted(s.scalars(select(WebSession.id))) == ["ended-lately", "standing"]
+        assert list(s.scalars(select(LoginAttempt.at))) == [recent]
+        s.add(LoginAttempt(login="agent38", address="10.0.0.2", success=False, at=old))
+        s.commit()
+    done = cli(settings, "purge", "--authorisation", "VISA-2026-044")
+    assert done.returncode == 0, done.stderr
+    assert "0 web sessions and 1 login attempts" in done.stdout
+    with store.session() as s:
+        assert list(s.scalars(select(LoginAttempt.address))) == ["10.0.0.1"]
+
+
+def test_housekeeping_keeps_the_attempts_the_throttle_reads(tmp_path, store_url):
+    """A login window longer than `retention.logs_days` keeps its failed attempts through the
+    purge: housekeeping never lifts a throttled login's wait."""
+    from triage.retention import housekeep
+    from triage.review.sessions import login_wait
+    from triage.store import LoginAttempt
+
+    settings, store = _store(tmp_path, store_url, retention={"logs_days": 1},
+                             web={"login_window_minutes": 3 * 24 * 60, "login_attempts": 3})
+    now = datetime.now(UTC)
+    with store.session() as s:
+        s.add_all([LoginAttempt(login="agent38", address="10.0.0.1", success=False,
+                                at=now - timedelta(days=2, minutes=i)) for i in range(6)])
+        s.add(LoginAttempt(login="agent38", address="10.0.0.1", success=False,
+                           at=now - timedelta(seconds=10)))
+        s.commit()
+        waiting = login_wait(s, settings, "agent38", "10.0.0.1", now)
+        assert waiting > 0
+        housekeep(s, settings, now)
+        s.commit()
+        assert login_wait(s, settings, "agent38", "10.0.0.1", now) == waiting

@@ -7,6 +7,7 @@ bad usage (the message names the file, the line and the key).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,19 +96,7 @@ def explain(config_path: Path | None, as_json: bool, mailbox: str | None, with_h
                 history, at = store.history_of(source.raw)
                 outcome = triage_bytes(source.raw, settings, mailbox, history=history, at=at,
                                        dated=at is None)
-            d = outcome.decision
-            record: dict[str, Any] = {
-                "source": source.name,
-                "message_id": outcome.message.message_id if outcome.message else None,
-                "action": d.action.value,
-                "template": d.template,
-                "intent": d.intent,
-                "department": d.department,
-                "nominative": d.nominative,
-                "identifier": d.identifier,
-                "reasons": [str(r) for r in d.reasons],
-                "rules": _rules_described(d.reasons),
-            }
+            record = _record(source.name, outcome)
             if as_json:
                 click.echo(json.dumps(record, ensure_ascii=False))
             else:
@@ -115,6 +104,23 @@ def explain(config_path: Path | None, as_json: bool, mailbox: str | None, with_h
     except SourceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+def _record(name: str, outcome: Any) -> dict[str, Any]:
+    """One message's decision as `explain --json` and `replay --json` print it."""
+    d = outcome.decision
+    return {
+        "source": name,
+        "message_id": outcome.message.message_id if outcome.message else None,
+        "action": d.action.value,
+        "template": d.template,
+        "intent": d.intent,
+        "department": d.department,
+        "nominative": d.nominative,
+        "identifier": d.identifier,
+        "reasons": [str(r) for r in d.reasons],
+        "rules": _rules_described(d.reasons),
+    }
 
 
 def _store_or_exit(settings: Settings):  # type: ignore[no-untyped-def]
@@ -174,6 +180,29 @@ def _explain_text(record: dict[str, Any], outcome: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+JOBS_OPTION = click.option(
+    "--jobs", type=click.IntRange(min=1), default=None,
+    help="Processes that parse and run the rules (default: one per core it may use); the "
+         "decisions, made in order in this process, are the same for any number. 1: all in "
+         "this process.")
+
+
+def _jobs(given: int | None) -> int:
+    """``--jobs``, by default the cores this process may run on."""
+    if given:
+        return given
+    if hasattr(os, "sched_getaffinity"):  # a container or taskset may allow fewer than all
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def _note_retried(messages: int) -> None:
+    """Say on stderr that a worker died: its messages were examined again (triage.bulk)."""
+    if messages:
+        click.echo(f"note: a worker process stopped; {_count(messages, 'message')} examined "
+                   "again one at a time", err=True)
+
+
 @main.command("eval")
 @CONFIG_OPTION
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=None,
@@ -181,19 +210,21 @@ def _explain_text(record: dict[str, Any], outcome: Any) -> str:
 @click.option("--max-wrong-drafts", type=click.IntRange(min=0), default=None,
               help="Exit 1 when more drafts than this are wrong (drafted for a message that "
                    "wants none, or from another template).")
+@JOBS_OPTION
 @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def eval_command(config_path: Path | None, min_accuracy: float | None,
-                 max_wrong_drafts: int | None, folder: Path) -> None:
+                 max_wrong_drafts: int | None, jobs: int | None, folder: Path) -> None:
     """Compare decisions with FOLDER/labels.tsv: accuracy per field, confusion matrices of
     actions and templates, draft precision, errors."""
     from triage.evaluate import evaluate_folder
 
     settings = settings_or_exit(config_path)
     try:
-        report = evaluate_folder(folder, settings)
+        report = evaluate_folder(folder, settings, jobs=_jobs(jobs))
     except SourceError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    _note_retried(report.retried)
     click.echo("\n".join(report.lines()))
     failed = False
     if min_accuracy is not None and report.accuracy < min_accuracy:
@@ -217,15 +248,21 @@ def eval_command(config_path: Path | None, min_accuracy: float | None,
 @click.option("--store-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --days: the configuration whose store holds the archived mail "
                    "(default: $TRIAGE_CONFIG, else config/departments.yaml).")
+@JOBS_OPTION
+@click.option("--json", "as_json", is_flag=True,
+              help="Also print each message's decision, one JSON object per line, in order "
+                   "(as `explain --json`).")
 @click.argument("paths", nargs=-1)
 def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: float | None,
-           store_config: Path | None, paths: tuple[str, ...]) -> None:
+           store_config: Path | None, jobs: int | None, as_json: bool,
+           paths: tuple[str, ...]) -> None:
     """Push .eml files, folders or mbox files through the whole pipeline into the store.
 
     To try a configuration change first: `triage replay --dry-run --days 30 --config NEW.yaml`.
     """
-    from triage.pipeline import triage_bytes
-    from triage.sources import count_sources, iter_sources
+    from triage.bulk import Examination
+    from triage.pipeline import conclude
+    from triage.sources import check_paths, count_sources, iter_locations
     from triage.store import Store
 
     settings = settings_or_exit(config_path)
@@ -239,32 +276,43 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
         click.echo("error: give PATHS to replay, or --dry-run --days N", err=True)
         sys.exit(2)
     try:
-        total = count_sources(list(paths))
+        check_paths(list(paths))
+        # The progress bar's length; elsewhere the messages are counted as they go, as
+        # counting first reads a whole mbox once more.
+        length = count_sources(list(paths)) if sys.stderr.isatty() else None
+        total = 0
         # A dry run writes nothing, not even an empty store; it reads the history if any.
         store = Store.open(settings) if not dry_run else _existing_store(settings)
         shared = store.history() if dry_run and store is not None else None
         counts: dict[str, int] = {}
         created = 0
+        # Parse and rules in worker processes; each message concluded here, in order.
+        examination = Examination(iter_locations(list(paths)), settings, _jobs(jobs), mailbox,
+                                  dated=True)
         # A progress bar on a terminal only: elsewhere click prints a bare label line.
-        progress = click.progressbar(iter_sources(list(paths)), length=total, label="replay",
+        progress = click.progressbar(examination, length=length, label="replay",
                                      file=sys.stderr, show_pos=True,
                                      hidden=not sys.stderr.isatty())
         with progress as bar:
-            for source in bar:
+            for location, examined in bar:
                 # As of the message's date, with the store's sender history, so that replay
                 # decides as the daemon did (a dry run counts its own drafts as it goes).
                 history = shared if dry_run else store.history() if store else None
-                outcome = triage_bytes(source.raw, settings, mailbox, history=history,
-                                       dated=True)
+                outcome = conclude(examined, settings, mailbox, history)
+                total += 1
                 counts[outcome.decision.action.value] = counts.get(
                     outcome.decision.action.value, 0) + 1
+                if as_json:
+                    click.echo(json.dumps(_record(location.name, outcome), ensure_ascii=False))
                 if not dry_run and store is not None:
-                    _ticket, new = store.record(outcome, source.raw, origin=f"replay:{source.name}",
+                    _ticket, new = store.record(outcome, location.read(),
+                                                origin=f"replay:{location.name}",
                                                 mailbox=mailbox)
                     created += int(new)
     except (SourceError, StoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    _note_retried(examination.retried)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     click.echo(f"{_count(total, 'message')} ({summary or 'none'})"
                + ("" if dry_run else f"; {_count(created, 'new ticket')}"))
@@ -504,13 +552,12 @@ def agents_add(config_path: Path | None, login: str, departments: str, role: str
 @CONFIG_OPTION
 def agents_list(config_path: Path | None) -> None:
     """List the agents."""
-    from sqlalchemy import select
-
-    from triage.store import Agent, Store
+    from triage.store import Store
+    from triage.store.agents import everyone
 
     store = Store.open(settings_or_exit(config_path))
     with store.session() as s:
-        accounts = list(s.scalars(select(Agent).order_by(Agent.login)))
+        accounts = everyone(s)
         if not accounts:
             click.echo("no agent yet: add one with `triage agents add LOGIN -d CODE[,CODE…]`")
         for a in accounts:
@@ -566,20 +613,12 @@ def agents_passwd(config_path: Path | None, login: str, password_stdin: bool) ->
 def audit(config_path: Path | None, ticket: int | None, login: str | None,
           as_json: bool) -> None:
     """Print the audit trail (UTC), oldest first."""
-    from sqlalchemy import or_, select
-
-    from triage.store import AuditEvent, Store, Ticket
+    from triage.store import Store, Ticket
+    from triage.store.queries import audit_trail
 
     store = Store.open(settings_or_exit(config_path))
     with store.session() as s:
-        query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
-        if ticket is not None:
-            children = select(Ticket.id).where(Ticket.parent_id == ticket)
-            query = query.where(or_(AuditEvent.ticket_id == ticket,
-                                    AuditEvent.ticket_id.in_(children)))
-        if login:
-            query = query.where(AuditEvent.actor == login.lower())
-        for e in s.scalars(query):
+        for e in audit_trail(s, ticket, login.lower() if login else None):
             at = e.at.strftime("%Y-%m-%dT%H:%M:%SZ")
             if as_json:
                 click.echo(json.dumps({"at": at, "ticket": e.ticket_id, "actor": e.actor,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -137,15 +137,23 @@ class Decision:
         }
 
 
-def evaluate(message: MessageView, ctx: Context, history: SenderHistory | None = None,
-             at: datetime | None = None) -> Findings:
-    """Run every rule on ``message``, and read the sender's history when a port is given."""
+def findings_of(message: MessageView, ctx: Context) -> Findings:
+    """Run every rule on ``message``: the part of the chain that needs nothing but the message
+    and the configuration (no sender history), so that bulk commands may run it in other
+    processes; :func:`with_history` adds the history in the caller's order."""
     strict = frozenset(d.code for d in ctx.settings.departments if d.require_authentication)
-    sender = message.sender_address
-    drafts = (history.drafts_before(sender.address, at)
-              if history is not None and sender is not None and at is not None else None)
     return Findings({rule.NAME: rule.check(message, ctx) for rule in RULES}, message.violations,
-                    strict, drafts, ctx.settings.max_drafts_per_sender_per_day)
+                    strict, None, ctx.settings.max_drafts_per_sender_per_day)
+
+
+def with_history(findings: Findings, message: MessageView, history: SenderHistory | None,
+                 at: datetime | None) -> Findings:
+    """``findings`` with the sender's drafts of the last 24 h up to ``at``, read from the
+    port; unchanged (the limit not checked) without a port, a readable sender or a time."""
+    sender = message.sender_address
+    if history is None or sender is None or at is None:
+        return findings
+    return replace(findings, drafts_today=history.drafts_before(sender.address, at))
 
 
 def _history_reason(findings: Findings) -> Reason | None:

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from triage.bulk import Examination
 from triage.config import Settings
 from triage.errors import SourceError
-from triage.pipeline import triage_bytes
+from triage.pipeline import conclude
+from triage.sources import Location
 
 FIELDS = ("action", "template", "intent", "department", "nominative", "identifier")
 
@@ -42,6 +44,7 @@ class Report:
     wrong: list[tuple[str, list[str], str]] = field(default_factory=list)
     drafts: int = 0
     wrong_drafts: list[tuple[str, str]] = field(default_factory=list)  # (file, what is wrong)
+    retried: int = 0  # messages examined again after a worker process died (triage.bulk)
 
     @property
     def accuracy(self) -> float:
@@ -97,34 +100,35 @@ class Report:
         return out
 
 
-def evaluate_folder(folder: Path, settings: Settings) -> Report:
+def evaluate_folder(folder: Path, settings: Settings, jobs: int = 1) -> Report:
+    """Decide every message of ``labels.tsv`` and compare; ``jobs`` processes parse and run
+    the rules (:mod:`triage.bulk`), the report is the same for any number."""
     labels = folder / "labels.tsv"
     if not labels.is_file():
         raise SourceError(f"{labels}: no labels.tsv in this folder")
     report = Report()
     with labels.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            path = folder / row["file"]
-            try:
-                raw = path.read_bytes()
-            except OSError as exc:
-                raise SourceError(f"{path}: {exc.strerror or exc}") from exc
-            decision = triage_bytes(raw, settings).decision.as_dict()
-            report.total += 1
-            diffs = []
-            for name in FIELDS:
-                expected = (row.get(name) or "-").strip()
-                if expected == "-":
-                    continue
-                got = label_value(decision, name)
-                report.field_judged[name] += 1
-                if got == expected:
-                    report.field_right[name] += 1
-                else:
-                    diffs.append(f"{name} {got} (expected {expected})")
-            report.count(row["file"], row, decision)
-            if diffs:
-                report.wrong.append((row["file"], diffs, (row.get("note") or "").strip()))
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    examination = Examination((Location(str(folder / row["file"]), str(folder / row["file"]))
+                               for row in rows), settings, jobs)
+    for row, (_location, examined) in zip(rows, examination, strict=True):
+        decision = conclude(examined, settings).decision.as_dict()
+        report.total += 1
+        diffs = []
+        for name in FIELDS:
+            expected = (row.get(name) or "-").strip()
+            if expected == "-":
+                continue
+            got = label_value(decision, name)
+            report.field_judged[name] += 1
+            if got == expected:
+                report.field_right[name] += 1
             else:
-                report.correct += 1
+                diffs.append(f"{name} {got} (expected {expected})")
+        report.count(row["file"], row, decision)
+        if diffs:
+            report.wrong.append((row["file"], diffs, (row.get("note") or "").strip()))
+        else:
+            report.correct += 1
+    report.retried = examination.retried
     return report

@@ -33,10 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from triage.errors import TriageError
+from triage.store import transitions
 from triage.store.models import AuditEvent, DraftRow, OutboxItem, Ticket
 
 
@@ -192,34 +192,24 @@ class Step:
 
 # -- reading under a lock ------------------------------------------------------------------
 def lock(s: Session, ticket: Ticket) -> TicketState:
-    """Lock the ticket's row for this transaction and return its committed state.
-
-    PostgreSQL: ``SELECT … FOR UPDATE`` (a concurrent transition waits, then reads ours).
-    SQLite: a write to the row takes the database's write lock, which serialises writers the
-    same way; the statement changes nothing.
-    """
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(select(Ticket.id).where(Ticket.id == ticket.id).with_for_update())
-    else:
-        s.execute(text("UPDATE tickets SET status = status WHERE id = :id"), {"id": ticket.id})
+    """Lock the ticket's row for this transaction (:func:`triage.store.transitions.lock_row`)
+    and return its committed state."""
+    transitions.lock_row(s, ticket.id)
     s.refresh(ticket)
     return TicketState(ticket.status)
 
 
 def _thread_ids(s: Session, ticket: Ticket) -> list[int]:
-    return [ticket.id, *s.scalars(select(Ticket.id).where(Ticket.parent_id == ticket.id))]
+    return [ticket.id, *transitions.follow_ups(s, ticket.id)]
 
 
 def pending_draft(s: Session, ticket: Ticket) -> DraftRow | None:
     """The most recent pending draft of the thread: the one the agent works on."""
-    return s.scalar(select(DraftRow).where(DraftRow.ticket_id.in_(_thread_ids(s, ticket)),
-                                           DraftRow.status == DraftState.PENDING)
-                    .order_by(DraftRow.id.desc()).limit(1))
+    return transitions.latest_draft(s, _thread_ids(s, ticket), DraftState.PENDING)
 
 
 def live_items(s: Session, ticket: Ticket) -> list[OutboxItem]:
-    return list(s.scalars(select(OutboxItem).where(OutboxItem.ticket_id == ticket.id,
-                                                   OutboxItem.state.in_(LIVE))))
+    return transitions.outbox_items(s, ticket.id, LIVE)
 
 
 def allowed(s: Session, ticket: Ticket, *, admin: bool) -> frozenset[Event]:
@@ -309,20 +299,31 @@ def _move_draft(draft: DraftRow, event: Event) -> None:
 def _supersede(s: Session, ticket: Ticket, approved: DraftRow, actor: str) -> None:
     """One reply per thread: the approved draft makes the thread's other pending drafts
     (older ones) stale; discarded, no later approval can send them as a second reply."""
-    for draft in s.scalars(select(DraftRow).where(
-            DraftRow.ticket_id.in_(_thread_ids(s, ticket)), DraftRow.id != approved.id,
-            DraftRow.status == DraftState.PENDING)):
+    for draft in transitions.drafts(s, _thread_ids(s, ticket), [DraftState.PENDING],
+                                    but=approved.id):
         _move_draft(draft, Event.SUPERSEDED)
         s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event=AUDIT_NAMES[Event.SUPERSEDED],
                          detail={"draft": draft.id, "approved": approved.id}))
 
 
-def _followed_since(s: Session, ticket: Ticket, when: Any) -> list[int]:
-    """The follow-ups of ``ticket`` recorded after ``when`` (the reply's approval)."""
-    if when is None:
-        return []
-    return list(s.scalars(select(Ticket.id).where(Ticket.parent_id == ticket.id,
-                                                  Ticket.created_at > when)))
+def _joined_since_queued(s: Session, ticket: Ticket, item: OutboxItem) -> list[int]:
+    """The follow-ups that joined ``ticket`` after ``item`` was queued (the reply's approval).
+
+    Read from the head's audit entries in id order, not from times: both entries are written
+    under the ticket's row lock, so their ids keep the order of the two moves, whereas a
+    follow-up's ticket gets its creation time when its batch starts, before it waits for the
+    lock an approval holds (and times of two hosts need not agree).
+    """
+    joined: list[int] = []
+    queued = False
+    for entry in transitions.audit_entries(s, ticket.id, ("outbox.queued",
+                                                          AUDIT_NAMES[Event.FOLLOW_UP])):
+        detail = entry.detail if isinstance(entry.detail, dict) else {}
+        if entry.event == "outbox.queued":
+            queued = queued or detail.get("outbox") == item.id
+        elif queued and isinstance(detail.get("ticket"), int):  # not a deferred entry
+            joined.append(detail["ticket"])
+    return joined
 
 
 def _cancel_replies(s: Session, ticket: Ticket, actor: str) -> None:
@@ -337,9 +338,8 @@ def _cancel_replies(s: Session, ticket: Ticket, actor: str) -> None:
                              "annulée")
         s.add(AuditEvent(ticket_id=ticket.id, actor=actor, event="outbox.cancelled",
                          detail={"outbox": item.id, "message_id": item.message_id}))
-    for draft in s.scalars(select(DraftRow).where(
-            DraftRow.ticket_id.in_(_thread_ids(s, ticket)),
-            DraftRow.status.in_((DraftState.PENDING, DraftState.APPROVED)))):
+    for draft in transitions.drafts(s, _thread_ids(s, ticket),
+                                    [DraftState.PENDING, DraftState.APPROVED]):
         _move_draft(draft, Event.HANDLED)
 
 
@@ -350,12 +350,10 @@ def _cas(s: Session, item: OutboxItem, event: Event) -> bool:
     after = target(before, event)
     if after is None:
         return False
-    won = s.execute(update(OutboxItem).where(  # type: ignore[attr-defined]
-        OutboxItem.id == item.id, OutboxItem.state == before.value)
-        .values(state=after.value)).rowcount
+    won = transitions.set_outbox_state(s, item.id, before.value, after.value)
     if won:
         item.state = after.value
-    return bool(won)
+    return won
 
 
 def outbox_step(s: Session, item: OutboxItem, event: Event, **values: object) -> bool:
@@ -390,7 +388,7 @@ def _deferred_follow_ups(s: Session, ticket: Ticket, sent: TicketState, item: Ou
     """Follow-ups that joined while the reply was queued (the ticket stayed ``approved``) take
     effect now that it is delivered: the ticket moves as a follow-up on a sent ticket does
     (back to the agents, with the follow-up's draft), instead of leaving them unseen."""
-    later = _followed_since(s, ticket, item.approved_at)
+    later = _joined_since_queued(s, ticket, item)
     reopened = target(sent, Event.FOLLOW_UP)
     if not later or not isinstance(reopened, TicketState):
         return

@@ -182,25 +182,19 @@ def decisions_that_change(candidate: Settings, store: Store, days: float,
     (as the audit trail recorded it, before any agent's action), ``None`` for each that would
     not. Nothing is written.
     """
-    from sqlalchemy import func, select
-
     from triage.pipeline import triage_bytes
-    from triage.store import AuditEvent, Ticket, TicketSource
+    from triage.store import Ticket, queries
 
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     with store.session() as s:
-        ids = list(s.scalars(select(Ticket.id).where(Ticket.created_at >= since)
-                             .order_by(Ticket.id)))
+        ids = queries.created_since(s, since)
     for ticket_id in ids:
         with store.session() as s:
             ticket = s.get(Ticket, ticket_id)
             if ticket is None:  # purged meanwhile
                 continue
-            mailbox = s.scalar(select(func.min(TicketSource.mailbox))
-                               .where(TicketSource.ticket_id == ticket_id))
-            created = s.scalar(select(AuditEvent.detail).where(
-                AuditEvent.ticket_id == ticket_id, AuditEvent.event == "ticket.created")
-                .order_by(AuditEvent.id).limit(1)) or {}
+            mailbox = queries.first_mailbox(s, ticket_id)
+            created = queries.decided_at_arrival(s, ticket_id)
             before: dict[str, str | None] = {
                 "action": created.get("action", ticket.action),
                 "template": created.get("template", ticket.template),

@@ -29,7 +29,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -38,8 +37,7 @@ from starlette.routing import Route
 
 from triage.config import Settings
 from triage.errors import PeerError, kind_of
-from triage.lifecycle import DraftState, OutboxState
-from triage.store import AuditEvent, DraftRow, MailboxState, OutboxItem, Store, Ticket
+from triage.store import Store, desk
 
 #: A mailbox not polled successfully for this long (seconds) makes ``/readyz`` fail.
 STALE_AFTER = 120.0
@@ -71,13 +69,6 @@ class IntakeMetrics:
 
 
 # -- metrics read from the store -----------------------------------------------------------
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes; the store writes UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 class StoreCollector(Collector):
     """Reads the ticket store at each scrape, so every process reports the same numbers."""
 
@@ -108,33 +99,22 @@ class StoreCollector(Collector):
                                       "Unix time of the last successful intake pass",
                                       labels=["mailbox"])
         with self.store.session() as s:
-            for dept, action, intent, n in s.execute(
-                    select(Ticket.department, Ticket.action, Ticket.intent, func.count(Ticket.id))
-                    .group_by(Ticket.department, Ticket.action, Ticket.intent)):
+            for dept, action, intent, n in desk.ticket_counts(s):
                 tickets.add_metric([dept or "none", action, intent or "none"], n)
-            pending = {dept: (n, _aware(first)) for dept, n, first in s.execute(
-                select(DraftRow.department, func.count(DraftRow.id), func.min(DraftRow.created_at))
-                .where(DraftRow.status == DraftState.PENDING).group_by(DraftRow.department))}
+            pending = desk.drafts_waiting(s)
             for dept in [d.code for d in settings.departments] + sorted(
                     set(pending) - {d.code for d in settings.departments}):
                 n, first = pending.get(dept, (0, None))
                 waiting.add_metric([dept], n)
                 oldest.add_metric([dept], (now - first).total_seconds() if first else 0.0)
-            for dept, n in s.execute(select(OutboxItem.department, func.count(OutboxItem.id))
-                                     .where(OutboxItem.state == OutboxState.SENT)
-                                     .group_by(OutboxItem.department)):
+            for dept, n in desk.replies_sent(s).items():
                 sent.add_metric([dept], n)
-            for dept, event, n in s.execute(
-                    select(Ticket.department, AuditEvent.event, func.count(AuditEvent.id))
-                    .join(Ticket, Ticket.id == AuditEvent.ticket_id)
-                    .where(AuditEvent.event.in_(("outbox.retry", "outbox.refused")))
-                    .group_by(Ticket.department, AuditEvent.event)):
-                kind = "temporary" if event == "outbox.retry" else "permanent"
+            for dept, kind, n in desk.send_failures(s):
                 failures.add_metric([dept or "none", kind], n)
-            states = {m.mailbox: m for m in s.scalars(select(MailboxState))}
+            states = desk.mailbox_states(s)
         for box in settings.mailboxes:
             state = states.get(box.address)
-            polled = _aware(state.last_poll_at) if state else None
+            polled = state.last_poll_at if state else None
             fresh = polled is not None and (now - polled).total_seconds() <= stale_after(settings)
             failing = state is None or bool(state.last_error)
             up.add_metric([box.address], 1.0 if fresh and not failing else 0.0)
@@ -162,8 +142,8 @@ def readiness(settings: Settings, store: Store) -> tuple[bool, list[str]]:
     now = datetime.now(UTC)
     try:
         with store.session() as s:
-            s.execute(select(1))
-            states = {m.mailbox: m for m in s.scalars(select(MailboxState))}
+            desk.answers(s)
+            states = desk.mailbox_states(s)
     except SQLAlchemyError as exc:
         return False, [f"store: error: {type(exc).__name__}"]
     lines = ["store: ok"]
@@ -171,7 +151,7 @@ def readiness(settings: Settings, store: Store) -> tuple[bool, list[str]]:
     limit = stale_after(settings)
     for box in settings.mailboxes:
         state = states.get(box.address)
-        polled = _aware(state.last_poll_at) if state else None
+        polled = state.last_poll_at if state else None
         if state is not None and state.last_error:
             ok = False
             what = "refused" if kind_of(state.last_error) == "permanent" else "unreachable"

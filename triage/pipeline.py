@@ -1,8 +1,14 @@
 """The pure pipeline: bytes in, outcome out (view, decision, draft). No I/O happens here.
 
-``explain``, ``eval``, ``replay`` and the daemon all call :func:`triage_bytes`, so they decide
+``explain``, ``eval``, ``replay`` and the daemon all run :func:`triage_bytes`, so they decide
 alike. Any failure becomes a quarantine outcome carrying the error: one bad message never stops
 the caller.
+
+It is two steps. :func:`examine` (parse and rules) depends on the message alone;
+:func:`conclude` (the sender's history, the decision, the draft) depends on the messages
+concluded before it. The daemon and ``explain`` call both at once through
+:func:`triage_bytes`; ``eval`` and ``replay`` examine in a pool of processes
+(:mod:`triage.bulk`) and conclude in input order in their own.
 """
 
 from __future__ import annotations
@@ -32,6 +38,21 @@ class Outcome:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+@dataclass(frozen=True)
+class Examined:
+    """What the part of the pipeline that needs no sender history learnt of one message:
+    its view and every rule's finding (or the error that stopped it). Picklable, so that bulk
+    commands examine in other processes and conclude in their own, in input order."""
+
+    message: MessageView | None
+    findings: Findings | None
+    # The decision's "now": the arrival, or the message's Date for archived mail.
+    received_at: datetime
+    seconds: float  # spent examining, counted against ``limits.max_seconds``
+    error: str | None = None
+    detail: str | None = None  # the traceback behind ``error``
+
+
 def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
                  size: int | None = None, history: SenderHistory | None = None,
                  at: datetime | None = None, dated: bool = False,
@@ -45,7 +66,19 @@ def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
     message's Date instead (archived mail, as of when it was written). ``partial`` is the
     intake's out-of-band word that ``raw`` is a stand-in of a large message
     (:attr:`triage.mailbox.fetch.Fetched.partial`); nothing in ``raw`` can say so.
+
+    It is :func:`examine` then :func:`conclude`; bulk commands call those two apart.
     """
+    return conclude(examine(raw, settings, mailbox, size, at, dated, partial), settings,
+                    mailbox, history)
+
+
+def examine(raw: bytes, settings: Settings, mailbox: str | None = None,
+            size: int | None = None, at: datetime | None = None, dated: bool = False,
+            partial: bool = False) -> Examined:
+    """Parse and run every rule (arguments as :func:`triage_bytes`); never raises.
+
+    Pure and independent of every other message, unlike :func:`conclude`."""
     view: MessageView | None = None
     started = time.monotonic()
     at = at or datetime.now(UTC)
@@ -57,12 +90,30 @@ def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
         if size is not None and size > limit and not view.violations:
             view = replace(view, violations=(
                 f"message de {size} octets, au-delà de la limite de {limit} octets",))
-        ctx = Context(settings=settings, mailbox=mailbox)
-        findings = decision_mod.evaluate(view, ctx, history, at)
+        findings = decision_mod.findings_of(view, Context(settings=settings, mailbox=mailbox))
+        return Examined(view, findings, at, time.monotonic() - started)
+    except Exception as exc:  # a failure on one message must not stop the service
+        error, detail = _failure(exc)
+        return Examined(view, None, at, time.monotonic() - started, error, detail)
+
+
+def conclude(examined: Examined, settings: Settings, mailbox: str | None = None,
+             history: SenderHistory | None = None) -> Outcome:
+    """Read the sender's history, decide and draft; never raises.
+
+    Messages must be concluded in the order they are decided: the history counts the drafts
+    of the messages concluded before (``history.drafted``)."""
+    view, findings, at = examined.message, examined.findings, examined.received_at
+    if examined.error is not None or view is None or findings is None:
+        error = examined.error or "erreur de traitement : message non examiné"
+        return Outcome(view, decision_mod.quarantine(error), None, None, examined.detail, at)
+    started = time.monotonic()
+    try:
+        findings = decision_mod.with_history(findings, view, history, at)
         decision = decision_mod.decide(findings)
         draft = (make_draft(view, decision, settings, mailbox)
                  if decision.action is Action.DRAFT else None)
-        elapsed = time.monotonic() - started
+        elapsed = examined.seconds + time.monotonic() - started
         if elapsed > settings.limits.max_seconds and decision.action is not Action.IGNORE:
             # The input limits bound the work; a message that still took too long is set aside
             # for a person rather than trusted.
@@ -73,9 +124,14 @@ def triage_bytes(raw: bytes, settings: Settings, mailbox: str | None = None,
             history.drafted(draft.to, at)
         return Outcome(view, decision, draft, findings, received_at=at)
     except Exception as exc:  # a failure on one message must not stop the service
-        error = f"erreur de traitement : {type(exc).__name__}: {exc}"
-        detail = traceback.format_exc(limit=8)
+        error, detail = _failure(exc)
         return Outcome(view, decision_mod.quarantine(error), None, None, detail, at)
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """The quarantine reason for ``exc``, and its traceback (called in the handler)."""
+    return (f"erreur de traitement : {type(exc).__name__}: {exc}",
+            traceback.format_exc(limit=8))
 
 
 def message_date(view: MessageView) -> datetime | None:

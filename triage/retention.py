@@ -6,6 +6,8 @@ entries. The helpdesk's mail is public archive material (Code du patrimoine L212
 the configuration says no authorisation applies, a purge needs the reference of the archive
 service's authorisation (« visa d'élimination »). Every purge writes an elimination record.
 ``triage export --email`` gathers everything held about one person for an access request.
+The sign-in records (web sessions, login attempts) are logs, not archives: :func:`housekeep`
+removes them past ``retention.logs_days`` without an authorisation.
 """
 
 from __future__ import annotations
@@ -18,55 +20,32 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
-from triage.store import AuditEvent, DraftRow, Elimination, OutboxItem, Store, Ticket
+from triage.store import AuditEvent, Elimination, Store
+from triage.store import sessions as sign_ins
+from triage.store.retention import ERASED, Cutoffs, erase_past_period, past_period, person_records
 
-ERASED = "(effacé)"
 
-
-def _cutoffs(settings: Settings, now: datetime) -> dict[str, datetime]:
+def _cutoffs(settings: Settings, now: datetime) -> Cutoffs:
     r = settings.retention
-    return {"raw_messages": now - timedelta(days=r.raw_messages_days),
-            "drafts": now - timedelta(days=r.drafts_days),
-            "audit": now - timedelta(days=r.audit_days)}
+    return Cutoffs(raw_messages=now - timedelta(days=r.raw_messages_days),
+                   drafts=now - timedelta(days=r.drafts_days),
+                   audit=now - timedelta(days=r.audit_days))
 
 
 def plan(s: Session, settings: Settings, now: datetime | None = None) -> dict[str, int]:
     """How many records of each kind are past their retention period."""
-    cut = _cutoffs(settings, now or datetime.now(UTC))
-    return {
-        "raw_messages": int(s.scalar(select(func.count(Ticket.id)).where(
-            Ticket.created_at < cut["raw_messages"], Ticket.sender != ERASED)) or 0),
-        "drafts": int(s.scalar(select(func.count(DraftRow.id)).where(
-            DraftRow.created_at < cut["drafts"], DraftRow.to_addr != ERASED)) or 0),
-        "outgoing": int(s.scalar(select(func.count(OutboxItem.id)).where(
-            OutboxItem.approved_at < cut["drafts"], OutboxItem.to_addr != ERASED)) or 0),
-        "audit": int(s.scalar(select(func.count(AuditEvent.id)).where(
-            AuditEvent.at < cut["audit"])) or 0),
-    }
+    return past_period(s, _cutoffs(settings, now or datetime.now(UTC)))
 
 
 def purge(s: Session, settings: Settings, actor: str, authorisation: str | None,
           now: datetime | None = None) -> Elimination:
     """Remove what is past its period and record the elimination; the caller commits."""
-    now = now or datetime.now(UTC)
-    cut = _cutoffs(settings, now)
-    counts = plan(s, settings, now)
-    s.execute(update(Ticket).where(Ticket.created_at < cut["raw_messages"],
-                                   Ticket.sender != ERASED)
-              .values(raw=b"", subject=ERASED, sender=ERASED, requester=None, identifier=None,
-                      reasons=[],
-                      references=None, in_reply_to=None, attachments=[]))
-    s.execute(update(DraftRow).where(DraftRow.created_at < cut["drafts"],
-                                     DraftRow.to_addr != ERASED)
-              .values(body=ERASED, to_addr=ERASED, subject=ERASED))
-    s.execute(update(OutboxItem).where(OutboxItem.approved_at < cut["drafts"],
-                                       OutboxItem.to_addr != ERASED)
-              .values(raw=b"", to_addr=ERASED))
-    s.execute(delete(AuditEvent).where(AuditEvent.at < cut["audit"]))
+    cut = _cutoffs(settings, now or datetime.now(UTC))
+    counts = past_period(s, cut)
+    erase_past_period(s, cut)
     record = Elimination(actor=actor, authorisation=authorisation,
                          settings=settings.retention.model_dump(), counts={
                              **counts, "logs": "journald/syslog: see deploy/ (MaxRetentionSec)"})
@@ -74,21 +53,32 @@ def purge(s: Session, settings: Settings, actor: str, authorisation: str | None,
     return record
 
 
+def housekeep(s: Session, settings: Settings, now: datetime | None = None) -> tuple[int, int]:
+    """Delete the sign-in records past ``retention.logs_days``: the web sessions ended (or
+    opened) before, the login attempts made before. Returns how many of each; the caller
+    commits.
+
+    They are connection logs (who signed in, from where, with which browser), not archives:
+    kept as long as logs, removed without an authorisation or an elimination record, by the
+    daemon's housekeeping job and by ``triage purge``. Throttling reads only the last
+    ``web.login_window_minutes`` of attempts and a session lasts ``web.session_max_hours`` at
+    most: what either still needs is kept, even where the configuration makes them longer
+    than the logs' period.
+    """
+    now = now or datetime.now(UTC)
+    keep = timedelta(days=settings.retention.logs_days)
+    # A session opened before the cutoff has expired unless it may last longer than the logs.
+    opened = max(keep, timedelta(hours=settings.web.session_max_hours))
+    # The throttle counts the failures of its window: purging them would lift a login's wait.
+    tried = max(keep, timedelta(minutes=settings.web.login_window_minutes))
+    return sign_ins.purge(s, now - opened, now - tried)
+
+
 def export_person(s: Session, address: str) -> dict[str, Any]:
     """Everything held about ``address``: messages, decisions, drafts, replies, audit."""
     address = address.strip().lower()
-    # The requester column holds the address whole; the sender column (display name and
-    # address, cut at 400 characters) finds the tickets stored before it existed.
-    tickets = list(s.scalars(select(Ticket).where(or_(
-        Ticket.requester == address, func.lower(Ticket.sender).like(f"%<{address}>%"),
-        func.lower(Ticket.sender) == address)).order_by(Ticket.id)))
-    ids = [t.id for t in tickets]
-    drafts = list(s.scalars(select(DraftRow).where(or_(DraftRow.ticket_id.in_(ids),
-                                                       DraftRow.to_addr == address))))
-    outgoing = list(s.scalars(select(OutboxItem).where(or_(OutboxItem.ticket_id.in_(ids),
-                                                           OutboxItem.to_addr == address))))
-    audit = list(s.scalars(select(AuditEvent).where(AuditEvent.ticket_id.in_(ids))
-                           .order_by(AuditEvent.at)))
+    found = person_records(s, address)
+    tickets, drafts, outgoing, audit = found.tickets, found.drafts, found.outgoing, found.audit
 
     def when(d: datetime | None) -> str | None:
         return d.isoformat() if d else None
@@ -140,8 +130,11 @@ def purge_command(config_path: Path | None, dry_run: bool, authorisation: str | 
                        "retention.authorisation_required: false where none applies)", err=True)
             sys.exit(2)
         record = purge(s, settings, actor, authorisation)
+        sessions, attempts = housekeep(s, settings)
         s.commit()
         click.echo(f"elimination record #{record.id} written")
+        click.echo(f"{sessions} web sessions and {attempts} login attempts past "
+                   f"retention.logs_days removed")
 
 
 @click.command("export")
@@ -164,3 +157,7 @@ def export_command(config_path: Path | None, address: str, output: Path | None) 
         click.echo(f"{len(data['tickets'])} tickets written to {output}")
     else:
         click.echo(text)
+
+
+__all__ = ["ERASED", "export_command", "export_person", "housekeep", "plan", "purge",
+           "purge_command"]

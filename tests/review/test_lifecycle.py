@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from triage.lifecycle import Event
+from triage.lifecycle import Event, OutboxState
 from triage.pipeline import triage_bytes
 from triage.review.moderation import ModerationError, handle
 from triage.send import outbox
@@ -87,7 +87,7 @@ def test_handled_is_refused_once_sending_started(tmp_path, store_url, relay):
         s.commit()
     with store.session() as s:
         item = outbox.claim(s, "test")
-        assert item is not None and outbox.set_state(s, item, "sending")
+        assert item is not None and outbox.set_state(s, item, OutboxState.SENDING)
         item_id = item.id
     with store.session() as s, pytest.raises(ModerationError, match="envoi"):
         handle(s, settings, _agent(s), s.get(Ticket, own), Event.HANDLED, {})
@@ -219,9 +219,77 @@ def test_sent_ticket_page_shows_one_state(client, store, settings):
                {"address_confirmed": "yes", "reset_confirmed": "yes"})
         s.commit()
         item = s.scalar(select(OutboxItem))
-        assert outbox.set_state(s, item, "sending")
+        assert outbox.set_state(s, item, OutboxState.SENDING)
         outbox.delivered(s, item, "test")
     login(client, "agent38")
     heading = client.get(f"/tickets/{own}").text.split("<h1>", 1)[1].split("</h1>", 1)[0]
     assert "Réponse envoyée" in heading and "Brouillon à valider" not in heading
     assert f"/tickets/{own}/approve" not in client.get(f"/tickets/{own}").text
+
+
+def test_a_follow_up_recorded_during_the_approval_reopens_once_sent(tmp_path, store_url, relay,
+                                                                   monkeypatch):
+    """The requester's follow-up that the daemon records while an agent approves the reply
+    (the approval commits between the batch's start and its lock on the ticket) joins the
+    approved ticket, and the ticket goes back to the agents once the reply is delivered."""
+    import triage.store.store as recording
+
+    settings, store = _world(tmp_path, store_url, relay)
+    own = ticket_id(store, "065.eml")
+    raw = _follow_up(own, "during-approval")
+    outcome = triage_bytes(raw, settings)
+    reading = recording._known_sources
+
+    def approve_meanwhile(s, seen):  # type: ignore[no-untyped-def]
+        with store.session() as other:
+            handle(other, settings, _agent(other), other.get(Ticket, own), Event.APPROVE,
+                   {"address_confirmed": "yes", "reset_confirmed": "yes"})
+            other.commit()
+        return reading(s, seen)
+
+    monkeypatch.setattr(recording, "_known_sources", approve_meanwhile)
+    child, _ = store.record(outcome, raw, origin="test:during-approval")
+    monkeypatch.setattr(recording, "_known_sources", reading)
+    assert child.parent_id == own
+    with store.session() as s:
+        assert s.get(Ticket, own).status == "approved"
+    send_due(settings, store, "test")
+    assert len(relay.messages) == 1
+    with store.session() as s:
+        assert s.get(Ticket, own).status == "open"
+    store.dispose()
+
+
+def _follow_up(head: int, name: str) -> bytes:
+    """A follow-up of ``head`` from 065.eml's requester."""
+    return (f"From: Aurelie Martin <aurelie.martin@ville-voiron.fr>\r\n"
+            f"To: ddfip38.pgp.spl-pes@dgfip.finances.gouv.fr\r\n"
+            f"Subject: Re: Chorus Pro - mot de passe [réf. T{head}]\r\n"
+            f"Message-ID: <{name}@test>\r\n\r\n"
+            f"Je ne peux toujours pas me connecter : merci de me rappeler.\r\n").encode()
+
+
+def test_only_the_follow_ups_after_the_approval_reopen_the_ticket(tmp_path, store_url, relay):
+    """A follow-up recorded before the approval (the agent saw it) leaves the ticket sent once
+    the reply is delivered; one recorded after it reopens the ticket, and the audit names it
+    alone."""
+    settings, store = _world(tmp_path, store_url, relay)
+    own = ticket_id(store, "065.eml")
+    raw = _follow_up(own, "before")
+    before, _ = store.record(triage_bytes(raw, settings), raw, origin="test:before")
+    with store.session() as s:
+        handle(s, settings, _agent(s), s.get(Ticket, own), Event.APPROVE,
+               {"address_confirmed": "yes", "reset_confirmed": "yes"})
+        s.commit()
+    raw = _follow_up(own, "after")
+    after, _ = store.record(triage_bytes(raw, settings), raw, origin="test:after")
+    assert before.parent_id == own and after.parent_id == own
+    send_due(settings, store, "test")
+    assert len(relay.messages) == 1
+    with store.session() as s:
+        assert s.get(Ticket, own).status == "open"
+        deferred = [e.detail for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.ticket_id == own, AuditEvent.event == "ticket.follow-up"))
+            if e.detail.get("deferred")]
+        assert deferred and deferred[0]["tickets"] == [after.id]
+    store.dispose()

@@ -3,15 +3,18 @@ which state it offers after a reply, and the sender's daily count that decided i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 
 from triage import lifecycle
-from triage.lifecycle import Event
+from triage.lifecycle import Event, OutboxState
 from triage.pipeline import triage_bytes
 from triage.review.moderation import handle
 from triage.send import outbox
 from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket
+from triage.store.store import Recording
 
 from .conftest import login, ticket_id
 
@@ -30,9 +33,9 @@ def _record(store, settings, subject, mid, body, history=False):
 
 def _deliver(store):
     with store.session() as s:
-        for item in s.scalars(select(OutboxItem).where(OutboxItem.state == "approved")):
-            outbox.set_state(s, item, "sending")
-            outbox.set_state(s, item, "committing")
+        for item in s.scalars(select(OutboxItem).where(OutboxItem.state == OutboxState.QUEUED)):
+            outbox.set_state(s, item, OutboxState.SENDING)
+            outbox.set_state(s, item, OutboxState.COMMITTING)
             outbox.delivered(s, item, "test")
 
 
@@ -139,3 +142,40 @@ def test_explain_history_counts_the_drafts_the_decision_saw(store, settings):
     history, at = store.history_of(raw)
     again = triage_bytes(raw, settings, history=history, at=at)
     assert again.decision.action.value == last.action
+
+
+def test_explain_history_counts_an_intake_batch_as_the_daemon_did(store, settings):
+    """A message decided in an intake batch is decided again with the drafts of the batch's
+    older tickets, not with a draft an agent prepared later on one of them: the audit, the
+    stored decision and `explain --history` agree."""
+    address = "claire.bouvier@ville-crolles.fr"
+    stored = store.history().drafts_before(address, datetime.now(UTC))
+    resets = settings.max_drafts_per_sender_per_day - 1 - stored
+    assert resets >= 1
+    mails = [("ajout utilisateur", "b-other",
+              "Bonjour, je n'arrive pas à ajouter un utilisateur dans la structure Chorus Pro, "
+              "merci. Claire Bouvier, mairie de Crolles 38920\r\n")]
+    mails += [("mdp", f"b-r{i}", RESET) for i in range(resets)] + [("mdp", "b-last", RESET)]
+    raws = [(FROM + f"Subject: {subject}\r\nMessage-ID: <{mid}@test>\r\n\r\n{body}").encode()
+            for subject, mid, body in mails]
+    shared = store.history()  # the daemon's port: one for the batch, counting it as it goes
+    outcomes = [triage_bytes(raw, settings, history=shared) for raw in raws]
+    with store.session() as s:
+        recorded = store.record_batch(s, [Recording(o, raw, "test:batch")
+                                          for o, raw in zip(outcomes, raws, strict=True)])
+        s.commit()
+        other, last = recorded[0][0].id, recorded[-1][0].id
+    assert [o.decision.action.value for o in outcomes] == ["human"] + ["draft"] * (resets + 1)
+    with store.session() as s:
+        admin = s.scalar(select(Agent).where(Agent.login == "admin"))
+        handle(s, settings, admin, s.get(Ticket, other), Event.TEMPLATE,
+               {"template": "reset_password"})
+        s.commit()
+    history, at = store.history_of(raws[-1])
+    assert history.drafts_before(address, at) == stored + resets
+    again = triage_bytes(raws[-1], settings, history=history, at=at)
+    with store.session() as s:
+        ticket = s.get(Ticket, last)
+        audit = s.scalar(select(AuditEvent.detail).where(
+            AuditEvent.ticket_id == last, AuditEvent.event == "ticket.created"))
+    assert again.decision.action.value == ticket.action == audit["action"] == "draft"

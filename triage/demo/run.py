@@ -29,7 +29,6 @@ from typing import Any, TextIO
 
 import yaml
 from imapclient import IMAPClient
-from sqlalchemy import func, select
 
 from triage.config import DEFAULT_CONFIG, Settings, load_settings
 from triage.demo.imap import ImapServer, start_imap
@@ -225,13 +224,10 @@ class Demo:
 
     def wait_for_intake(self, store: Any, expected: int) -> int:
         """Wait (bounded) until the daemon has a ticket for every delivered message."""
-        from triage.store import Ticket
-
         deadline = time.monotonic() + INTAKE_TIMEOUT
         count = 0
         while time.monotonic() < deadline:
-            with store.session() as s:
-                count = int(s.scalar(select(func.count(Ticket.id))) or 0)
+            count = store.count_tickets()
             if count >= expected:
                 break
             time.sleep(0.2)

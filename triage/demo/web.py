@@ -11,7 +11,6 @@ import email.policy
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +20,7 @@ from triage.config import Settings
 from triage.review.agents import may_see
 from triage.review.sessions import SessionData
 from triage.review.web import ReviewApp
-from triage.store import Agent, OutboxItem, Ticket
+from triage.store import Agent, Ticket, queries
 from triage.testing.smtp import Received, SmtpRelay
 
 
@@ -58,7 +57,7 @@ def visible_to(s: Session, settings: Settings, agent: Agent, reply: SentReply) -
     if agent.is_admin:
         return True
     message_id = reply.message_id.strip().strip("<>")
-    item = s.scalar(select(OutboxItem).where(OutboxItem.message_id == message_id))
+    item = queries.outbox_item(s, message_id)
     ticket = s.get(Ticket, item.ticket_id) if item is not None else None
     return ticket is not None and may_see(s, settings, agent, ticket)
 

@@ -2,7 +2,8 @@
 
 APScheduler runs one polling job per mailbox (``imap.poll_interval``; a poll that finds nothing
 new since the last pass costs one SELECT, see :meth:`MailboxWorker.poll`), a job that wakes the
-mailboxes owed copies, and a housekeeping job, on a bounded pool of threads; one IDLE hub
+mailboxes owed copies, and a housekeeping job (the workers' heartbeat in the log, the purge of
+sign-in records past their period), on a bounded pool of threads; one IDLE hub
 (:class:`triage.mailbox.idle.IdleHub`) watches the mailboxes whose lease this instance holds and
 wakes a mailbox's job as soon as mail arrives. SIGTERM and SIGINT stop the
 daemon (the batch in hand is finished or abandoned, never half-done: its tickets commit before
@@ -257,6 +258,24 @@ class Daemon:
             log.info("mailbox %s: %s", address, worker.state,
                      extra={"mailbox": address, "event": "daemon.heartbeat",
                             "error": worker.last_error})
+        self.purge_sign_ins()
+
+    def purge_sign_ins(self) -> tuple[int, int]:
+        """Remove the web sessions and login attempts past their period (the web processes
+        write them; every instance may purge them, the deletes are idempotent)."""
+        from triage.retention import housekeep
+
+        try:
+            with self.store.session() as s:
+                removed = housekeep(s, self.settings())
+                s.commit()
+        except Exception:  # the next run retries; one failure must not end the job
+            log.exception("housekeeping failed", extra={"event": "housekeeping.error"})
+            return 0, 0
+        if any(removed):
+            log.info("removed %d web sessions and %d login attempts past retention.logs_days",
+                     *removed, extra={"event": "housekeeping.purged"})
+        return removed
 
     def stop(self) -> None:
         self.live.stop()

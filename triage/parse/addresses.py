@@ -34,6 +34,7 @@ _PLACEHOLDER_MAX = 0xFFFFD - _PLACEHOLDER_BASE
 #: Address headers longer than this are not read at all (a real one is a few kB at most).
 MAX_ADDRESS_HEADER = 64 * 1024
 _PLACEHOLDERS = re.compile("([\U000F0000-\U000FFFFD])")
+_PRIVATE_PLANE = re.compile("[\U000F0000-\U0010FFFF]")
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,51 @@ class ParsedAddresses:
     pairs: tuple[tuple[str, str], ...] = ()
 
 
+_NO_HEADER = ParsedAddresses(())
+
+# The usual shapes of a one-address header, which :func:`email.utils.getaddresses` reads one
+# character at a time in Python: ``local@domain`` and ``Display Name <local@domain>`` (display
+# words plain or quoted, separated by blanks). Every character that the standard parser treats
+# specially (its specials, quotes and backslashes inside quoted words, whitespace other than
+# blanks between words, comments) keeps a header off this path. For what it matches, the
+# parser's answer is the address as written and the words joined by one space
+# (tests/test_addresses_fast.py checks it against the parser).
+_ATOM = r'[^()<>@,:;."\[\]\s]+'
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_PHRASE_WORD = r'"[^"\\\r\n]*"|[^()<>@,:;"\[\]\s]+'
+_SIMPLE_ADDRESS = re.compile(
+    rf"[ \t]*(?:(?P<bare>{_ADDR_SPEC})|(?P<phrase>(?:{_PHRASE_WORD})(?:[ \t]+(?:{_PHRASE_WORD}))*)?"
+    rf"[ \t]*<(?P<angle>{_ADDR_SPEC})>)[ \t]*")
+_WORD = re.compile(r'"([^"\\\r\n]*)"|([^\s"]+)')
+
+
+def simple_address(text: str) -> tuple[str, str] | None:
+    """(display name, address) of a header of one of the usual shapes, as
+    :func:`email.utils.getaddresses` reads it; None for any other header."""
+    match = _SIMPLE_ADDRESS.fullmatch(text)
+    if match is None:
+        return None
+    if match.group("bare") is not None:
+        return "", match.group("bare")
+    phrase = match.group("phrase") or ""
+    words = [w.group(1) if w.group(1) is not None else w.group(2) for w in _WORD.finditer(phrase)]
+    return " ".join(words), match.group("angle")
+
+
+def getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    """:func:`email.utils.getaddresses`, the usual one-address headers read by one regular
+    expression."""
+    if len(values) == 1:
+        simple = simple_address(values[0])
+        if simple is not None:
+            return [simple]
+    return email.utils.getaddresses(values)
+
+
 def _protect(text: str, words: list[str]) -> str:
     """``text`` with each encoded word replaced by a placeholder; the words go to ``words``."""
-    text = "".join("\ufffd" if ord(ch) >= _PLACEHOLDER_BASE else ch for ch in text)
+    if not text.isascii():
+        text = _PRIVATE_PLANE.sub("\ufffd", text)
 
     def replace(match: re.Match[str]) -> str:
         if len(words) >= _PLACEHOLDER_MAX:
@@ -57,10 +100,6 @@ def _protect(text: str, words: list[str]) -> str:
         return chr(_PLACEHOLDER_BASE + len(words) - 1)
 
     return ENCODED_WORD.sub(replace, text)
-
-
-def _is_placeholder(ch: str) -> bool:
-    return ord(ch) >= _PLACEHOLDER_BASE
 
 
 def _restore(text: str, words: list[str]) -> str:
@@ -94,6 +133,8 @@ def _outside_quotes(text: str) -> str:
 
 
 def _balanced_parentheses(text: str) -> bool:
+    if "(" not in text and ")" not in text:
+        return True
     depth = 0
     escaped = False
     for ch in text:
@@ -117,6 +158,8 @@ def parse_addresses(values: list[str], *, strict: bool) -> ParsedAddresses:
     (``problem`` says why, in French, for the agents); without it, whatever parsed into an
     address with an ``@`` is kept (To, Cc: routing evidence, never a reply target).
     """
+    if not values:
+        return _NO_HEADER  # most messages have no Sender, Reply-To, Delivered-To…
     texts = [str(v) for v in values]
     total = sum(len(t) for t in texts)
     if total > MAX_ADDRESS_HEADER:
@@ -131,11 +174,11 @@ def parse_addresses(values: list[str], *, strict: bool) -> ParsedAddresses:
     if strict and not all(_balanced_parentheses(_outside_quotes(p)) for p in protected):
         problem = "parenthèses déséquilibrées"
     try:
-        pairs = email.utils.getaddresses(protected)
+        pairs = getaddresses(protected)
     except (RecursionError, IndexError, ValueError):
         return ParsedAddresses((), "en-tête d'adresses illisible (syntaxe trop imbriquée)")
     if strict and problem is None:
-        expected = sum(1 + _outside_quotes(p).count(",") for p in protected)
+        expected = sum(1 + (_outside_quotes(p).count(",") if "," in p else 0) for p in protected)
         if any("[" in addr for _name, addr in pairs):
             problem = "adresse mal formée (crochet)"
         elif len(pairs) != expected:
@@ -147,6 +190,6 @@ def parse_addresses(values: list[str], *, strict: bool) -> ParsedAddresses:
         address = _restore(addr, words).strip()
         restored.append((display, address))
         # An address that held an encoded word is not an address (RFC 2047 §5).
-        if "@" in address and not any(_is_placeholder(ch) for ch in addr):
+        if "@" in address and (addr.isascii() or not _PRIVATE_PLANE.search(addr)):
             out.append(Address(display, address.lower()))
     return ParsedAddresses(tuple(out), problem, tuple(restored))

@@ -126,9 +126,12 @@ def _mostly_utf8(data: bytes) -> str | None:
     return text if good > bad else None
 
 
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def recover_8bit(text: str) -> str:
     """Header text as parsed by compat32, with raw 8-bit bytes (kept as surrogates) decoded."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    if text.isascii() or not _RAW_BYTE.search(text):
         return text
     return decode_bytes(text.encode("utf-8", "surrogateescape"))[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -86,19 +87,26 @@ class MessageView:
     defects: tuple[str, ...] = ()
     violations: tuple[str, ...] = field(default=())
 
+    @cached_property
+    def _by_name(self) -> dict[str, list[tuple[int, str]]]:
+        """``(index, value)`` of the headers by lower-cased name, built on the first lookup:
+        the rules look up a dozen names, each of which would otherwise scan every header."""
+        index: dict[str, list[tuple[int, str]]] = {}
+        for i, (k, v) in enumerate(self.headers):
+            index.setdefault(k.lower(), []).append((i, v))
+        return index
+
     def header(self, name: str) -> str | None:
         """The first header called ``name`` (case-insensitive), decoded, or ``None``."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k.lower() == name), None)
+        found = self._by_name.get(name.lower())
+        return found[0][1] if found else None
 
     def headers_named(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
+        return [v for _i, v in self._by_name.get(name.lower(), ())]
 
     def header_positions(self, name: str) -> list[tuple[int, str]]:
         """``(index, value)`` of each header called ``name``, top of the message first."""
-        name = name.lower()
-        return [(i, v) for i, (k, v) in enumerate(self.headers) if k.lower() == name]
+        return list(self._by_name.get(name.lower(), ()))
 
     @property
     def sender_address(self) -> Address | None:

@@ -248,39 +248,60 @@ def _walk(msg: email.message.Message, limits: Limits, violations: list[str]
 def _body(msg: email.message.Message, limits: Limits, defects: list[str],
           violations: list[str], partial: bool = False
           ) -> tuple[str, list[Attachment], list[str], str | None]:
-    """The text, the attachments, the part types, and the type of the message's own report."""
+    """The text, the attachments, the part types, and the type of the message's own report.
+
+    The message's own HTML parts are decoded where they stand (their defects are recorded in
+    order) but turned into text only when needed: when no plain-text part says anything (the
+    HTML is then the body), or when a later text part is weighed against the text budget,
+    which the HTML's text counts against. A multipart/alternative (most replies) thus never
+    pays for the HTML tokenizer.
+    """
     plain: list[str] = []
-    html: list[str] = []
+    html_markup: list[str] = []  # the message's own HTML parts, decoded
+    html: list[str] = []  # the text of the first len(html) of them
     inner_texts: list[str] = []
     attachments: list[Attachment] = []
     types: list[str] = []
     report: str | None = None
     budget = limits.max_text_chars
+
+    def settle() -> None:
+        nonlocal budget
+        for markup in html_markup[len(html):]:
+            text = html_to_text(markup)
+            budget -= len(text)
+            html.append(text)
+
     for part, _depth, inner, section in _walk(msg, limits, violations):
         ctype = part.get_content_type()
         types.append(ctype)
         if ctype in _REPORT_TYPES and not inner and report is None:
             report = ctype
-        if is_attachment(part):
-            attachments.append(_manifest_entry(part, len(attachments), section, partial))
+        if is_attachment(part, ctype):
+            attachments.append(_manifest_entry(part, ctype, len(attachments), section, partial))
             continue
-        if part.is_multipart() or part.get_content_maintype() == "message":
+        if part.is_multipart() or ctype.partition("/")[0] == "message":
             continue
-        if ctype not in ("text/plain", "text/html") or budget <= 0:
+        if ctype not in ("text/plain", "text/html"):
+            continue
+        settle()
+        if budget <= 0:
             continue
         factor = _HTML_FACTOR if ctype == "text/html" else 4
         text = _decode_part(part, defects, limit=limits.max_text_chars * factor)
+        if ctype == "text/html" and not inner:
+            html_markup.append(text)
+            continue
         if ctype == "text/html":
             text = html_to_text(text)
         budget -= len(text)
         if inner:
             inner_texts.append(text)
-        elif ctype == "text/plain":
-            plain.append(text)
         else:
-            html.append(text)
+            plain.append(text)
     body = "\n\n".join(t for t in plain if t.strip())
-    if not body.strip() and html:
+    if not body.strip() and html_markup:
+        settle()
         body = "\n\n".join(html)
     if inner_texts:
         # Messages attached whole (forwards as attachment, bounced originals) read as quoted.
@@ -288,15 +309,16 @@ def _body(msg: email.message.Message, limits: Limits, defects: list[str],
     return body.replace("\r\n", "\n").replace("\r", "\n"), attachments, types, report
 
 
-def is_attachment(part: email.message.Message) -> bool:
+def is_attachment(part: email.message.Message, ctype: str | None = None) -> bool:
     """Whether a part is listed in the attachment manifest (the one test, for the listing and
     for the download): an attached message, a part with a file name or an ``attachment``
-    disposition, or any leaf that is not text."""
-    ctype = part.get_content_type()
-    if part.is_multipart() or part.get_content_maintype() == "message":
-        return ctype == "message/rfc822" or bool(_filename(part) and ctype.startswith("message"))
-    return _disposition(part) == "attachment" or bool(_filename(part)) or (
-        not ctype.startswith("text/"))
+    disposition, or any leaf that is not text. ``ctype`` is the part's content type, when the
+    caller has it already."""
+    ctype = ctype or part.get_content_type()
+    if part.is_multipart() or ctype.partition("/")[0] == "message":
+        return ctype == "message/rfc822" or bool(ctype.startswith("message") and _filename(part))
+    return _disposition(part) == "attachment" or (
+        not ctype.startswith("text/")) or bool(_filename(part))
 
 
 #: The stub :mod:`triage.mailbox.fetch` leaves for a part of a large message it did not fetch
@@ -305,9 +327,8 @@ def is_attachment(part: email.message.Message) -> bool:
 _NOT_FETCHED = re.compile(r"^\s*(\d+) bytes not fetched")
 
 
-def _manifest_entry(part: email.message.Message, index: int, section: str,
+def _manifest_entry(part: email.message.Message, ctype: str, index: int, section: str,
                     partial: bool) -> Attachment:
-    ctype = part.get_content_type()
     default = "message.eml" if ctype.startswith("message/") else ""
     stub = _NOT_FETCHED.match(str(part.get("X-Triage-Partial", ""))) if partial else None
     size = int(stub.group(1)) if stub else _size(part)
@@ -334,6 +355,12 @@ def _disposition(part: email.message.Message) -> str:
 
 
 def _filename(part: email.message.Message) -> str | None:
+    # A file name is a ``filename`` parameter of Content-Disposition or a ``name`` one of
+    # Content-Type (RFC 2231 sections included): without "name" in either, there is none, and
+    # the parameters need not be parsed.
+    if not any(k.lower() in ("content-disposition", "content-type") and "name" in str(v).lower()
+               for k, v in part.raw_items()):
+        return None
     try:
         name = part.get_filename()
     except Exception:  # a hostile parameter must not stop the parse

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
 from triage.errors import TriageError
 from triage.store import Agent, AuditEvent, Ticket
+from triage.store import agents as accounts
 from triage.store.queries import head_of, mailboxes_of
 
 #: agent: reviews drafts; lead: also sees the dashboard; admin: everything, every department.
@@ -51,7 +51,7 @@ def add_agent(s: Session, settings: Settings, login: str, password: str,
     if unknown or not departments:
         raise AgentError(f"unknown departments {unknown or '(none given)'}; "
                          f"configured: {', '.join(sorted(known))}")
-    if s.scalar(select(Agent).where(Agent.login == login)) is not None:
+    if accounts.by_login(s, login) is not None:
         raise AgentError(f"agent {login!r} exists already")
     agent = Agent(login=login, name=name, password_hash=hash_password(password),
                   departments=sorted(set(departments)), role=role)
@@ -63,7 +63,7 @@ def add_agent(s: Session, settings: Settings, login: str, password: str,
 
 
 def get_agent(s: Session, login: str) -> Agent:
-    agent = s.scalar(select(Agent).where(Agent.login == login.strip().lower()))
+    agent = accounts.by_login(s, login.strip().lower())
     if agent is None:
         raise AgentError(f"no agent {login!r}")
     return agent

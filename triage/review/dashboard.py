@@ -16,17 +16,16 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from triage.config import Settings
-from triage.lifecycle import DraftState, OutboxState
+from triage.lifecycle import DraftState
 from triage.review import views
 from triage.review.charts import Series, horizontal_bars, share_bar, stacked_columns
 from triage.review.sessions import SessionData
-from triage.store import Agent, AuditEvent, DraftRow, OutboxItem, Ticket
+from triage.store import Agent, desk
 
 if TYPE_CHECKING:
     from triage.review.web import ReviewApp
@@ -46,10 +45,6 @@ def local_zone() -> tzinfo:
         return ZoneInfo("Europe/Paris")
     except Exception:  # no tzdata: days in UTC are still days
         return UTC
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -119,49 +114,33 @@ def gather(s: Session, settings: Settings, departments: list[str], window: int,
 
     by_department: dict[str, list[int]] = {d: [0] * window for d in departments}
     by_intent: dict[str, list[int]] = {i: [0] * window for i in views.INTENTS}
-    for dept, intent, created in s.execute(
-            select(Ticket.department, Ticket.intent, Ticket.created_at)
-            .where(Ticket.created_at >= since)):
+    for dept, intent, created in desk.tickets_since(s, since):
         if not visible(dept):
             continue
-        i = index.get(_aware(created).astimezone(zone).date())
+        i = index.get(created.astimezone(zone).date())
         if i is None:
             continue
         by_department.setdefault(dept or "?", [0] * window)[i] += 1
         by_intent.setdefault(intent or "other", [0] * window)[i] += 1
 
-    drafts = [(d_id, dept, status) for d_id, dept, status in s.execute(
-        select(DraftRow.id, DraftRow.department, DraftRow.status)
-        .where(DraftRow.created_at >= since)) if dept in wanted]
-    edited: set[int] = set()
-    for (detail,) in s.execute(select(AuditEvent.detail).where(
-            AuditEvent.event.in_(EDIT_EVENTS), AuditEvent.at >= since)):
-        if isinstance(detail, dict) and isinstance(detail.get("draft"), int):
-            edited.add(detail["draft"])
+    edited = desk.drafts_edited_since(s, since, EDIT_EVENTS)
     outcomes: Counter[str] = Counter()
-    for d_id, _dept, status in drafts:
+    for d_id, dept, status in desk.drafts_since(s, since):
+        if dept not in wanted:
+            continue
         if status in (DraftState.APPROVED, DraftState.SENT):
             outcomes["edited" if d_id in edited else "unchanged"] += 1
         elif status == DraftState.REJECTED:
             outcomes["rejected"] += 1
 
     delays: dict[str, list[float]] = defaultdict(list)
-    for dept, sent_at, created in s.execute(
-            select(OutboxItem.department, OutboxItem.sent_at, Ticket.created_at)
-            .join(Ticket, Ticket.id == OutboxItem.ticket_id)
-            .where(OutboxItem.state == OutboxState.SENT, OutboxItem.sent_at >= since)):
-        if dept in wanted and sent_at is not None:
-            hours = (_aware(sent_at) - _aware(created)).total_seconds() / 3600
-            delays[dept].append(max(hours, 0.0))
+    for dept, sent_at, created in desk.replies_sent_since(s, since):
+        if dept in wanted:
+            delays[dept].append(max((sent_at - created).total_seconds() / 3600, 0.0))
 
-    waiting = []
-    for ticket_id, dept, subject, created in s.execute(
-            select(DraftRow.ticket_id, DraftRow.department, Ticket.subject, DraftRow.created_at)
-            .join(Ticket, Ticket.id == DraftRow.ticket_id)
-            .where(DraftRow.status == DraftState.PENDING, DraftRow.department.in_(departments))
-            .order_by(DraftRow.created_at, DraftRow.id).limit(WAITING_SHOWN)):
-        hours = (now - _aware(created)).total_seconds() / 3600
-        waiting.append(Waiting(ticket_id, dept, subject or "(sans objet)", max(hours, 0.0)))
+    waiting = [Waiting(w.ticket_id, w.department, w.subject or "(sans objet)",
+                       max((now - w.created_at).total_seconds() / 3600, 0.0))
+               for w in desk.longest_waiting(s, departments, WAITING_SHOWN)]
     return DashboardData(days, departments, by_department, by_intent,
                          {k: outcomes.get(k, 0) for k in ("unchanged", "edited", "rejected")},
                          dict(delays), waiting)

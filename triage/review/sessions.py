@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
 from triage.review.agents import check_password
 from triage.store import Agent, AuditEvent, LoginAttempt, WebSession
+from triage.store import agents as accounts
+from triage.store import sessions as stored
 
 #: A session's last-seen time is written at most this often (seconds): one write per minute,
 #: not one per page.
@@ -132,10 +133,6 @@ def _row_id(sid: str) -> str:
     return hashlib.sha256(sid.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 # -- server-side sessions ------------------------------------------------------------------
 def open_session(s: Session, agent: Agent, data: SessionData, client: str,
                  user_agent: str) -> None:
@@ -155,7 +152,7 @@ def agent_of(s: Session, data: SessionData | None) -> Agent | None:
     if row is None or row.ended_at is not None or row.agent_id != agent.id:
         return None
     now = datetime.now(UTC)
-    if (now - _aware(row.last_seen_at)).total_seconds() > _SEEN_EVERY:
+    if (now - row.last_seen_at).total_seconds() > _SEEN_EVERY:
         row.last_seen_at = now
         s.commit()
     return agent
@@ -173,11 +170,9 @@ def active_sessions(s: Session, settings: Settings) -> list[tuple[WebSession, Ag
     now = datetime.now(UTC)
     idle = now - timedelta(minutes=settings.web.session_idle_minutes)
     born = now - timedelta(hours=settings.web.session_max_hours)
-    rows = s.execute(select(WebSession, Agent).join(Agent, Agent.id == WebSession.agent_id)
-                     .where(WebSession.ended_at.is_(None), WebSession.created_at >= born,
-                            WebSession.last_seen_at >= idle - timedelta(seconds=_SEEN_EVERY))
-                     .order_by(WebSession.created_at.desc()))
-    return [(row, agent) for row, agent in rows if not agent.disabled]
+    # last_seen_at is written once a minute at most: a session seen since may look older.
+    return [(row, agent) for row, agent in stored.standing(
+        s, born, idle - timedelta(seconds=_SEEN_EVERY)) if not agent.disabled]
 
 
 def revoke_session(s: Session, row_id: str, admin: Agent) -> WebSession | None:
@@ -206,7 +201,7 @@ def verify_login(s: Session, login: str, password: str) -> Agent | None:
     Exactly one argon2 check whatever the login: an unknown login or a disabled agent is
     checked against a dummy hash, so all answers take the same time.
     """
-    agent = s.scalar(select(Agent).where(Agent.login == login))
+    agent = accounts.by_login(s, login)
     usable = agent is not None and not agent.disabled
     ok = check_password(agent.password_hash if usable and agent else _dummy_hash(), password)
     return agent if ok and usable else None
@@ -225,39 +220,31 @@ def login_wait(s: Session, settings: Settings, login: str, client: str,
     web = settings.web
     now = now or datetime.now(UTC)
     since = now - timedelta(minutes=web.login_window_minutes)
-    last_ok = s.scalar(select(func.max(LoginAttempt.at)).where(
-        LoginAttempt.login == login, LoginAttempt.address == client,
-        LoginAttempt.success.is_(True)))
-    known_good = last_ok is not None and _aware(last_ok) > since
+    last_ok = stored.last_success(s, login, client)
+    known_good = last_ok is not None and last_ok > since
     cap = web.login_global_per_minute
-    wait = _minute_spent(s, now, cap, LoginAttempt.address == client)
+    wait = _minute_spent(s, now, cap, client)
     if not wait and not known_good:
         wait = _minute_spent(s, now, 2 * cap)
     if wait:
         return wait
     if known_good and last_ok is not None:
-        since = _aware(last_ok)
-    failures = list(s.scalars(select(LoginAttempt.at).where(
-        LoginAttempt.login == login, LoginAttempt.address == client,
-        LoginAttempt.success.is_(False), LoginAttempt.at > since)
-        .order_by(LoginAttempt.at.desc()).limit(64)))
+        since = last_ok
+    failures = stored.failures_since(s, login, client, since, 64)
     over = len(failures) - web.login_attempts
     if over < 0:
         return 0.0
     delay = min(web.login_max_delay_seconds, web.login_delay_seconds * 2.0 ** min(over, 30))
-    return max(0.0, delay - (now - _aware(failures[0])).total_seconds())
+    return max(0.0, delay - (now - failures[0]).total_seconds())
 
 
-def _minute_spent(s: Session, now: datetime, limit: int, *where: ColumnElement[bool]
-                  ) -> float:
-    """Seconds until fewer than ``limit`` attempts (of those ``where`` selects) fall within the
-    last minute; 0 when already so."""
-    recent = list(s.scalars(select(LoginAttempt.at).where(
-        LoginAttempt.at >= now - timedelta(minutes=1), *where)
-        .order_by(LoginAttempt.at.desc()).limit(limit)))
+def _minute_spent(s: Session, now: datetime, limit: int, client: str | None = None) -> float:
+    """Seconds until fewer than ``limit`` attempts (from ``client``, or from anywhere) fall
+    within the last minute; 0 when already so."""
+    recent = stored.attempts_since(s, now - timedelta(minutes=1), limit, client)
     if len(recent) < limit:
         return 0.0
-    return max(1.0, 60.0 - (now - _aware(recent[-1])).total_seconds())
+    return max(1.0, 60.0 - (now - recent[-1]).total_seconds())
 
 
 def record_attempt(s: Session, login: str, address: str, success: bool) -> None:

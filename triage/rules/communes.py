@@ -16,7 +16,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -68,6 +68,12 @@ class CommuneIndex:
     by_siren: dict[str, tuple[tuple[str, ...], str]]  # SIREN -> (departments, name)
     max_words: int
     epcis: tuple[Epci, ...] = ()
+
+    @cached_property
+    def key_prefixes(self) -> frozenset[str]:
+        """Every beginning of a commune's key (« s », « sa », … « saintperay »): a run of words
+        whose key is none of them can grow into no commune's name."""
+        return frozenset(key[:n] for key in self.by_name for n in range(len(key) + 1))
 
     def departments_of_name(self, key: str) -> frozenset[str]:
         return frozenset(c.department for c in self.by_name.get(key, ()))

@@ -207,10 +207,35 @@ def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, .
 
     With ``anchor_anywhere`` (the subject names the password), any cue counts.
     """
-    folded = fold(text)
+    return _scan(fold(text), other_apps).cues(anchor_anywhere)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What :func:`find_cues` reads of a folded text before it weighs the cues: the password
+    and access mentions, and every cue found. The new text is weighed twice (on its own, then
+    lent the subject's password mention), and read once."""
+
+    folded: str
+    anchors: list[tuple[int, int]]
+    excluded: list[str]
+    foreign: list[tuple[int, int]]  # password mentions that belong to something else
+    access: list[tuple[int, int]]
+    expired: list[tuple[int, int, str]]
+    forgotten: list[tuple[int, int, str]]
+
+    def cues(self, anchor_anywhere: bool) -> Cues:
+        expired = _near(self.folded, self.expired, self.anchors, self.access, anchor_anywhere,
+                        self.foreign)
+        forgotten = _near(self.folded, self.forgotten, self.anchors, self.access,
+                          anchor_anywhere, self.foreign)
+        return Cues(expired, forgotten, list(self.excluded), bool(self.anchors or self.access))
+
+
+def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
     anchors: list[tuple[int, int]] = []
     excluded: list[str] = []
-    foreign: list[tuple[int, int]] = []  # password mentions that belong to something else
+    foreign: list[tuple[int, int]] = []
     extra = [compile_pattern(p) for p in other_apps]
     for match in _PASSWORD.finditer(folded):
         after, before = folded[match.end():match.end() + 80], folded[:match.start()]
@@ -230,22 +255,18 @@ def find_cues(text: str, anchor_anywhere: bool = False, other_apps: tuple[str, .
             continue
         anchors.append((match.start(), match.end()))
     access = [(m.start(), m.end()) for m in _ACCESS.finditer(folded)]
-    spans = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
-    spans += _fuzzy(folded, _FUZZY_EXPIRED, spans)
-    expired = _near(folded, spans, anchors, access, anchor_anywhere, foreign)
-    spans = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
-    spans += _fuzzy(folded, _FUZZY_FORGOTTEN, spans)
-    forgotten = _near(folded, spans, anchors, access, anchor_anywhere, foreign)
-    return Cues(expired, forgotten, excluded, bool(anchors or access))
+    expired = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
+    forgotten = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
+    words = [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(folded)]
+    expired += _fuzzy(words, _FUZZY_EXPIRED, expired)
+    forgotten += _fuzzy(words, _FUZZY_FORGOTTEN, forgotten)
+    return _Scan(folded, anchors, excluded, foreign, access, expired, forgotten)
 
 
-def _fuzzy(folded: str, targets: tuple[str, ...], known: list[tuple[int, int, str]]
-           ) -> list[tuple[int, int, str]]:
-    out = []
-    for m in _TOKEN.finditer(folded):
-        if _near_miss(m.group(0), targets) and not any(s <= m.start() < e for s, e, _ in known):
-            out.append((m.start(), m.end(), m.group(0)))
-    return out
+def _fuzzy(words: list[tuple[int, int, str]], targets: tuple[str, ...],
+           known: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    return [(start, end, word) for start, end, word in words
+            if _near_miss(word, targets) and not any(s <= start < e for s, e, _ in known)]
 
 
 @lru_cache(maxsize=65536)
@@ -381,14 +402,15 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
         # still lends itself to a short new text (« il a expiré »).
         subject = Cues([], [], subject.excluded, subject.anchored)
     short = len(new_folded.split()) <= 60
-    alone = find_cues(new_text, other_apps=apps)
+    scan = _scan(new_folded, apps)
+    alone = scan.cues(False)
     foreign_only = bool(alone.excluded) and not alone.anchored
     # A short new text borrows the password mention of the subject, or of the helpdesk's
     # quoted question it answers (« Expiré. » under « oublié ou expiré ? »), unless the text's
     # own password mentions were all another application's.
     asked = short and bool(message.quoted_text) and _helpdesk_asks_password(message)
     lend = short and (subject.anchored or asked) and not foreign_only
-    new = find_cues(new_text, anchor_anywhere=lend, other_apps=apps) if lend else alone
+    new = scan.cues(True) if lend else alone
     if foreign_only:
         subject = Cues([], [], subject.excluded, subject.anchored)
     cues = Cues(subject.expired + new.expired, subject.forgotten + new.forgotten,

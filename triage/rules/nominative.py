@@ -14,6 +14,7 @@ address.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from triage.parse import Address, MessageView
 from triage.rules.base import Context, Finding, finding
@@ -29,11 +30,30 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[^a-z]+", fold(text)) if w]
 
 
+@lru_cache(maxsize=16)
+def _ranks(words: tuple[str, ...]) -> dict[str, int]:
+    """Each configured word -> its first place in the list (the configuration's order)."""
+    ranks: dict[str, int] = {}
+    for rank, word in enumerate(words):
+        ranks.setdefault(word, rank)
+    return ranks
+
+
+def _listed(token: str, words: tuple[str, ...]) -> str | None:
+    """The first of ``words`` that is ``token``, or of five letters or more begins it
+    (« secretariat » for « secretariatmairie »); looked up by the token's own beginnings, so
+    that a long list costs no more than a short one."""
+    ranks = _ranks(words)
+    found = [ranks[p] for p in (token, *(token[:n] for n in range(5, len(token))))
+             if p in ranks and (p == token or len(p) >= 5)]
+    return words[min(found)] if found else None
+
+
 def _role_word(tokens: list[str], roles: tuple[str, ...]) -> str | None:
     for token in tokens:
-        for role in roles:
-            if token == role or (len(role) >= 5 and token.startswith(role)):
-                return role
+        role = _listed(token, roles)
+        if role is not None:
+            return role
     return None
 
 
@@ -47,7 +67,7 @@ def _person_display(display: str, orgs: tuple[str, ...]) -> list[str]:
     words = _words(display)
     if not words or len(words) > 4 or "@" in display or re.search(r"\d", display):
         return []
-    if any(w in orgs or any(len(o) >= 5 and w.startswith(o) for o in orgs) for w in words):
+    if any(_listed(w, orgs) is not None for w in words):
         return []
     if not all(len(w) >= 2 or len(words) > 1 for w in words):
         return []

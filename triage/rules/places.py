@@ -140,11 +140,16 @@ _NOT_POSTAL_BEFORE = re.compile(
 _NOT_POSTAL_AFTER = re.compile(r"^\s*(€|eur\b|euros?|ht\b|ttc|factures?|k€|m€|habitants)")
 _SIRET = re.compile(r"\b(siret|siren)\b[^\d\n]{0,40}?((?:\d[\s.]?){9,14})", re.IGNORECASE)
 _BARE_SIRET = re.compile(r"(?<![\d ])(2[1-8]\d{12}|2[1-8]\d[ .]\d{3}[ .]\d{3}[ .]\d{5})(?!\d)")
+# The words after which a commune name is written as a place (« mairie de Bozel »).
+_PLACE_NOUNS = ("mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|"
+                "secretaire|secretariat|syndicat|office|residence|agent|comptable")
 _PLACE_BEFORE = re.compile(
-    r"(mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|secretaire|"
-    r"secretariat|syndicat|office|residence|agent|comptable)\s+"
-    r"(de la |de l'|de |du |des |d'|a |a la |-\s*)?$")
+    r"(" + _PLACE_NOUNS + r")\s+(de la |de l'|de |du |des |d'|a |a la |-\s*)?$")
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+# What a line must hold for a commune name outside a signature to count (see commune_names):
+# a postal code (five digits) or one of _PLACE_BEFORE's words.
+_DIGITS = re.compile(r"\d{5}")
+_PLACE_WORDS = re.compile(_PLACE_NOUNS)
 
 
 # « Val-d'Isère », « Pont-de-l'Isère », « Romans-sur-Isère », « Tournon sur Rhône »: a
@@ -384,6 +389,8 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool
     communes = geo.communes
     out = []
     for line in text.splitlines():
+        if not signature and not _DIGITS.search(line) and not _PLACE_WORDS.search(fold(line)):
+            continue  # outside a signature a name counts only placed or by a postal code
         tokens = list(_TOKEN.finditer(line))
         keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
         i = 0
@@ -431,18 +438,33 @@ _NOT_IN_NAME = re.compile(r"[^\w\s'’-]")
 
 def _longest_commune(line: str, tokens: list[re.Match[str]], keys: list[str], i: int,
                      communes: CommuneIndex) -> tuple[int, str] | None:
+    """The longest run of tokens from ``i`` that names a commune: (end token, key), or None.
+
+    Runs grow one token at a time and stop as soon as no commune's key starts with the run's
+    (most tokens start none: one set lookup each), or a character that is not in a place name
+    comes between two tokens (then every longer run holds it too)."""
     before = line[max(0, tokens[i].start() - 5):tokens[i].start()].lower().split()
     # « Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »
     prefixes = ("", _ARTICLE_OF[before[-1]]) if before and before[-1] in _ARTICLE_OF else ("",)
-    for j in range(min(len(tokens), i + communes.max_words), i, -1):
+    starts = communes.key_prefixes
+    found: tuple[int, str] | None = None
+    joined = ""
+    for j in range(i + 1, min(len(tokens), i + communes.max_words) + 1):
         if j - i > 1 and _NOT_IN_NAME.search(line, tokens[i].start(), tokens[j - 1].end()):
-            continue  # a place name is words, dashes and apostrophes
-        joined = "".join(keys[i:j])
+            break  # a place name is words, dashes and apostrophes
+        joined += keys[j - 1]
+        grows, hit = False, None
         for prefix in prefixes:
             key = prefix + joined
-            if len(key) >= 3 and key in communes.by_name:
-                return j, key
-    return None
+            if key in starts:  # every key is its own beginning
+                grows = True
+                if hit is None and len(key) >= 3 and key in communes.by_name:
+                    hit = key
+        if hit is not None:
+            found = (j, hit)
+        if not grows:
+            break
+    return found
 
 
 _FREEMAIL = {"gmail", "googlemail", "orange", "wanadoo", "free", "laposte", "hotmail", "yahoo",

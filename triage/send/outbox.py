@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from triage import lifecycle, retry
@@ -22,6 +21,7 @@ from triage.lifecycle import Event, OutboxState
 from triage.retry import process_gone
 from triage.send.compose import compose, new_message_id
 from triage.store import AuditEvent, DraftRow, OutboxItem, Ticket
+from triage.store import outbox as stored
 
 CLAIM_LEASE = timedelta(minutes=5)
 
@@ -64,26 +64,10 @@ def _claimant_gone(claimed_by: str | None, claimed_at: datetime | None, t: datet
 def claim(s: Session, worker: str) -> OutboxItem | None:
     """Take the next reply due for sending, or one whose sender died mid-way."""
     t = now()
-    due = or_(
-        (OutboxItem.state == OutboxState.QUEUED) & (OutboxItem.next_attempt_at <= t),
-        OutboxItem.state.in_((OutboxState.SENDING, OutboxState.COMMITTING)),
-        (OutboxItem.state == OutboxState.SENT) & (OutboxItem.filed.is_(False)),
-    )
-    query = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(50)
-    if s.bind is not None and s.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    for item in s.scalars(query):
+    for item in stored.due(s, t):
         if not _claimant_gone(item.claimed_by, item.claimed_at, t):
             continue  # another live sender has it in hand
-        # Compare-and-set on (state, claimant, claim time): one sender wins the row even
-        # without row locks (SQLite), and a claim renewed meanwhile is not stolen.
-        won = s.execute(update(OutboxItem).where(  # type: ignore[attr-defined]
-            OutboxItem.id == item.id, OutboxItem.state == item.state,
-            OutboxItem.claimed_by.is_(None) if item.claimed_by is None
-            else OutboxItem.claimed_by == item.claimed_by,
-            OutboxItem.claimed_at.is_(None) if item.claimed_at is None
-            else OutboxItem.claimed_at == item.claimed_at,
-        ).values(claimed_by=worker, claimed_at=t)).rowcount
+        won = stored.claim(s, item, worker, t)
         s.commit()
         if won:
             s.refresh(item)
@@ -95,7 +79,7 @@ def claim(s: Session, worker: str) -> OutboxItem | None:
 _STEPS = {OutboxState.SENDING: Event.START, OutboxState.COMMITTING: Event.COMMIT}
 
 
-def set_state(s: Session, item: OutboxItem, state: str, **values: object) -> bool:
+def set_state(s: Session, item: OutboxItem, state: OutboxState, **values: object) -> bool:
     """``sending`` or ``committing``, committed at once; False (nothing written) when the
     item's state no longer allows it, e.g. cancelled since it was claimed: do not send."""
     moved = lifecycle.outbox_step(s, item, _STEPS[OutboxState(state)], **values)

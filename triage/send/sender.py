@@ -21,9 +21,11 @@ from collections.abc import Callable
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from sqlalchemy.orm import Session
 
 from triage.config import Settings
 from triage.errors import ImapError, SmtpError, SmtpPermanent, SmtpTransient
+from triage.lifecycle import OutboxState
 from triage.mailbox.connection import Connection
 from triage.send import outbox
 from triage.store import OutboxItem, Store, Ticket
@@ -101,16 +103,16 @@ def send_one(settings: Settings, store: Store, item_id: int) -> None:
         item = s.get(OutboxItem, item_id)
         if item is None:
             return
-        if item.state == "committing":
+        if item.state == OutboxState.COMMITTING:
             outbox.delivered(s, item, "accepted before a restart (state committing)")
-        elif item.state == "sending" and _in_sent_folder(settings, item):
+        elif item.state == OutboxState.SENDING and _in_sent_folder(settings, item):
             outbox.delivered(s, item, "found in the Sent folder after a restart")
-        if item.state in ("approved", "sending"):
-            if not outbox.set_state(s, item, "sending", attempts=item.attempts):
+        if item.state in (OutboxState.QUEUED, OutboxState.SENDING):
+            if not outbox.set_state(s, item, OutboxState.SENDING, attempts=item.attempts):
                 return  # cancelled (ticket marked handled) since it was claimed
 
             def before_dot() -> None:
-                outbox.set_state(s, item, "committing")
+                outbox.set_state(s, item, OutboxState.COMMITTING)
 
             try:
                 reply = asyncio.run(_transaction(settings, item, before_dot))
@@ -122,7 +124,7 @@ def send_one(settings: Settings, store: Store, item_id: int) -> None:
                     log.warning("reply refused by the relay: %s", error.detail,
                                 extra={"ticket": item.ticket_id, "event": "outbox.refused"})
                     return
-                if item.state == "committing" and not isinstance(
+                if item.state == OutboxState.COMMITTING and not isinstance(
                         exc, aiosmtplib.SMTPResponseException):
                     # The dot was written: the relay may hold the message. Never resend.
                     outbox.delivered(s, item, f"connection lost after the final dot: {exc}")
@@ -134,14 +136,11 @@ def send_one(settings: Settings, store: Store, item_id: int) -> None:
                 log.info("reply sent", extra={"ticket": item.ticket_id,
                                                "message_id": item.message_id,
                                                "event": "outbox.sent"})
-        if item.state == "sent" and not item.filed:
+        if item.state == OutboxState.SENT and not item.filed:
             _file(settings, s, item)
 
 
-def _retry(settings: Settings, s: object, item: OutboxItem, error: str) -> None:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(s, Session)
+def _retry(settings: Settings, s: Session, item: OutboxItem, error: str) -> None:
     s.rollback()
     delay = outbox.retry_later(s, settings, item, error)
     log.warning("reply not sent: %s; retry in %.0f s", error, delay,
@@ -164,11 +163,8 @@ def _in_sent_folder(settings: Settings, item: OutboxItem) -> bool:
         return bool(conn.message_ids_in(sent, [f"<{item.message_id}>"]))
 
 
-def _file(settings: Settings, s: object, item: OutboxItem) -> None:
+def _file(settings: Settings, s: Session, item: OutboxItem) -> None:
     """Copy the reply to Sent and move the original to Triage/Traité (idempotent)."""
-    from sqlalchemy.orm import Session
-
-    assert isinstance(s, Session)
     conn = _connection(settings, item)
     if conn is None:
         item.filed = True

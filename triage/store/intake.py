@@ -70,9 +70,7 @@ def owed_transfer_summary(s: Session, target: str) -> tuple[int, datetime | None
         select(func.count(Transfer.id), func.min(Ticket.created_at))
         .join(Ticket, Ticket.id == Transfer.ticket_id)
         .where(Transfer.target == target, Transfer.done_at.is_(None))).one()
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
-    return int(count or 0), oldest
+    return int(count or 0), oldest  # aware: the aggregate keeps the column's type
 
 
 def targets_owed(s: Session) -> set[str]:

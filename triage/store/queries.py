@@ -169,7 +169,9 @@ def _matching(term: str, postgres: bool) -> ColumnElement[bool]:
     return _words(lowered[:200], postgres)
 
 
-def _escape(term: str) -> str:
+def escape_like(term: str) -> str:
+    """``term`` as a literal in a LIKE pattern with ``escape="\\"``: its ``%`` and ``_``
+    match only themselves."""
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -177,7 +179,7 @@ def _words(term: str, postgres: bool) -> ColumnElement[bool]:
     if postgres:
         return func.to_tsvector(literal_column("'french'"), Ticket.subject).bool_op("@@")(
             func.plainto_tsquery(literal_column("'french'"), term))
-    return and_(*[Ticket.subject.ilike(f"%{_escape(w)}%", escape="\\")
+    return and_(*[Ticket.subject.ilike(f"%{escape_like(w)}%", escape="\\")
                   for w in term.split()])
 
 
@@ -328,36 +330,80 @@ def find_ticket(s: Session, identity: str, message_id: str | None) -> Ticket | N
     return found
 
 
+def outbox_item(s: Session, message_id: str) -> OutboxItem | None:
+    """The outbox item of the reply whose Message-ID is ``message_id``."""
+    return s.scalar(select(OutboxItem).where(OutboxItem.message_id == message_id))
+
+
+# -- the audit trail and past decisions -------------------------------------------------------
+def audit_trail(s: Session, ticket: int | None = None, actor: str | None = None
+                ) -> list[AuditEvent]:
+    """The audit entries, oldest first: of a ticket and its follow-ups, of an actor, or all."""
+    query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
+    if ticket is not None:
+        children = select(Ticket.id).where(Ticket.parent_id == ticket)
+        query = query.where(or_(AuditEvent.ticket_id == ticket,
+                                AuditEvent.ticket_id.in_(children)))
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    return list(s.scalars(query))
+
+
+def created_since(s: Session, since: datetime) -> list[int]:
+    """The tickets created since ``since``, oldest first."""
+    return list(s.scalars(select(Ticket.id).where(Ticket.created_at >= since)
+                          .order_by(Ticket.id)))
+
+
+def first_mailbox(s: Session, ticket_id: int) -> str | None:
+    """One mailbox the ticket reached (the first by name), the one to decide it again for."""
+    return s.scalar(select(func.min(TicketSource.mailbox))
+                    .where(TicketSource.ticket_id == ticket_id))
+
+
+def decided_at_arrival(s: Session, ticket_id: int) -> dict[str, Any]:
+    """The decision recorded when the ticket was created (its ``ticket.created`` audit entry's
+    detail), before any agent's action; empty when the audit no longer holds it."""
+    detail = s.scalar(select(AuditEvent.detail).where(
+        AuditEvent.ticket_id == ticket_id, AuditEvent.event == "ticket.created")
+        .order_by(AuditEvent.id).limit(1))
+    return detail if isinstance(detail, dict) else {}
+
+
 # -- the sender-history port of the decision chain --------------------------------------------
 class StoreHistory:
     """:class:`triage.decision.SenderHistory` read from the store.
 
     Counts the drafts prepared for an address for the messages received in the 24 hours up to
-    ``at``: all stored ones, or, with ``before``, only those the decision of that ticket saw
-    (deciding again a message the store holds, as of its arrival): drafts of older tickets
-    that existed at ``at``, and the drafts of the older tickets of its own batch (recorded
-    after ``at``, counted then by :meth:`drafted`), not a draft an agent prepared later on an
-    older ticket. Drafts decided in the
-    current batch and not yet stored are added by :meth:`drafted`, so a batch decides as the
-    same messages would one by one.
+    ``at``: all stored ones, or, with ``before`` (deciding again a message the store holds, as
+    of its arrival), only those its decision counted: the drafts of older tickets recorded no
+    later than its own ticket. A batch records its tickets and the drafts decided with them at
+    one moment (:meth:`triage.store.Store.record_batch`), so that takes in the drafts of
+    earlier batches and of the older tickets of its own batch, which the batch's port counted
+    through :meth:`drafted`, and leaves out a draft an agent prepared later on an older
+    ticket. Drafts decided in the current batch and not yet stored are added by
+    :meth:`drafted`, so a batch decides as the same messages would one by one.
     """
 
     def __init__(self, sessions: sessionmaker[Session], before: int | None = None) -> None:
         self.sessions = sessions
         self.before = before
-        self.batch: list[tuple[str, datetime]] = []
+        # By address: a dry run over a whole archive shares one port, and a scan of every
+        # draft of the run for each message would make it quadratic.
+        self.batch: dict[str, list[datetime]] = {}
 
     def drafts_before(self, address: str, at: datetime) -> int:
         where = [DraftRow.to_addr == address, Ticket.received_at > at - DAY,
                  Ticket.received_at <= at]
         if self.before is not None:
+            recorded = select(Ticket.created_at).where(Ticket.id == self.before)
             where += [Ticket.id < self.before,
-                      or_(DraftRow.created_at <= at, Ticket.created_at > at)]
+                      DraftRow.created_at <= recorded.scalar_subquery()]
         with self.sessions() as s:
             stored = int(s.scalar(select(func.count(DraftRow.id))
                                   .join(Ticket, Ticket.id == DraftRow.ticket_id)
                                   .where(*where)) or 0)
-        return stored + sum(1 for a, t in self.batch if a == address and at - DAY < t <= at)
+        return stored + sum(1 for t in self.batch.get(address, ()) if at - DAY < t <= at)
 
     def drafted(self, address: str, at: datetime) -> None:
-        self.batch.append((address, at))
+        self.batch.setdefault(address, []).append(at)

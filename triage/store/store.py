@@ -24,6 +24,7 @@ from triage.store.models import (
     MailboxState,
     Ticket,
     TicketSource,
+    utcnow,
 )
 from triage.store.queries import StoreHistory, find_ticket
 from triage.store.threads import Threads, arrival, in_chunks, may_join, references
@@ -176,6 +177,11 @@ class Store:
         """
         if not items:
             return []
+        # One recording time for the batch, on its tickets and the drafts decided with them:
+        # deciding a message again counts the drafts recorded no later than its ticket
+        # (StoreHistory), which are those the batch's port counted, and not a draft an agent
+        # adds later to one of the batch's tickets.
+        moment = utcnow()
         keys = []
         for item in items:
             message_id = item.outcome.message.message_id if item.outcome.message else None
@@ -194,7 +200,7 @@ class Store:
                 created = ticket is None
                 if ticket is None:
                     ticket = self._new_ticket(s, item, message_id, digest, ident, threads,
-                                              events)
+                                              events, moment)
                     known[ident] = ticket
                 threads.reached(ticket, item.place)
                 seen = item.seen
@@ -220,12 +226,14 @@ class Store:
 
     def _new_ticket(self, s: Session, item: Recording, message_id: str | None, digest: str,
                     ident: str, threads: Threads,
-                    events: list[tuple[Ticket, str, dict[str, Any]]]) -> Ticket:
+                    events: list[tuple[Ticket, str, dict[str, Any]]], moment: datetime
+                    ) -> Ticket:
         """A ticket holding the decision it is given: the chain decided, the store records."""
         outcome, message, d = item.outcome, item.outcome.message, item.outcome.decision
         sender = message.sender_address if message else None
         ticket = Ticket(
             identity=ident, message_id=message_id, digest=digest, origin=item.origin[:300],
+            created_at=moment,
             subject=(message.subject if message else "")[:2000],
             sender=(str(message.from_addresses[0]) if message and message.from_addresses
                     else (message.from_header if message else ""))[:400],
@@ -254,7 +262,8 @@ class Store:
         if dr is not None:
             ticket.drafts.append(DraftRow(
                 template=dr.template, department=dr.department, to_addr=dr.to,
-                subject=dr.subject, body=dr.body, in_reply_to=dr.in_reply_to))
+                subject=dr.subject, body=dr.body, in_reply_to=dr.in_reply_to,
+                created_at=moment))
         events.append((ticket, "ticket.created",
                        {"origin": item.origin[:300], "action": d.action.value,
                         "template": d.template, "department": d.department,
