@@ -15,9 +15,10 @@ stores and logs.
 - latency: ``triage run`` idles (IDLE) while messages are appended at 10 per second for a
   minute; for each, the time from its APPEND to its committed ticket (and draft).
 - memory: the peak RSS of ``triage run --once`` for backlogs of 1,000 and 10,000 messages.
-- netem: the backlog again with 20 ms of round trip added between the daemon and Dovecot
-  (network namespaces, a veth pair and ``tc netem``), when the kernel has netem; else through a
-  userspace relay that delays every chunk (``bench/delay.py``), reported as such.
+- netem: the backlog on loopback, then again with 20 ms of round trip added between the daemon
+  and Dovecot (network namespaces, a veth pair and ``tc netem``), when the kernel has netem;
+  else through a userspace relay that delays every chunk (``bench/delay.py``), reported as
+  such. Both in the same run, so that their ratio is measured side by side.
 """
 
 from __future__ import annotations
@@ -242,6 +243,12 @@ def criteria(results: dict[str, Any]) -> dict[str, tuple[object, bool]]:
     if latency_:
         out["latency p95 < 1 s"] = (latency_["p95"], latency_["p95"] < 1.0)
         out["latency p99 < 2 s"] = (latency_["p99"], latency_["p99"] < 2.0)
+    netem_ = results.get("netem") or {}
+    for method in ("netem", "relay"):
+        delayed = netem_ if method == "netem" else netem_.get("relay") or {}
+        if "rate_vs_loopback" in delayed:
+            out[f"20 ms round trip ({method}) >= 0.5 x loopback"] = (
+                delayed["rate_vs_loopback"], delayed["rate_vs_loopback"] >= 0.5)
     memory = results.get("memory") or {}
     if memory:
         big = backlog_["triage"]["max_rss_mb"]
@@ -316,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.run in ("all", "netem"):
             import netem
 
+            if "backlog" not in results:  # the loopback figure, side by side in the same run
+                with harness.dovecot() as server:
+                    results["backlog"] = backlog(runs, server, entries)
             results["netem"] = netem.run(runs, entries, results.get(  # type: ignore[arg-type]
                 "backlog"), one_way_ms=args.netem_delay_ms)
         results["criteria"] = criteria(results)

@@ -21,6 +21,7 @@ folder: transient (network, timeout, server busy) or permanent (login or folder 
 from __future__ import annotations
 
 import contextlib
+import functools
 import imaplib
 import logging
 import os
@@ -148,7 +149,7 @@ class Connection:
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> Connection:
         timeout = SocketTimeout(connect=self.timeout, read=self.read_timeout)
-        context = ssl.create_default_context()
+        context = tls_context()
         command = "CONNECT"
         try:
             client = IMAPClient(self.host, port=self.port, use_uid=True,
@@ -480,6 +481,15 @@ class Connection:
         if not isinstance(moment, datetime):
             return None
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context of the process (system CAs, host names checked), shared by every
+    connection: a context holds its own copy of the CA store, about 0.8 MB, which made 164 of
+    the 343 MB of a daemon with 200 connections. A context may serve many connections at once.
+    """
+    return ssl.create_default_context()
 
 
 def _text(value: Any) -> str:

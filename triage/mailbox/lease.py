@@ -17,11 +17,11 @@ import random
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from triage.retry import process_gone, process_name
-from triage.store import Instance, MailboxLease, MailboxWork, Store
+from triage.store import Store
+from triage.store import leases as queries
 
 log = logging.getLogger("triage.lease")
 
@@ -51,74 +51,34 @@ class LeaseKeeper:
         now = datetime.now(UTC)
         until = now + self.lease
         with self.store.session() as s:
-            inst = s.get(Instance, self.name)
-            if inst is None:
-                s.add(Instance(name=self.name, started_at=now, heartbeat_at=now))
-            else:
-                inst.heartbeat_at = now
-            s.commit()
-            self._ensure_rows(s)
-            live = [i.name for i in s.scalars(select(Instance).where(
-                Instance.heartbeat_at >= now - self.lease))]
+            queries.beat(s, self.name, now)
+            queries.ensure_rows(s, self.mailboxes)
+            live = queries.live(s, now - self.lease)
             gone = [n for n in live if n != self.name and process_gone(n)]
             if gone:
-                s.execute(delete(Instance).where(Instance.name.in_(gone)))
-                s.commit()
+                queries.forget(s, gone)
             share = math.ceil(len(self.mailboxes) / max(1, len(live) - len(gone)))
-            s.execute(update(MailboxLease).where(
-                MailboxLease.owner == self.name, MailboxLease.mailbox.in_(self.mailboxes))
-                .values(expires_at=until))
-            s.commit()
-            mine = sorted(s.scalars(select(MailboxLease.mailbox).where(
-                MailboxLease.owner == self.name, MailboxLease.mailbox.in_(self.mailboxes))))
-            while len(mine) > share:
-                extra = mine.pop()
-                s.execute(update(MailboxLease).where(
-                    MailboxLease.mailbox == extra, MailboxLease.owner == self.name)
-                    .values(owner=None, expires_at=now))
-                log.info("lease released to share the mailboxes", extra={
-                    "mailbox": extra, "event": "lease.released"})
-            s.commit()
+            mine = queries.renew(s, self.name, self.mailboxes, until)
+            if len(mine) > share:
+                extra, mine = mine[share:], mine[:share]
+                queries.release(s, self.name, extra, now)
+                for mailbox in extra:
+                    log.info("lease released to share the mailboxes", extra={
+                        "mailbox": mailbox, "event": "lease.released"})
             if len(mine) < share:
                 mine += self._take(s, now, until, share - len(mine))
         self.held = {m: until for m in mine}
         return set(mine)
 
-    def _ensure_rows(self, s: object) -> None:
-        from sqlalchemy.orm import Session
-
-        assert isinstance(s, Session)
-        known = set(s.scalars(select(MailboxLease.mailbox).where(
-            MailboxLease.mailbox.in_(self.mailboxes))))
-        for mailbox in self.mailboxes:
-            if mailbox not in known:
-                try:
-                    s.add(MailboxLease(mailbox=mailbox))
-                    s.commit()
-                except IntegrityError:  # another instance created it first
-                    s.rollback()
-
-    def _take(self, s: object, now: datetime, until: datetime, wanted: int) -> list[str]:
-        from sqlalchemy.orm import Session
-
-        assert isinstance(s, Session)
-        rows = list(s.execute(select(MailboxLease.mailbox, MailboxLease.owner,
-                                     MailboxLease.expires_at)
-                              .where(MailboxLease.mailbox.in_(self.mailboxes))))
-        free = [(m, o, e) for m, o, e in rows if o is None or (_utc(e) or now) <= now
-                or (o != self.name and process_gone(o))]
+    def _take(self, s: Session, now: datetime, until: datetime, wanted: int) -> list[str]:
+        free = [(m, o, e) for m, o, e in queries.leases(s, self.mailboxes)
+                if o is None or (_utc(e) or now) <= now or (o != self.name and process_gone(o))]
         random.shuffle(free)  # instances starting together do not all go for the same one
         taken: list[str] = []
         for mailbox, owner, expires in free:
             if len(taken) >= wanted:
                 break
-            won = s.execute(update(MailboxLease).where(
-                MailboxLease.mailbox == mailbox,
-                MailboxLease.owner.is_(None) if owner is None else MailboxLease.owner == owner,
-                or_(MailboxLease.expires_at.is_(None), MailboxLease.expires_at == expires),
-            ).values(owner=self.name, expires_at=until, acquired_at=now)).rowcount  # type: ignore[attr-defined]
-            s.commit()
-            if won:
+            if queries.take(s, mailbox, owner, expires, self.name, now, until):
                 taken.append(mailbox)
                 log.info("lease taken%s", f" over from {owner}" if owner else "", extra={
                     "mailbox": mailbox, "event": "lease.taken"})
@@ -135,45 +95,28 @@ class LeaseKeeper:
         if not self.holds(mailbox):
             return False
         with self.store.session() as s:
-            row = s.get(MailboxLease, mailbox)
-            return bool(row and row.owner == self.name and (_utc(row.expires_at) or
-                                                            datetime.min.replace(tzinfo=UTC))
-                        > datetime.now(UTC))
+            owner, expires = queries.lease_of(s, mailbox)
+        return owner == self.name and (_utc(expires) or datetime.min.replace(tzinfo=UTC)) \
+            > datetime.now(UTC)
 
     def begin_work(self, mailbox: str) -> int:
         """Record that this instance starts a pass on ``mailbox``; returns the record's id."""
         with self.store.session() as s:
-            row = MailboxWork(mailbox=mailbox, owner=self.name, started_at=datetime.now(UTC),
-                              messages=0)
-            s.add(row)
-            s.commit()
-            return row.id
+            return queries.begin_work(s, mailbox, self.name, datetime.now(UTC))
 
     def end_work(self, work_id: int, messages: int) -> None:
         """Close the record; a pass with nothing to do leaves no record."""
         with self.store.session() as s:
-            row = s.get(MailboxWork, work_id)
-            if row is None:
-                return
-            if messages:
-                row.ended_at, row.messages = datetime.now(UTC), messages
-            else:
-                s.delete(row)
-            s.commit()
+            queries.end_work(s, work_id, messages, datetime.now(UTC))
 
     def release_all(self) -> None:
         with self.store.session() as s:
-            s.execute(update(MailboxLease).where(MailboxLease.owner == self.name)
-                      .values(owner=None, expires_at=datetime.now(UTC)))
-            s.execute(delete(Instance).where(Instance.name == self.name))
-            s.commit()
+            queries.release_all(s, self.name, datetime.now(UTC))
         self.held = {}
 
     def live_instances(self) -> int:
         with self.store.session() as s:
-            since = datetime.now(UTC) - self.lease
-            return int(s.scalar(select(func.count(Instance.name)).where(
-                Instance.heartbeat_at >= since)) or 0)
+            return queries.count_live(s, datetime.now(UTC) - self.lease)
 
 
 class SoleInstance:

@@ -24,7 +24,7 @@ from triage.config import Settings
 from triage.errors import PeerError, describe, kind_of
 from triage.mailbox.connection import ConnectionFactory, opener
 from triage.mailbox.repair import repair_moves
-from triage.store import MailboxState, Store
+from triage.store import Store, mailboxes
 from triage.store import intake as queries
 
 #: Copies owed to a mailbox for longer than this (seconds) need an admin.
@@ -65,7 +65,7 @@ def mailbox_status(settings: Settings, store: Store,
     for box in settings.mailboxes:
         folders = settings.mailbox_folders(box)
         with store.session() as s:
-            state = s.get(MailboxState, box.address)
+            state = mailboxes.state_of(s, box.address)
             created = queries.tickets_created(s, box.address)
             owed, oldest_owed = queries.owed_transfer_summary(s, box.address)
             copied = queries.transfers_done(s, box.address)

@@ -51,6 +51,14 @@ log = logging.getLogger("triage.mailbox")
 #: bursts: while it flows, a quick look finds the next message sooner. A quiet mailbox costs
 #: these few extra passes once per burst.
 FOLLOW_UP = (0.1, 0.1, 0.2, 0.4)
+#: A scheduled poll that finds the watched folder as the last pass found it (same UIDVALIDITY
+#: and UIDNEXT: nothing arrived since) does no pass, unless the last one is this old (seconds).
+#: Measured with 100 mailboxes and a 5 s poll: full passes for nothing cost 9 % of a core;
+#: a SELECT on the open connection costs a round trip and almost no CPU.
+FULL_PASS_EVERY = 300.0
+#: Such a poll still records that the mailbox was polled, at most this often (seconds): well
+#: within ``triage.metrics.STALE_AFTER`` (120 s), after which ``/readyz`` fails.
+RECORD_POLL_EVERY = 60.0
 #: A refusal (login, folder) is retried this slowly (seconds): an admin may fix it meanwhile.
 PERMANENT_BACKOFF = 300.0
 #: Attempts at committing a batch that collides with another writer's ticket.
@@ -129,6 +137,10 @@ class MailboxWorker:
         self.last_error: str | None = None
         self.idle_news = threading.Event()  # set by the IDLE watcher's wake-ups
         self.idle = IdleJudge(store, box.address)
+        # (UIDVALIDITY, UIDNEXT) of the watched folder when the last complete pass selected it,
+        # and when that pass ended (monotonic): what a scheduled poll compares with.
+        self.mark: tuple[int, int] | None = None
+        self.passed_at = self.recorded_at = 0.0
 
     # -- the scheduled job -----------------------------------------------------------------
     def poll(self) -> None:
@@ -139,6 +151,9 @@ class MailboxWorker:
             self.dirty.set()  # the running pass will go round once more
             return
         try:
+            # (dirty again after the look: a wake-up that came meanwhile left it to us)
+            if not self.dirty.is_set() and self._unchanged() and not self.dirty.is_set():
+                return
             follow_up = len(FOLLOW_UP)  # none, unless a pass finds mail
             first = True
             while not self.stopping.is_set():
@@ -162,6 +177,29 @@ class MailboxWorker:
                 follow_up += 1
         finally:
             self.lock.release()
+
+    def _unchanged(self) -> bool:
+        """True when nothing arrived in the watched folder since the last complete pass began
+        (its UIDNEXT and UIDVALIDITY unchanged), that pass is recent, and the connection is
+        open: a scheduled poll then needs no pass. Anything else (no pass yet, a server
+        without UIDNEXT, a lost connection) says False and the pass runs as always."""
+        conn, mark = self.conn, self.mark
+        if conn is None or not conn.connected or mark is None \
+                or time.monotonic() - self.passed_at > FULL_PASS_EVERY:
+            return False
+        try:
+            selected = conn.select(self.settings().mailbox_folders(self.box).watch)
+        except PeerError:
+            self.disconnect()  # the pass reconnects, and reports the error if it lasts
+            return False
+        if (selected.uidvalidity, selected.uidnext) != mark:
+            return False
+        if time.monotonic() - self.recorded_at > RECORD_POLL_EVERY:
+            with self.store.session() as s:
+                self.store.mailbox_state(s, self.box.address).last_poll_at = datetime.now(UTC)
+                s.commit()
+            self.recorded_at = time.monotonic()
+        return True
 
     def record_failure(self, exc: PeerError) -> None:
         self.disconnect()
@@ -199,6 +237,15 @@ class MailboxWorker:
             conn.close()
         self.state = "disconnected"
 
+    def let_go(self) -> None:
+        """The mailbox is another instance's now: close the connection, unless a pass is using
+        it (the daemon calls this again when that pass ends)."""
+        if self.conn is not None and self.lock.acquire(blocking=False):
+            try:
+                self.disconnect()
+            finally:
+                self.lock.release()
+
     # -- one pass, under the lease ---------------------------------------------------------
     def process_once(self) -> Counts:
         """Triage everything in the watched folder; raises :class:`PeerError` on IMAP errors.
@@ -235,6 +282,7 @@ class MailboxWorker:
         settings = self.settings()
         folders = settings.mailbox_folders(self.box)
         conn = self.connection()
+        self.mark = None  # set again only if this pass completes
         selected = conn.select(folders.watch)
         counts = Counts()
         previous = self._check_uidvalidity(selected)
@@ -270,6 +318,9 @@ class MailboxWorker:
                                                "event": "imap.uidvalidity-changed"})
         self.backoff.succeeded()
         self.state, self.last_error = "connected", None
+        if selected.uidnext is not None and not self.stopping.is_set():
+            self.mark = (selected.uidvalidity, selected.uidnext)
+            self.passed_at = self.recorded_at = time.monotonic()
         return counts
 
     def _check_uidvalidity(self, selected: Selected) -> int | None:
