@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from triage.config import Limits, Settings, load_settings
 from triage.parse import parse_message
-from triage.parse.mime import SafeMessage, parse_bytes, split_params
+from triage.parse.mime import SafeMessage, _TailLineEnd, parse_bytes, split_params
 from triage.pipeline import Outcome, triage_bytes
 from triage.rules import label
 
@@ -295,6 +295,18 @@ def test_mime_parse_matches_the_standard_library(start, tokens, headers_only):
     standard = email.parser.BytesParser(SafeMessage, policy=email.policy.compat32).parsebytes(
         raw, headersonly=headers_only)
     assert _mime_tree(ours) == _mime_tree(standard)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="\r\nab", max_size=8))
+def test_payload_line_end_matches_the_regex(text):
+    """The parser's payload line-end search, done on the last two characters, finds what the
+    standard regex finds on the whole string."""
+    import re
+
+    ours = _TailLineEnd(re.compile(r"(\r\n|\r|\n)\Z")).search(text)
+    standard = re.search(r"(\r\n|\r|\n)\Z", text)
+    assert (ours and ours.group(0)) == (standard and standard.group(0))
 
 
 @settings(max_examples=200, deadline=None)
