@@ -8,6 +8,9 @@ names the limit; broken but bounded input is decided like any other message.
 
 from __future__ import annotations
 
+import email.message
+import email.parser
+import email.policy
 import json
 import random
 import subprocess
@@ -23,7 +26,7 @@ from hypothesis import strategies as st
 
 from triage.config import Limits, Settings, load_settings
 from triage.parse import parse_message
-from triage.parse.mime import split_params
+from triage.parse.mime import SafeMessage, _TailLineEnd, parse_bytes, split_params
 from triage.pipeline import Outcome, triage_bytes
 from triage.rules import label
 
@@ -251,6 +254,59 @@ def test_split_params_matches_the_standard_library(value):
     import email.message
 
     assert split_params(value) == email.message._parseparam(value)  # type: ignore[attr-defined]
+
+
+def _mime_tree(msg: email.message.Message) -> list[object]:
+    """Everything the parser leaves in a message tree, in order, to compare two parses."""
+    out: list[object] = []
+    stack = [msg]
+    while stack:
+        node = stack.pop()
+        out.append((node.get_unixfrom(), node.items(), node.get_default_type(), node.preamble,
+                    node.epilogue, [type(d).__name__ for d in node.defects]))
+        payload = node._payload  # type: ignore[attr-defined]
+        if isinstance(payload, list):
+            out.append(len(payload))
+            stack.extend(reversed(payload))
+        else:
+            out.append(payload)
+    return out
+
+
+MIME_STARTS = [b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n', b"",
+               b"Content-Type: multipart/digest; boundary=b\n\n--b\n",
+               b"Content-Type: message/rfc822\r\n\r\n"]
+MIME_TOKENS = [b"--b\r\n", b"--b\n", b"--b--\r\n", b"\r--b\r", b"\n--b--", b"--c\n", b"--c--",
+               b"\r", b"\n", b"\r\n", b"\r\n", b"\n", b"QUJD", b"-", b"--", b" \t", b"X: y\n",
+               b"Content-Type: multipart/alternative; boundary=c\n",
+               b"Content-Type: application/pdf\r\n", b"Content-Type: text/plain\n",
+               b"Content-Type: message/rfc822\n\n", b"Content-Type: message/delivery-status\n\n",
+               b"Content-Type: multipart/mixed\n"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(MIME_STARTS), st.lists(st.sampled_from(MIME_TOKENS), max_size=40),
+       st.booleans())
+def test_mime_parse_matches_the_standard_library(start, tokens, headers_only):
+    """Our parser (its line buffer hands leaf bodies over in runs) builds the tree the standard
+    ``BytesParser`` builds, whatever the boundaries, line ends and part types."""
+    raw = start + b"".join(tokens)
+    ours = parse_bytes(raw, headers_only=headers_only)
+    standard = email.parser.BytesParser(SafeMessage, policy=email.policy.compat32).parsebytes(
+        raw, headersonly=headers_only)
+    assert _mime_tree(ours) == _mime_tree(standard)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="\r\nab", max_size=8))
+def test_payload_line_end_matches_the_regex(text):
+    """The parser's payload line-end search, done on the last two characters, finds what the
+    standard regex finds on the whole string."""
+    import re
+
+    ours = _TailLineEnd(re.compile(r"(\r\n|\r|\n)\Z")).search(text)
+    standard = re.search(r"(\r\n|\r|\n)\Z", text)
+    assert (ours and ours.group(0)) == (standard and standard.group(0))
 
 
 @settings(max_examples=200, deadline=None)
