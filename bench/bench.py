@@ -332,12 +332,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, (value, ok) in results["criteria"].items():  # type: ignore[attr-defined]
             log(f"{'PASS' if ok else 'FAIL'}  {name}: {value}")
     finally:
-        results["seconds"] = round(time.monotonic() - began, 1)
-        results["load_average_end"] = os.getloadavg()
-        harness.write_json(work / f"results-{args.run}.json", results)
-        log(f"results in {work / f'results-{args.run}.json'} ({results['seconds']:.0f} s in all)")
-        if not args.keep:
-            shutil.rmtree(runs, ignore_errors=True)
+        path = harness.finish_run(results, work, args.run, began, runs, args.keep)
+        log(f"results in {path} ({results['seconds']:.0f} s in all)")
         if not args.keep_corpus:
             shutil.rmtree(work / "corpus", ignore_errors=True)
             shutil.rmtree(work / "corpus-latency", ignore_errors=True)

@@ -296,3 +296,16 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 def write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+def finish_run(results: dict[str, object], work: Path, name: str, began: float, runs: Path,
+               keep: bool) -> Path:
+    """Close a run: its duration and the load at the end into ``results``, written to
+    ``WORK/results-NAME.json``; the run's folder removed unless ``keep``."""
+    results["seconds"] = round(time.monotonic() - began, 1)
+    results["load_average_end"] = os.getloadavg()
+    path = work / f"results-{name}.json"
+    write_json(path, results)
+    if not keep:
+        shutil.rmtree(runs, ignore_errors=True)
+    return path

@@ -346,12 +346,8 @@ def main(argv: list[str] | None = None) -> None:
             results["instances"] = instances(runs, args.shared, args.instances, args.lease,
                                              min(args.idle_seconds, 30.0))
     finally:
-        results["seconds"] = round(time.monotonic() - began, 1)
-        results["load_average_end"] = os.getloadavg()
-        harness.write_json(work / f"results-mailboxes-{args.run}.json", results)
-        log(f"results in {work / f'results-mailboxes-{args.run}.json'}")
-        if not args.keep:
-            shutil.rmtree(runs, ignore_errors=True)
+        path = harness.finish_run(results, work, f"mailboxes-{args.run}", began, runs, args.keep)
+        log(f"results in {path}")
     print(json.dumps(results, indent=2, ensure_ascii=False))
     sys.stdout.flush()
 
