@@ -156,6 +156,11 @@ def _kill_the_reader_of(fifo: Path, parent: subprocess.Popen[str]) -> None:
                 os.path.realpath(f) == str(fifo) for f in _fds(pid))]
             if readers:
                 os.kill(readers[0], signal.SIGKILL)
+                # Until its files are closed the dying process still holds the FIFO, and the next
+                # call's open for writing would succeed against it instead of the retry's worker.
+                while _running(readers[0]) and str(fifo) in map(os.path.realpath, _fds(readers[0])):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
                 return
             time.sleep(0.01)
     finally:
