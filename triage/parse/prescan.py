@@ -62,14 +62,33 @@ def scan(raw: bytes, limits: Limits) -> Prescan:
         result.violations.insert(0, f"message de {len(raw)} octets, au-delà de la limite de "
                                     f"{limits.max_message_bytes} octets")
     if not result.violations:
-        lines = raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
         max_lines = int(getattr(limits, "max_lines", MAX_LINES))
+        lines = _line_count(raw, max_lines)
         if lines > max_lines:
             result.violations.append(f"message de {lines} lignes, au-delà de la limite de "
                                      f"{max_lines} lignes")
     if not result.violations:
         _scan_mime(raw, limits, result)
     return result
+
+
+def _line_count(raw: bytes, max_lines: int) -> int:
+    """The number of line ends ("\\r\\n", "\\r" or "\\n") of ``raw`` when it is over
+    ``max_lines``; else a figure that is not over it either (the count is only compared).
+
+    Counting "\\r\\n" is the slow count (about 1 ms a megabyte; one character is counted four
+    times faster, and found ten times faster): it is skipped when a bound settles the test.
+    Each line end takes a byte, and the line ends number at most the "\\n" plus the "\\r".
+    """
+    if len(raw) <= max_lines:
+        return len(raw)
+    lf = raw.count(b"\n")
+    if b"\r" not in raw:
+        return lf
+    cr = raw.count(b"\r")
+    if lf + cr <= max_lines:
+        return lf + cr
+    return lf + cr - raw.count(b"\r\n")
 
 
 def _scan_headers(raw: bytes, limits: Limits) -> Prescan:
