@@ -21,6 +21,9 @@ import heapq
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
+
+import re2
 
 from triage.config import Limits
 
@@ -32,10 +35,54 @@ MAX_LINES = 1_000_000
 _EOL = re.compile(rb"\r\n|\r|\n")
 _FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")  # as email.feedparser's headerRE
 _BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
-_BOUNDARY_PARAM = re.compile(  # searched in a lower-cased copy
-    rb"boundary[ \t]*=[ \t]*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))")
-_LF_DELIMITER = re.compile(rb"\n--([^\r\n]*)")
-_CR_DELIMITER = re.compile(rb"\r--([^\r\n]*)")  # CR-only line ends ("\r\n--" has no "\r--")
+
+
+class _Match(Protocol):
+    def start(self, group: int = 0, /) -> int: ...
+    def end(self, group: int = 0, /) -> int: ...
+    def group(self, group: int, /) -> bytes | None: ...
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.encoding = re2.Options.Encoding.LATIN1  # one character a byte, as re on bytes
+_RE2_OPTIONS.log_errors = False
+#: Matches found by RE2 before re takes over (see :class:`_Pattern`); a real message has a few.
+_FAST_MATCHES = 64
+
+
+class _Pattern:
+    """A pattern whose matches are found by RE2 first, then by re: the same matches as re's
+    ``finditer`` (tests/test_prescan.py).
+
+    RE2 crosses long input without a match much faster: a literal by ``memchr``, the rest by a
+    DFA (a 1.5 MB attachment: 0.13 ms for the delimiter lines where re takes 0.6 ms; 0.45 ms for
+    the case-insensitive ``boundary=``, where re needed a lower-cased copy and 1.7 ms). But its
+    Python binding costs about 3 µs a match, ten times re's: hostile input holding a million
+    matches would take seconds. After ``_FAST_MATCHES`` matches, re goes on where RE2 stopped.
+    """
+
+    def __init__(self, source: bytes) -> None:
+        self._fast = re2.compile(source, _RE2_OPTIONS)
+        self._slow = re.compile(source)
+
+    def finditer(self, raw: bytes) -> Iterator[_Match]:
+        pos = 0
+        for count, match in enumerate(self._fast.finditer(raw)):
+            if count == _FAST_MATCHES:
+                break
+            yield match
+            pos = match.end()
+        else:
+            return
+        yield from self._slow.finditer(raw, pos)
+
+
+# Whitespace spelled out: RE2's \s lacks the \v that re's has. (?i:) folds ASCII letters only,
+# for both engines on bytes (and there are no other Latin-1 variants of these letters).
+_BOUNDARY_PARAM = _Pattern(
+    rb'(?i:boundary)[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^ \t\n\r\f\v;"]{1,200}))')
+_LF_DELIMITER = _Pattern(rb"\n--([^\r\n]*)")
+_CR_DELIMITER = _Pattern(rb"\r--([^\r\n]*)")  # CR-only line ends ("\r\n--" has no "\r--")
 
 
 @dataclass
@@ -126,21 +173,15 @@ def _section_end(raw: bytes, pos: int) -> int:
 
 
 def _events(raw: bytes) -> Iterator[tuple[int, bytes | None, bytes | None]]:
-    """(offset, declared boundary, delimiter line after "--"), in the order of the bytes.
-
-    Each pattern starts with a literal, which the regex engine searches for quickly; the
-    ``boundary=`` parameter is found in a lower-cased copy (same offsets), its value read
-    from the original bytes (boundaries are case-sensitive).
-    """
-    lower = raw.lower()
-    declared = ((m.start(), raw[m.start(1):m.end(1)] if m.group(1) is not None else
-                 raw[m.start(2):m.end(2)], None) for m in _BOUNDARY_PARAM.finditer(lower))
-    lines = ((m.start(), None, m.group(1)) for pattern in (_LF_DELIMITER, _CR_DELIMITER)
-             for m in pattern.finditer(raw))
+    """(offset, declared boundary, delimiter line after "--"), in the order of the bytes."""
+    declared = ((m.start(), m.group(1) if m.group(1) is not None else m.group(2), None)
+                for m in _BOUNDARY_PARAM.finditer(raw))
+    patterns = (_LF_DELIMITER, _CR_DELIMITER) if b"\r" in raw else (_LF_DELIMITER,)
+    lines = [((m.start(), None, m.group(1)) for m in pattern.finditer(raw))
+             for pattern in patterns]
     first = [(0, None, raw[2:raw.find(b"\n") if b"\n" in raw else len(raw)].rstrip(b"\r"))
              ] if raw.startswith(b"--") else []
-    return heapq.merge(first, declared, sorted(lines, key=lambda e: e[0]) if b"\r--" in raw
-                       else lines, key=lambda e: e[0])
+    return heapq.merge(first, declared, *lines, key=lambda e: e[0])
 
 
 def _scan_mime(raw: bytes, limits: Limits, result: Prescan) -> None:
