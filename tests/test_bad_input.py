@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from triage.config import Limits, Settings, load_settings
 from triage.parse import parse_message
 from triage.parse.mime import SafeMessage, _TailLineEnd, parse_bytes, split_params
+from triage.parse.prescan import scan
 from triage.pipeline import Outcome, triage_bytes
 from triage.rules import label
 
@@ -289,12 +290,18 @@ MIME_TOKENS = [b"--b\r\n", b"--b\n", b"--b--\r\n", b"\r--b\r", b"\n--b--", b"--c
        st.booleans())
 def test_mime_parse_matches_the_standard_library(start, tokens, headers_only):
     """Our parser (its line buffer hands leaf bodies over in runs) builds the tree the standard
-    ``BytesParser`` builds, whatever the boundaries, line ends and part types."""
+    ``BytesParser`` builds, whatever the boundaries, line ends and part types; so it does with
+    the delimiter lines the prescan found."""
     raw = start + b"".join(tokens)
     ours = parse_bytes(raw, headers_only=headers_only)
     standard = email.parser.BytesParser(SafeMessage, policy=email.policy.compat32).parsebytes(
         raw, headersonly=headers_only)
     assert _mime_tree(ours) == _mime_tree(standard)
+    pre = scan(raw, Limits())
+    if not pre.headers_only:
+        assert pre.delimiters is not None
+        ours = parse_bytes(raw, headers_only=headers_only, delimiters=pre.delimiters)
+        assert _mime_tree(ours) == _mime_tree(standard)
 
 
 @settings(max_examples=300, deadline=None)

@@ -10,10 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from triage.config import Limits
 from triage.parse import prescan
-from triage.parse.prescan import _events, _line_count
+from triage.parse.prescan import _events, _line_count, scan
 
-# The prescan's events as re alone found them (the implementation before RE2 searched first).
+# The prescan's events as re alone found them (the implementation before RE2 searched first;
+# the first line's offset is now -1, the offset of the line end before it).
 _BOUNDARY_PARAM = re.compile(  # searched in a lower-cased copy
     rb"boundary[ \t]*=[ \t]*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))")
 _LF_DELIMITER = re.compile(rb"\n--([^\r\n]*)")
@@ -26,7 +28,7 @@ def reference_events(raw: bytes) -> Iterator[tuple[int, bytes | None, bytes | No
                  raw[m.start(2):m.end(2)], None) for m in _BOUNDARY_PARAM.finditer(lower))
     lines = ((m.start(), None, m.group(1)) for pattern in (_LF_DELIMITER, _CR_DELIMITER)
              for m in pattern.finditer(raw))
-    first = [(0, None, raw[2:raw.find(b"\n") if b"\n" in raw else len(raw)].rstrip(b"\r"))
+    first = [(-1, None, raw[2:raw.find(b"\n") if b"\n" in raw else len(raw)].rstrip(b"\r"))
              ] if raw.startswith(b"--") else []
     return heapq.merge(first, declared, sorted(lines, key=lambda e: e[0]) if b"\r--" in raw
                        else lines, key=lambda e: e[0])
@@ -51,6 +53,13 @@ def test_line_count_decides_the_limit_as_the_exact_count(raw, max_lines):
 @given(messages)
 def test_events_are_those_re_finds(raw):
     assert list(_events(raw)) == list(reference_events(raw))
+
+
+@given(messages)
+def test_delimiters_are_every_line_end_before_dashes(raw):
+    pre = scan(raw, Limits(max_depth=1000, max_parts=1000))
+    assert pre.delimiters == [i for i in range(len(raw))
+                              if raw[i:i + 1] in (b"\n", b"\r") and raw[i + 1:i + 3] == b"--"]
 
 
 @given(messages, st.integers(min_value=0, max_value=3))

@@ -95,6 +95,9 @@ class Prescan:
     mime_depth: int = 0
     mime_parts: int = 0
     violations: list[str] = field(default_factory=list)
+    #: The offset of each line end ("\n" or "\r") followed by "--", in order, for the
+    #: parser (:func:`triage.parse.mime.parse_bytes`); set when the scan went to the end.
+    delimiters: list[int] | None = None
 
     @property
     def headers_only(self) -> bool:
@@ -172,22 +175,30 @@ def _section_end(raw: bytes, pos: int) -> int:
     return match.start() if match else len(raw)
 
 
+def delimiter_lines(raw: bytes) -> Iterator[tuple[int, bytes]]:
+    """(offset of the line end, the line after "--") for each line starting with "--" after a
+    line end, in the order of the bytes."""
+    patterns = (_LF_DELIMITER, _CR_DELIMITER) if b"\r" in raw else (_LF_DELIMITER,)
+    return heapq.merge(*[((m.start(), m.group(1) or b"") for m in pattern.finditer(raw))
+                         for pattern in patterns])
+
+
 def _events(raw: bytes) -> Iterator[tuple[int, bytes | None, bytes | None]]:
-    """(offset, declared boundary, delimiter line after "--"), in the order of the bytes."""
+    """(offset, declared boundary, delimiter line after "--"), in the order of the bytes; the
+    offset of a delimiter line is that of the line end before it (-1 for the first line)."""
     declared = ((m.start(), m.group(1) if m.group(1) is not None else m.group(2), None)
                 for m in _BOUNDARY_PARAM.finditer(raw))
-    patterns = (_LF_DELIMITER, _CR_DELIMITER) if b"\r" in raw else (_LF_DELIMITER,)
-    lines = [((m.start(), None, m.group(1)) for m in pattern.finditer(raw))
-             for pattern in patterns]
-    first = [(0, None, raw[2:raw.find(b"\n") if b"\n" in raw else len(raw)].rstrip(b"\r"))
+    lines = ((offset, None, line) for offset, line in delimiter_lines(raw))
+    first = [(-1, None, raw[2:raw.find(b"\n") if b"\n" in raw else len(raw)].rstrip(b"\r"))
              ] if raw.startswith(b"--") else []
-    return heapq.merge(first, declared, *lines, key=lambda e: e[0])
+    return heapq.merge(first, declared, lines, key=lambda e: e[0])
 
 
 def _scan_mime(raw: bytes, limits: Limits, result: Prescan) -> None:
     stack: list[bytes] = []
     parts = 1
-    for _offset, declared, line in _events(raw):
+    delimiters = []
+    for offset, declared, line in _events(raw):
         if declared is not None:
             stack.append(declared)
             if len(stack) > limits.max_depth:
@@ -198,7 +209,11 @@ def _scan_mime(raw: bytes, limits: Limits, result: Prescan) -> None:
                 return
             result.mime_depth = max(result.mime_depth, len(stack))
             continue
-        if not stack or line is None:
+        if line is None:
+            continue
+        if offset >= 0:
+            delimiters.append(offset)
+        if not stack:
             continue
         line = line.rstrip(b" \t")
         closing = False
@@ -218,3 +233,4 @@ def _scan_mime(raw: bytes, limits: Limits, result: Prescan) -> None:
                 f"plus de {limits.max_parts} parties MIME, au-delà de la limite")
             return
     result.mime_parts = parts
+    result.delimiters = delimiters
