@@ -100,7 +100,8 @@ class SafeMessage(email.message.Message):
 def _is_boundary_test(predicate: Callable[[str], object]) -> bool:
     """True for the parser's multipart end tests: they only match lines starting with "--"."""
     owner = getattr(predicate, "__self__", None)
-    return isinstance(owner, re.Pattern) and _BOUNDARY_TEST.match(str(owner.pattern)) is not None
+    return isinstance(owner, _BoundaryTest) or (
+        isinstance(owner, re.Pattern) and _BOUNDARY_TEST.match(str(owner.pattern)) is not None)
 
 
 # Not in typeshed: the parser's line buffer and its "no complete line yet" marker.
@@ -249,6 +250,58 @@ class _TailLineEnd:
     def search(self, text: str) -> re.Match[str] | None:
         return self.pattern.search(text[-2:])
 
+
+# What feedparser._parsegen compiles for each multipart, around re.escape("--" + boundary).
+_SEPARATOR_HEAD = "(?P<sep>"
+_SEPARATOR_TAIL = r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+_AFTER_SEPARATOR = re.compile(_SEPARATOR_TAIL[1:])
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+class _BoundaryTest:
+    """``re.compile`` of the parser's boundary pattern, for the one use the parser makes of it:
+    ``match(line)``, of which it reads the groups ``end`` and ``linesep``.
+
+    The pattern starts with the separator as a literal, which matches the start of the line or
+    nothing; so the rest of the pattern, compiled once, matched where the separator ends, gives
+    the same groups ``end``, ``ws`` and ``linesep`` and the same end (tests/test_bad_input.py).
+    Compiling the whole took about 60 µs a multipart: boundaries are unique, re's cache never
+    hits.
+    """
+
+    __slots__ = ("pattern", "separator")
+
+    def __init__(self, separator: str, pattern: str) -> None:
+        self.separator = separator
+        self.pattern = pattern
+
+    def match(self, line: str) -> re.Match[str] | None:
+        if line.startswith(self.separator):
+            return _AFTER_SEPARATOR.match(line, len(self.separator))
+        return None
+
+
+class _FeedparserRe:
+    """The ``re`` module as the parser sees it: its boundary patterns become
+    :class:`_BoundaryTest`; any other pattern, and everything else, is re's."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(re, name)
+
+    @staticmethod
+    def compile(pattern: Any, flags: int = 0) -> Any:
+        if (flags == 0 and isinstance(pattern, str) and pattern.startswith(_SEPARATOR_HEAD)
+                and pattern.endswith(_SEPARATOR_TAIL)):
+            escaped = pattern[len(_SEPARATOR_HEAD):-len(_SEPARATOR_TAIL)]
+            separator = _ESCAPED.sub(r"\1", escaped)
+            if re.escape(separator) == escaped:  # so the pattern is re.escape(separator)'s
+                return _BoundaryTest(separator, pattern)
+        return re.compile(pattern, flags)
+
+
+if FAST_BUFFER and vars(feedparser).get("re") is re:
+    # Process-wide, as the line-end search below: every parse gets the same results, sooner.
+    setattr(feedparser, "re", _FeedparserRe())  # noqa: B010
 
 _EOL: Any = vars(feedparser).get("NLCRE_eol")
 if FAST_BUFFER and isinstance(_EOL, re.Pattern) and _EOL.pattern == r"(\r\n|\r|\n)\Z":
