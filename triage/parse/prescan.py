@@ -17,11 +17,10 @@ next delimiter of an outer boundary, as the parser does.
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import re2
 
@@ -175,23 +174,46 @@ def _section_end(raw: bytes, pos: int) -> int:
     return match.start() if match else len(raw)
 
 
+_Event = TypeVar("_Event", bound=tuple[Any, ...])
+
+
+def _merge(one: Iterator[_Event], other: Iterator[_Event]) -> Iterator[_Event]:
+    """The items of two iterators, each in the order of their first element (an offset, never
+    the same in both), in that order: ``heapq.merge`` for two, without its overhead per item
+    (most messages have a handful of events)."""
+    a, b = next(one, None), next(other, None)
+    while a is not None and b is not None:
+        if a[0] < b[0]:
+            yield a
+            a = next(one, None)
+        else:
+            yield b
+            b = next(other, None)
+    if a is not None:
+        yield a
+        yield from one
+    if b is not None:
+        yield b
+        yield from other
+
+
 def delimiter_lines(raw: bytes) -> Iterator[tuple[int, bytes]]:
     """(offset of the line end, the line after "--") for each line starting with "--" after a
     line end, in the order of the bytes."""
-    patterns = (_LF_DELIMITER, _CR_DELIMITER) if b"\r" in raw else (_LF_DELIMITER,)
-    return heapq.merge(*[((m.start(), m.group(1) or b"") for m in pattern.finditer(raw))
-                         for pattern in patterns])
+    lf = ((m.start(), m.group(1) or b"") for m in _LF_DELIMITER.finditer(raw))
+    if b"\r" not in raw:
+        return lf
+    return _merge(lf, ((m.start(), m.group(1) or b"") for m in _CR_DELIMITER.finditer(raw)))
 
 
 def _events(raw: bytes) -> Iterator[tuple[int, bytes | None, bytes | None]]:
     """(offset, declared boundary, delimiter line after "--"), in the order of the bytes; the
     offset of a delimiter line is that of the line end before it (-1 for the first line)."""
+    if raw.startswith(b"--"):
+        yield (-1, None, raw[2:raw.find(b"\n") if b"\n" in raw else len(raw)].rstrip(b"\r"))
     declared = ((m.start(), m.group(1) if m.group(1) is not None else m.group(2), None)
                 for m in _BOUNDARY_PARAM.finditer(raw))
-    lines = ((offset, None, line) for offset, line in delimiter_lines(raw))
-    first = [(-1, None, raw[2:raw.find(b"\n") if b"\n" in raw else len(raw)].rstrip(b"\r"))
-             ] if raw.startswith(b"--") else []
-    return heapq.merge(first, declared, lines, key=lambda e: e[0])
+    yield from _merge(declared, ((offset, None, line) for offset, line in delimiter_lines(raw)))
 
 
 def _scan_mime(raw: bytes, limits: Limits, result: Prescan) -> None:
