@@ -8,11 +8,13 @@ names the limit; broken but bounded input is decided like any other message.
 
 from __future__ import annotations
 
+import email.feedparser as feedparser
 import email.message
 import email.parser
 import email.policy
 import json
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -26,7 +28,15 @@ from hypothesis import strategies as st
 
 from triage.config import Limits, Settings, load_settings
 from triage.parse import parse_message
-from triage.parse.mime import SafeMessage, _TailLineEnd, parse_bytes, split_params
+from triage.parse.mime import (
+    SafeMessage,
+    _BoundaryTest,
+    _FeedparserRe,
+    _TailLineEnd,
+    parse_bytes,
+    split_params,
+)
+from triage.parse.prescan import scan
 from triage.pipeline import Outcome, triage_bytes
 from triage.rules import label
 
@@ -289,12 +299,48 @@ MIME_TOKENS = [b"--b\r\n", b"--b\n", b"--b--\r\n", b"\r--b\r", b"\n--b--", b"--c
        st.booleans())
 def test_mime_parse_matches_the_standard_library(start, tokens, headers_only):
     """Our parser (its line buffer hands leaf bodies over in runs) builds the tree the standard
-    ``BytesParser`` builds, whatever the boundaries, line ends and part types."""
+    ``BytesParser`` builds, whatever the boundaries, line ends and part types; so it does with
+    the delimiter lines the prescan found."""
     raw = start + b"".join(tokens)
     ours = parse_bytes(raw, headers_only=headers_only)
-    standard = email.parser.BytesParser(SafeMessage, policy=email.policy.compat32).parsebytes(
-        raw, headersonly=headers_only)
+    with pytest.MonkeyPatch.context() as patch:  # the standard parser as shipped
+        patch.setattr(feedparser, "re", re)
+        patch.setattr(feedparser, "NLCRE_eol", re.compile(r"(\r\n|\r|\n)\Z"))
+        standard = email.parser.BytesParser(SafeMessage, policy=email.policy.compat32
+                                            ).parsebytes(raw, headersonly=headers_only)
     assert _mime_tree(ours) == _mime_tree(standard)
+    pre = scan(raw, Limits())
+    if not pre.headers_only:
+        assert pre.delimiters is not None
+        ours = parse_bytes(raw, headers_only=headers_only, delimiters=pre.delimiters)
+        assert _mime_tree(ours) == _mime_tree(standard)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet="-b()[]*.\\ \t\r\n\udcff", max_size=6),
+       st.text(alphabet="-b \t\r\nx", max_size=12))
+def test_boundary_test_matches_the_compiled_pattern(boundary, line):
+    """The parser's boundary test, built without compiling the boundary, matches what the
+    pattern the parser asks for matches, with the same groups."""
+    separator = "--" + boundary
+    pattern = ("(?P<sep>" + re.escape(separator)
+               + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+    ours = _FeedparserRe.compile(pattern)
+    assert isinstance(ours, _BoundaryTest)
+    standard = re.compile(pattern)
+    for text in (line, separator + line, separator):
+        got, expected = ours.match(text), standard.match(text)
+        assert (got is None) == (expected is None)
+        if got and expected:
+            assert got.end() == expected.end()
+            assert [got.group(g) for g in ("end", "ws", "linesep")] == [
+                expected.group(g) for g in ("end", "ws", "linesep")]
+
+
+def test_other_patterns_are_compiled_by_re():
+    pattern = "(?P<sep>" + "--b)|(x" + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+    assert isinstance(_FeedparserRe.compile(pattern), re.Pattern)
+    assert _FeedparserRe.compile("a+", re.I) == re.compile("a+", re.I)
 
 
 @settings(max_examples=300, deadline=None)
@@ -302,8 +348,6 @@ def test_mime_parse_matches_the_standard_library(start, tokens, headers_only):
 def test_payload_line_end_matches_the_regex(text):
     """The parser's payload line-end search, done on the last two characters, finds what the
     standard regex finds on the whole string."""
-    import re
-
     ours = _TailLineEnd(re.compile(r"(\r\n|\r|\n)\Z")).search(text)
     standard = re.search(r"(\r\n|\r|\n)\Z", text)
     assert (ours and ours.group(0)) == (standard and standard.group(0))

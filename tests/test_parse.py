@@ -10,9 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage.parse import MessageView, parse_message
-from triage.parse.decode import decode_bytes, decode_header
+from triage.parse.decode import (
+    _FOLD,
+    decode_bytes,
+    decode_header,
+    decode_words,
+    one_line,
+    recover_8bit,
+)
 from triage.parse.html import html_to_text
 from triage.parse.quoting import split_quoted
 
@@ -324,3 +333,13 @@ def test_bottom_posted_and_inline_answers_are_new_text():
     assert split.new_text.splitlines() == ["Expiré.", "mdurand-xt", "Merci, Marc"]
     assert "Est-il oublié ou expiré ?" in split.quoted_text
     assert "Expiré." not in split.quoted_text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab =?\t\r\n\x00\x7f\u00e9\udce9", max_size=12))
+def test_plain_header_values_decode_as_the_full_steps_would(value):
+    """The shortcut for plain values (ASCII, printable, no double space, no encoded word) gives
+    what unfolding, decoding and making one line give."""
+    full = one_line(decode_words(_FOLD.sub(" ", value)) if "=?" in value
+                    else recover_8bit(_FOLD.sub(" ", value)))
+    assert decode_header(value) == full

@@ -200,6 +200,11 @@ def one_line(text: str) -> str:
 
 def decode_header(value: object) -> str:
     """Decode a header value (str with RFC 2047 words, raw 8-bit, or a Header object)."""
+    if (type(value) is str and value.isascii() and value.isprintable()
+            and "  " not in value and "=?" not in value):
+        # No 8-bit byte, control character (the line ends of a folded value, a tab …), run of
+        # spaces or encoded word: the steps below would only strip it (two thirds of headers).
+        return value.strip()
     if isinstance(value, email.header.Header):
         try:
             parts = [decode_bytes(chunk, str(charset) if charset else None)[0]

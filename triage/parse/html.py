@@ -29,6 +29,7 @@ _SPACE = re.compile(r"\s+")
 _MAX_TAG = 4096  # a quoted attribute value is looked for within this many characters
 _QUOTE_MARKS = ("gmail_quote", "divrplyfwdmsg", "appendonsend", "moz-cite-prefix",
                 "yahoo_quoted", "protonmail_quote")
+_QUOTE_MARK = re.compile("|".join(map(re.escape, _QUOTE_MARKS)))  # any of them, in one search
 
 
 class _Text:
@@ -49,7 +50,9 @@ class _Text:
 
     def data(self, text: str) -> None:
         if text:
-            self.current.append(_SPACE.sub(" ", html.unescape(text)))
+            if "&" in text:  # else html.unescape returns it as it is
+                text = html.unescape(text)
+            self.current.append(_SPACE.sub(" ", text))
 
     def start(self, tag: str, quoting: bool) -> None:
         if tag in _BLOCK or quoting:
@@ -81,8 +84,7 @@ class _Text:
 def _is_quote_container(tag: str, markup: str) -> bool:
     if tag == "blockquote":
         return True
-    lowered = markup.lower()
-    if not any(mark in lowered for mark in _QUOTE_MARKS):
+    if not markup or not _QUOTE_MARK.search(markup.lower()):
         return False
     for match in _ATTRIBUTE.finditer(markup):
         name = match.group(1).lower()
@@ -148,14 +150,16 @@ def html_to_text(markup: str) -> str:
         if lt < 0:
             out.data(markup[pos:])
             break
-        out.data(markup[pos:lt])
-        if markup.startswith("<!--", lt):
-            close = markup.find("-->", lt + 4)
-            pos = n if close < 0 else close + 3
-            continue
-        if markup.startswith(("<!", "<?"), lt):
-            close = markup.find(">", lt + 2)
-            pos = n if close < 0 else close + 1
+        if lt > pos:
+            out.data(markup[pos:lt])
+        after = markup[lt + 1:lt + 2]
+        if after in ("!", "?"):
+            if markup.startswith("<!--", lt):
+                close = markup.find("-->", lt + 4)
+                pos = n if close < 0 else close + 3
+            else:
+                close = markup.find(">", lt + 2)
+                pos = n if close < 0 else close + 1
             continue
         name = _TAG_NAME.match(markup, lt + 1, min(n, lt + 80))
         if name is None:  # a lone "<" is text
@@ -167,7 +171,7 @@ def html_to_text(markup: str) -> str:
             break  # an unclosed tag ends the document
         tag = name.group(1).lower()
         pos = close + 1
-        if markup[lt + 1] == "/":
+        if after == "/":
             out.end(tag)
             continue
         if tag in _SKIP:

@@ -26,7 +26,7 @@ def _tree(raw: bytes, limits: Limits) -> email.message.Message | None:
     if pre.headers_only or pre.violations:
         return None
     violations: list[str] = []
-    msg = _parse(content, pre.parse_end, False, violations, [])
+    msg = _parse(content, pre, violations, [])
     return None if violations else msg
 
 

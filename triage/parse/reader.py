@@ -24,7 +24,7 @@ from triage.parse.decode import decode_bytes, decode_header, recover_8bit
 from triage.parse.html import html_to_text
 from triage.parse.message import Address, Attachment, MessageView
 from triage.parse.mime import parse_bytes
-from triage.parse.prescan import scan
+from triage.parse.prescan import Prescan, scan
 from triage.parse.quoting import split_quoted
 
 _FORWARD_SUBJECT = re.compile(r"^\s*((re|aw|sv)\s*:\s*)*(tr|fwd?|wg|transf[ée]r[ée]?)\s*:", re.I)
@@ -50,7 +50,7 @@ def parse_message(raw: bytes, limits: Limits | None = None, *,
     pre = scan(content, limits)
     violations = list(pre.violations)
     headers_only = pre.headers_only
-    msg = _parse(content, pre.parse_end, headers_only, violations, defects)
+    msg = _parse(content, pre, violations, defects)
     headers_only = headers_only or bool(violations)
     headers = _headers(msg, defects)
 
@@ -117,18 +117,18 @@ def _strip_padding(raw: bytes, defects: list[str]) -> bytes:
     return raw[start:] if start else raw
 
 
-def _parse(raw: bytes, parse_end: int, headers_only: bool, violations: list[str],
+def _parse(raw: bytes, pre: Prescan, violations: list[str],
            defects: list[str]) -> email.message.Message:
     """Parse the whole message, or its kept headers only; never raises."""
-    if not headers_only:
+    if not pre.headers_only:
         try:
-            return parse_bytes(raw)
+            return parse_bytes(raw, delimiters=pre.delimiters)
         except RecursionError:
             violations.append("structure MIME trop profondément imbriquée pour être lue")
         except Exception as exc:  # the parser is tolerant; this is a last resort
             defects.append(f"message unreadable by the MIME parser: {type(exc).__name__}")
     try:
-        return parse_bytes(raw[:parse_end] + b"\n\n", headers_only=True)
+        return parse_bytes(raw[:pre.parse_end] + b"\n\n", headers_only=True)
     except Exception as exc:
         defects.append(f"headers unreadable by the MIME parser: {type(exc).__name__}")
         return email.message.Message()
@@ -383,7 +383,10 @@ def _size(part: email.message.Message) -> int:
         elif isinstance(payload, str):
             encoding = str(current.get("Content-Transfer-Encoding", "")).strip().lower()
             if encoding == "base64":
-                total += (len(payload) - payload.count("\n") - payload.count("\r")) * 3 // 4
+                # Counting a character reads each one (0.5-0.7 ms a megabyte); whether there is
+                # one at all is a memchr, fifty times faster (and most mail has no CR).
+                returns = payload.count("\r") if "\r" in payload else 0
+                total += (len(payload) - payload.count("\n") - returns) * 3 // 4
             else:
                 total += len(payload)
     return total
