@@ -70,8 +70,7 @@ class Geography:
     @cached_property
     def epci_pattern(self) -> re.Pattern[str]:
         """Any grouping's compact name (one search instead of one test per grouping)."""
-        keys = sorted({e.key for e in self.communes.epcis}, key=len, reverse=True)
-        return re.compile("|".join(map(re.escape, keys)) or r"(?!)")
+        return re.compile(_trie({e.key for e in self.communes.epcis}) or r"(?!)")
 
     def epcis_in(self, key: str) -> list[Epci]:
         """The groupings whose compact name is in ``key`` (a line's compact form)."""
@@ -87,6 +86,27 @@ class Geography:
             code = code.zfill(2)
             return code if code in self.codes else None  # « 7 » alone only for a configured 07
         return code if code in self.codes or code in self.foreign.values() else None
+
+
+def _trie(words: set[str]) -> str:
+    """A pattern for exactly ``words``, their common beginnings written once (« ab(?:c|d) »):
+    Python's re tries the branches of a plain alternation one by one at every position, while
+    here each character is tested against one branch at most."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def pattern(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + pattern(rest) for ch, rest in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern(tree)
 
 
 def _literal(name: str) -> re.Pattern[str]:
