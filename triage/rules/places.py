@@ -417,6 +417,7 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool
                   ) -> list[Statement]:
     """Commune names written as places; in a signature, also alone or beside a separator."""
     communes = geo.communes
+    starts = communes.key_prefixes
     out = []
     for line in text.splitlines():
         if not signature and not _DIGITS.search(line) and not _PLACE_WORDS.search(fold(line)):
@@ -428,6 +429,11 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool
             if tokens[i].start() > 0 and line[tokens[i].start() - 1] in "-'’":
                 i += 1  # never start a name in the middle of « Pont-de-Beauvoisin »
                 continue
+            if keys[i] not in starts:
+                article = _article_before(line, tokens[i].start())
+                if not article or article + keys[i] not in starts:
+                    i += 1  # no commune's name begins with this word: most words
+                    continue
             hit = _longest_commune(line, tokens, keys, i, communes)
             if hit is None:
                 i += 1
@@ -463,6 +469,13 @@ _COMMON_WORDS = {"montagne", "plan", "bonne", "vif", "rives", "sales", "marches"
 
 
 _ARTICLE_OF = {"du": "le", "des": "les", "au": "le", "aux": "les"}
+
+
+def _article_before(line: str, start: int) -> str:
+    """« le » or « les » when the word before ``start`` is « du », « des », « au », « aux »
+    (« Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »), else ""."""
+    before = line[max(0, start - 5):start].lower().split()
+    return _ARTICLE_OF.get(before[-1], "") if before else ""
 _NOT_IN_NAME = re.compile(r"[^\w\s'’-]")
 
 
@@ -473,9 +486,8 @@ def _longest_commune(line: str, tokens: list[re.Match[str]], keys: list[str], i:
     Runs grow one token at a time and stop as soon as no commune's key starts with the run's
     (most tokens start none: one set lookup each), or a character that is not in a place name
     comes between two tokens (then every longer run holds it too)."""
-    before = line[max(0, tokens[i].start() - 5):tokens[i].start()].lower().split()
-    # « Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »
-    prefixes = ("", _ARTICLE_OF[before[-1]]) if before and before[-1] in _ARTICLE_OF else ("",)
+    article = _article_before(line, tokens[i].start())
+    prefixes = ("", article) if article else ("",)
     starts = communes.key_prefixes
     found: tuple[int, str] | None = None
     joined = ""
