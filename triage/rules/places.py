@@ -321,7 +321,34 @@ _OFFICE = re.compile(r"ddfip|dgfip|drfip|dep|dpt|finances publiques")
 
 
 def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
-    folded = fold(text)
+    return _department_names(fold(text), geo, weight, where)
+
+
+def department_names_outside_epcis(text: str, geo: Geography, weight: int, where: str,
+                                   folded: str | None = None) -> list[Statement]:
+    """:func:`department_names` in ``text`` with the lines naming a grouping blanked, so that
+    « … Terre de Savoie » is not read as 73. ``folded`` is ``fold(text)`` when the caller has
+    it."""
+    lines = text.splitlines()
+    masked = [bool(geo.epci_pattern.search(name_key(line))) for line in lines]
+    return _department_names("\n".join(" " if blank else folded_line for folded_line, blank
+                                        in zip(folded_lines(text, lines, folded), masked,
+                                               strict=True)),
+                             geo, weight, where)
+
+
+def folded_lines(text: str, lines: list[str], folded: str | None = None) -> list[str]:
+    """``[fold(line) for line in lines]``, ``lines`` being ``text.splitlines()``, from one fold
+    of the whole text (``folded``, when the caller has it): fold keeps every line break and
+    folds each line alone (checked for every code point), so the lines of the folded text are
+    the folded lines, unless the last folds to nothing (a lone combining mark after « \\x0b »)
+    and is dropped."""
+    out = (fold(text) if folded is None else folded).splitlines()
+    return out if len(out) == len(lines) else [fold(line) for line in lines]
+
+
+def _department_names(folded: str, geo: Geography, weight: int, where: str
+                      ) -> list[Statement]:
     out = []
     for start, _end, code in sorted(set(_name_spans(folded, geo))):
         before = folded[max(0, start - 80):start]
@@ -422,15 +449,19 @@ def sirets(text: str, geo: Geography, where: str) -> list[Statement]:
     return out
 
 
-def commune_names(text: str, geo: Geography, where: str, signature: bool
-                  ) -> list[Statement]:
-    """Commune names written as places; in a signature, also alone or beside a separator."""
+def commune_names(text: str, geo: Geography, where: str, signature: bool,
+                  folded: str | None = None) -> list[Statement]:
+    """Commune names written as places; in a signature, also alone or beside a separator.
+    ``folded`` is ``fold(text)`` when the caller has it."""
     communes = geo.communes
     starts = communes.key_prefixes
     out = []
-    for line in text.splitlines():
-        if not signature and not _DIGITS.search(line) and not _PLACE_WORDS.search(fold(line)):
-            continue  # outside a signature a name counts only placed or by a postal code
+    lines = text.splitlines()
+    if not signature:  # outside a signature a name counts only placed or by a postal code
+        lines = [line for line, folded_line in zip(lines, folded_lines(text, lines, folded),
+                                                   strict=True)
+                 if _DIGITS.search(line) or _PLACE_WORDS.search(folded_line)]
+    for line in lines:
         tokens = list(_TOKEN.finditer(line))
         keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
         i = 0
@@ -559,13 +590,3 @@ def epci_names(text: str, geo: Geography, where: str) -> list[Statement]:
                 out.append(Statement(epci.department, 3,
                                      f"département {epci.department} : {epci.name} dans {where}"))
     return out
-
-
-def mask_epci_names(text: str, geo: Geography) -> str:
-    """``text`` with grouping names blanked, so « … Terre de Savoie » is not read as 73."""
-    out = []
-    for line in text.splitlines():
-        if geo.epci_pattern.search(name_key(line)):
-            line = " "
-        out.append(line)
-    return "\n".join(out)
