@@ -453,19 +453,18 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
     for line in lines:
         tokens = list(_TOKEN.finditer(line))
         keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
-        i = 0
-        while i < len(tokens):
-            if tokens[i].start() > 0 and line[tokens[i].start() - 1] in "-'’":
-                i += 1  # never start a name in the middle of « Pont-de-Beauvoisin »
-                continue
-            if keys[i] not in starts:
-                article = _article_before(line, tokens[i].start())
-                if not article or article + keys[i] not in starts:
-                    i += 1  # no commune's name begins with this word: most words
-                    continue
+        # The words a name can begin with: most words begin no commune's key, nor « le »/« les »
+        # + the key after « du », « des », « au », « aux » (which is then the end of the word
+        # before: see _article_before; _longest_commune would return None at its first step).
+        begins = [i for i, key in enumerate(keys) if key in starts or (
+            i and keys[i - 1].endswith(_ARTICLE_ENDINGS)
+            and (article := _article_before(line, tokens[i].start())) and article + key in starts)]
+        end = 0  # the token after the last name found: none begins inside it
+        for i in begins:
+            if i < end or (tokens[i].start() > 0 and line[tokens[i].start() - 1] in "-'’"):
+                continue  # never start a name in the middle of « Pont-de-Beauvoisin »
             hit = _longest_commune(line, tokens, keys, i, communes)
             if hit is None:
-                i += 1
                 continue
             j, key = hit
             start, end = tokens[i].start(), tokens[j - 1].end()
@@ -486,7 +485,7 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
                 official = communes.by_name[key][0].name
                 out.append(Statement(dept, 3 if (placed or postal_near) else 2,
                                      f"département {dept} : commune de {official} dans {where}"))
-            i = j
+            end = j
     return out
 
 
@@ -498,11 +497,16 @@ _COMMON_WORDS = {"montagne", "plan", "bonne", "vif", "rives", "sales", "marches"
 
 
 _ARTICLE_OF = {"du": "le", "des": "les", "au": "le", "aux": "les"}
+_ARTICLE_ENDINGS = tuple(_ARTICLE_OF)
 
 
 def _article_before(line: str, start: int) -> str:
     """« le » or « les » when the word before ``start`` is « du », « des », « au », « aux »
-    (« Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »), else ""."""
+    (« Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »), else "".
+
+    That word is read in the five characters before ``start``, where it may be cut: its
+    letters, lower-cased, are the last ones of the word before ``start`` (spaces come between:
+    a word never begins right after a letter), and they stay last in its key."""
     before = line[max(0, start - 5):start].lower().split()
     return _ARTICLE_OF.get(before[-1], "") if before else ""
 _NOT_IN_NAME = re.compile(r"[^\w\s'’-]")
