@@ -24,14 +24,16 @@ from triage.text import fold
 
 _SEPARATORS = re.compile(r"[\s'’-]")
 _ABBREVIATIONS = ((re.compile(r"\bste\b"), "sainte"), (re.compile(r"\bst\b"), "saint"))
+_NOT_IN_KEY = re.compile(r"[^a-z0-9]")
 
 
 @lru_cache(maxsize=65536)
 def name_key(text: str) -> str:
     folded = fold(text).replace("-", " ").replace("'", " ")
-    for pattern, full in _ABBREVIATIONS:
-        folded = pattern.sub(full, folded)
-    return re.sub(r"[^a-z0-9]", "", folded)
+    if "st" in folded:  # else neither abbreviation is there
+        for pattern, full in _ABBREVIATIONS:
+            folded = pattern.sub(full, folded)
+    return _NOT_IN_KEY.sub("", folded)
 
 
 def department_of_insee(insee: str) -> str:

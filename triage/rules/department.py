@@ -18,6 +18,7 @@ from collections import defaultdict
 from triage.parse import MessageView
 from triage.rules import places
 from triage.rules.base import Context, Finding, Reason
+from triage.text import fold
 
 NAME = "department"
 LABEL = "Département"
@@ -57,15 +58,16 @@ def statements(message: MessageView, ctx: Context) -> list[places.Statement]:
     geo = ctx.geography
     new, sig = message.new_text, message.signature
     body = new[: len(new) - len(sig)] if sig and new.endswith(sig) else new
+    folded_body = fold(body)  # read by two finders
     found: list[places.Statement] = []
-    found += places.department_names(places.mask_epci_names(body, geo), geo, 3, "le texte")
-    found += places.department_names(places.mask_epci_names(sig, geo), geo, 3, "la signature")
+    found += places.department_names_outside_epcis(body, geo, 3, "le texte", folded_body)
+    found += places.department_names_outside_epcis(sig, geo, 3, "la signature")
     found += places.epci_names(new, geo, "le message")
     found += places.department_names(message.subject, geo, 2, "l'objet")
     found += places.postal_codes(body, geo, 3, "le texte")
     found += places.postal_codes(sig, geo, 4, "la signature")
     found += places.sirets(new, geo, "le message")
-    found += places.commune_names(body, geo, "le texte", signature=False)
+    found += places.commune_names(body, geo, "le texte", signature=False, folded=folded_body)
     found += places.commune_names(sig, geo, "la signature", signature=True)
     found += places.account_places(new, geo, "le message")
     found += places.other_placed_communes(body, geo, "le texte")

@@ -68,16 +68,20 @@ class Geography:
     trailing_code: re.Pattern[str]
 
     @cached_property
-    def epci_pattern(self) -> re.Pattern[str]:
-        """Any grouping's compact name (one search instead of one test per grouping)."""
-        keys = sorted({e.key for e in self.communes.epcis}, key=len, reverse=True)
-        return re.compile("|".join(map(re.escape, keys)) or r"(?!)")
+    def epci_pattern(self) -> Any:
+        """Any grouping's compact name (one search instead of one test per grouping), with RE2:
+        it reads a text once whatever the number of names, where Python's re tries them at
+        every position (27 ns a character)."""
+        return compile_pattern("|".join(sorted({e.key for e in self.communes.epcis})))
 
-    def epcis_in(self, key: str) -> list[Epci]:
-        """The groupings whose compact name is in ``key`` (a line's compact form)."""
-        if not self.epci_pattern.search(key):
-            return []
-        return [e for e in self.communes.epcis if e.key in key]
+    def epcis_in_lines(self, lines: list[str]) -> list[list[Epci]]:
+        """The groupings whose compact name is in each line's compact form."""
+        keys = [name_key(line) for line in lines]
+        # Compact forms hold no line break: one search over them all finds whether any line
+        # names a grouping (mostly none).
+        if not self.communes.epcis or not self.epci_pattern.search("\n".join(keys)):
+            return [[] for _ in keys]
+        return [[e for e in self.communes.epcis if e.key in key] for key in keys]
 
     def code_of(self, written: str) -> str | None:
         """A department number as written (« 7 », « 07 », « 2a ») -> its configured or known
@@ -130,16 +134,24 @@ def geography(departments: tuple[Department, ...]) -> Geography:
 _ACCOUNT_VERBS = re.compile(
     r"(cree|creee|ouvert|ouverte|rattache|rattachee|enregistre|enregistree|depend|gere|geree|"
     r"aupres)[^.!?\n]{0,60}$")
-_POSTAL = re.compile(r"(?<![\d.,/\w])(\d{5})(?![\d,]|\.\d|/\d)")
+# Python's re skips ahead to where a match can begin only when the pattern begins with a
+# character or a set of them: a look-behind (or re.IGNORECASE) first makes it try the whole
+# pattern at every position. Hence the look-behinds written after the first character (of the
+# same width plus that character) and the explicit cases of _SIRET below.
+_POSTAL = re.compile(r"(\d(?<![\d.,/\w]\d)\d{4})(?![\d,]|\.\d|/\d)")  # not after [\d.,/\w]
 # « 73 230 St-Alban-Leysse », « F-74000 Annecy »: only when a capitalised name follows.
 _POSTAL_SPACED = re.compile(r"(?<![\d.,/\w])(?:F-)?(\d{2}) (\d{3})(?=\s+[A-ZÀ-Ý])")
+_SPACED_DIGITS = re.compile(r"\d\d \d{3}")  # what _POSTAL_SPACED needs, found much faster
 _NOT_POSTAL_BEFORE = re.compile(
     r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|\bdossier|"
     r"\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€|\bcommande|\bbc|"
     r"\bdevis|\bmarche|\bengagement|\bej|\bmandat|\btitre|\bbon)\s*(n°|no\.?|numero)?\s*:?\s*$")
 _NOT_POSTAL_AFTER = re.compile(r"^\s*(€|eur\b|euros?|ht\b|ttc|factures?|k€|m€|habitants)")
-_SIRET = re.compile(r"\b(siret|siren)\b[^\d\n]{0,40}?((?:\d[\s.]?){9,14})", re.IGNORECASE)
-_BARE_SIRET = re.compile(r"(?<![\d ])(2[1-8]\d{12}|2[1-8]\d[ .]\d{3}[ .]\d{3}[ .]\d{5})(?!\d)")
+# « siret » or « siren » as re.IGNORECASE reads them (« ſ », « İ », « ı » included), at the
+# beginning of a word.
+_SIRET = re.compile(r"([Ssſ](?<!\w[Ssſ])[Iiİı][Rr][Ee][TtNn])\b[^\d\n]{0,40}?((?:\d[\s.]?){9,14})")
+_BARE_SIRET = re.compile(  # not after a digit or a space
+    r"(2(?<![\d ]2)[1-8](?:\d{12}|\d[ .]\d{3}[ .]\d{3}[ .]\d{5}))(?!\d)")
 # The words after which a commune name is written as a place (« mairie de Bozel »).
 _PLACE_NOUNS = ("mairie|ville|commune|ccas|cias|sivos|sivom|sivu|ehpad|hotel de ville|ecole|"
                 "secretaire|secretariat|syndicat|office|residence|agent|comptable")
@@ -148,7 +160,7 @@ _PLACE_BEFORE = re.compile(
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # What a line must hold for a commune name outside a signature to count (see commune_names):
 # a postal code (five digits) or one of _PLACE_BEFORE's words.
-_DIGITS = re.compile(r"\d{5}")
+_DIGITS = re.compile(r"\d\d{4}")  # not \d{5}: see _POSTAL
 _PLACE_WORDS = re.compile(_PLACE_NOUNS)
 
 
@@ -198,15 +210,30 @@ _ACCOUNT_CLAUSE = re.compile(
     r"(poste|employeur|commune|collectivite|mairie|structure)\b|\b(poste|emploi|employeur|"
     r"commune|collectivite|mairie|structure) precedent(e)?\b|\bmy (previous|former) (job|post|"
     r"employer|position)\b)")
+# The same pattern read by RE2, which finds whether a text holds a clause in one pass where re
+# tries it at every position: a quick test for the common case, exact since RE2 finds a match
+# wherever re does (it ignores case, and its \b counts ASCII letters only as word characters:
+# every boundary re sees, beside a letter of the pattern, it sees too).
+_ANY_ACCOUNT_CLAUSE = compile_pattern(_ACCOUNT_CLAUSE.pattern)
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]|\bmais\b|\bbut\b")
 _CLAUSE_END = re.compile(r"[.;!?\n]|,|\bmais\b|\bet (je|j'|maintenant|desormais|aujourd)|"
                          r"\b(maintenant|desormais|aujourd'hui|actuellement)\b")
 
 
 # Accented Latin letters and typographic marks to one plain character each (see fold).
-_SAME_LENGTH = str.maketrans({chr(c): (fold(chr(c)) or " ")[:1]
-                              for c in (*range(0x80, 0x250), *range(0x2000, 0x2070))
-                              if fold(chr(c))[:1] != chr(c)})
+_SAME_LENGTH = {chr(c): (fold(chr(c)) or " ")[:1]
+                for c in (*range(0x80, 0x250), *range(0x2000, 0x2070))
+                if fold(chr(c))[:1] != chr(c)}
+# The characters of the table, found by one search: str.translate would look up every character
+# of the text in a dict, several times slower on a message with a few accents.
+_SAME_LENGTH_CHARS = re.compile("[" + "".join(map(re.escape, _SAME_LENGTH)) + "]")
+
+
+def _same_length_fold(text: str) -> str:
+    """``text`` lower-cased, each character of the table replaced by its plain one."""
+    if not text.isascii():
+        text = _SAME_LENGTH_CHARS.sub(lambda m: _SAME_LENGTH[m.group()], text)
+    return text.lower()
 
 
 def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
@@ -214,10 +241,10 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     the sender worked before): they outweigh where the sender works now."""
     # Folded keeping every character in place, so that offsets in the folded text are offsets
     # in ``text`` (commune names are then read with their capitals).
-    folded = text.translate(_SAME_LENGTH).lower()
+    folded = _same_length_fold(text)
     if len(folded) != len(text):  # a rare letter whose lower case is longer
         folded = "".join((fold(ch) or " ")[:1] for ch in text)
-    if not _ACCOUNT_CLAUSE.search(folded):
+    if not _ANY_ACCOUNT_CLAUSE.search(folded):
         return []  # the common case, at the cost of one search
     out = []
     for match in _ACCOUNT_CLAUSE.finditer(folded):
@@ -283,7 +310,34 @@ _OFFICE = re.compile(r"ddfip|dgfip|drfip|dep|dpt|finances publiques")
 
 
 def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
-    folded = fold(text)
+    return _department_names(fold(text), geo, weight, where)
+
+
+def department_names_outside_epcis(text: str, geo: Geography, weight: int, where: str,
+                                   folded: str | None = None) -> list[Statement]:
+    """:func:`department_names` in ``text`` with the lines naming a grouping blanked, so that
+    « … Terre de Savoie » is not read as 73. ``folded`` is ``fold(text)`` when the caller has
+    it."""
+    lines = text.splitlines()
+    masked = [bool(epcis) for epcis in geo.epcis_in_lines(lines)]
+    return _department_names("\n".join(" " if blank else folded_line for folded_line, blank
+                                        in zip(folded_lines(text, lines, folded), masked,
+                                               strict=True)),
+                             geo, weight, where)
+
+
+def folded_lines(text: str, lines: list[str], folded: str | None = None) -> list[str]:
+    """``[fold(line) for line in lines]``, ``lines`` being ``text.splitlines()``, from one fold
+    of the whole text (``folded``, when the caller has it): fold keeps every line break and
+    folds each line alone (checked for every code point), so the lines of the folded text are
+    the folded lines, unless the last folds to nothing (a lone combining mark after « \\x0b »)
+    and is dropped."""
+    out = (fold(text) if folded is None else folded).splitlines()
+    return out if len(out) == len(lines) else [fold(line) for line in lines]
+
+
+def _department_names(folded: str, geo: Geography, weight: int, where: str
+                      ) -> list[Statement]:
     out = []
     for start, _end, code in sorted(set(_name_spans(folded, geo))):
         before = folded[max(0, start - 80):start]
@@ -337,7 +391,8 @@ def _outside(code: str, geo: Geography) -> str:
 def postal_codes(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
     out = []
     found = [(m, m.group(1)) for m in _POSTAL.finditer(text)]
-    found += [(m, m.group(1) + m.group(2)) for m in _POSTAL_SPACED.finditer(text)]
+    if _SPACED_DIGITS.search(text):
+        found += [(m, m.group(1) + m.group(2)) for m in _POSTAL_SPACED.finditer(text)]
     for match, code in found:
         before = fold(text[max(0, match.start() - 14):match.start()])
         after = fold(text[match.end():match.end() + 12])
@@ -383,24 +438,33 @@ def sirets(text: str, geo: Geography, where: str) -> list[Statement]:
     return out
 
 
-def commune_names(text: str, geo: Geography, where: str, signature: bool
-                  ) -> list[Statement]:
-    """Commune names written as places; in a signature, also alone or beside a separator."""
+def commune_names(text: str, geo: Geography, where: str, signature: bool,
+                  folded: str | None = None) -> list[Statement]:
+    """Commune names written as places; in a signature, also alone or beside a separator.
+    ``folded`` is ``fold(text)`` when the caller has it."""
     communes = geo.communes
+    starts = communes.key_prefixes
     out = []
-    for line in text.splitlines():
-        if not signature and not _DIGITS.search(line) and not _PLACE_WORDS.search(fold(line)):
-            continue  # outside a signature a name counts only placed or by a postal code
+    lines = text.splitlines()
+    if not signature:  # outside a signature a name counts only placed or by a postal code
+        lines = [line for line, folded_line in zip(lines, folded_lines(text, lines, folded),
+                                                   strict=True)
+                 if _DIGITS.search(line) or _PLACE_WORDS.search(folded_line)]
+    for line in lines:
         tokens = list(_TOKEN.finditer(line))
         keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
-        i = 0
-        while i < len(tokens):
-            if tokens[i].start() > 0 and line[tokens[i].start() - 1] in "-'’":
-                i += 1  # never start a name in the middle of « Pont-de-Beauvoisin »
-                continue
+        # The words a name can begin with: most words begin no commune's key, nor « le »/« les »
+        # + the key after « du », « des », « au », « aux » (which is then the end of the word
+        # before: see _article_before; _longest_commune would return None at its first step).
+        begins = [i for i, key in enumerate(keys) if key in starts or (
+            i and keys[i - 1].endswith(_ARTICLE_ENDINGS)
+            and (article := _article_before(line, tokens[i].start())) and article + key in starts)]
+        end = 0  # the token after the last name found: none begins inside it
+        for i in begins:
+            if i < end or (tokens[i].start() > 0 and line[tokens[i].start() - 1] in "-'’"):
+                continue  # never start a name in the middle of « Pont-de-Beauvoisin »
             hit = _longest_commune(line, tokens, keys, i, communes)
             if hit is None:
-                i += 1
                 continue
             j, key = hit
             start, end = tokens[i].start(), tokens[j - 1].end()
@@ -421,7 +485,7 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool
                 official = communes.by_name[key][0].name
                 out.append(Statement(dept, 3 if (placed or postal_near) else 2,
                                      f"département {dept} : commune de {official} dans {where}"))
-            i = j
+            end = j
     return out
 
 
@@ -433,6 +497,18 @@ _COMMON_WORDS = {"montagne", "plan", "bonne", "vif", "rives", "sales", "marches"
 
 
 _ARTICLE_OF = {"du": "le", "des": "les", "au": "le", "aux": "les"}
+_ARTICLE_ENDINGS = tuple(_ARTICLE_OF)
+
+
+def _article_before(line: str, start: int) -> str:
+    """« le » or « les » when the word before ``start`` is « du », « des », « au », « aux »
+    (« Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »), else "".
+
+    That word is read in the five characters before ``start``, where it may be cut: its
+    letters, lower-cased, are the last ones of the word before ``start`` (spaces come between:
+    a word never begins right after a letter), and they stay last in its key."""
+    before = line[max(0, start - 5):start].lower().split()
+    return _ARTICLE_OF.get(before[-1], "") if before else ""
 _NOT_IN_NAME = re.compile(r"[^\w\s'’-]")
 
 
@@ -443,9 +519,8 @@ def _longest_commune(line: str, tokens: list[re.Match[str]], keys: list[str], i:
     Runs grow one token at a time and stop as soon as no commune's key starts with the run's
     (most tokens start none: one set lookup each), or a character that is not in a place name
     comes between two tokens (then every longer run holds it too)."""
-    before = line[max(0, tokens[i].start() - 5):tokens[i].start()].lower().split()
-    # « Mairie du Pont-de-Beauvoisin » is « Le Pont-de-Beauvoisin »
-    prefixes = ("", _ARTICLE_OF[before[-1]]) if before and before[-1] in _ARTICLE_OF else ("",)
+    article = _article_before(line, tokens[i].start())
+    prefixes = ("", article) if article else ("",)
     starts = communes.key_prefixes
     found: tuple[int, str] | None = None
     joined = ""
@@ -501,20 +576,9 @@ def epci_names(text: str, geo: Geography, where: str) -> list[Statement]:
 
     A grouping whose communes span several departments says nothing about which one."""
     out = []
-    for line in text.splitlines():
-        key = name_key(line)
-        for epci in geo.epcis_in(key):
+    for epcis in geo.epcis_in_lines(text.splitlines()):
+        for epci in epcis:
             if epci.department is not None:
                 out.append(Statement(epci.department, 3,
                                      f"département {epci.department} : {epci.name} dans {where}"))
     return out
-
-
-def mask_epci_names(text: str, geo: Geography) -> str:
-    """``text`` with grouping names blanked, so « … Terre de Savoie » is not read as 73."""
-    out = []
-    for line in text.splitlines():
-        if geo.epci_pattern.search(name_key(line)):
-            line = " "
-        out.append(line)
-    return "\n".join(out)

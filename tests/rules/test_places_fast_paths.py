@@ -1,0 +1,109 @@
+"""The quick paths of the place finders give what the plain ones gave (issue 17).
+
+Each one rests on a property of fold or of Python's re that is checked here, so that a change
+to either shows up as a failing test rather than as a silent change of a department.
+"""
+
+import random
+import re
+import unicodedata
+
+from triage.rules import places
+from triage.rules.communes import name_key
+from triage.text import fold
+
+# What str.splitlines splits on.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def test_fold_keeps_line_breaks_and_makes_none():
+    """folded_lines: fold keeps each line break as it is and turns nothing else into one."""
+    for c in range(0x110000):
+        ch = chr(c)
+        if unicodedata.category(ch) in ("Cn", "Co", "Cs"):
+            continue  # unassigned, private or surrogate: nothing to decompose, no case
+        folded = fold(ch)
+        if ch in LINE_BREAKS:
+            assert folded == ch
+        else:
+            assert not any(b in folded for b in LINE_BREAKS), hex(c)
+
+
+def test_folded_lines_are_the_lines_folded():
+    rng = random.Random(5)
+    pool = [chr(c) for c in range(0x20, 0x3000)] + list(LINE_BREAKS) * 40 + [
+        "\r\n", " ", "  ", "\t", "é", "É", "`", "’", "Σ", "\u0301", "\u0742"] * 20
+    for text in ["", "\n", "a\r\nb\n", "ΑΣ\nΣ", "x \n y", "a\x0b\u0742", "\u0742\nb"]:
+        lines = text.splitlines()
+        assert places.folded_lines(text, lines) == [fold(line) for line in lines]
+    for _ in range(20000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 25)))
+        lines = text.splitlines()
+        assert places.folded_lines(text, lines) == [fold(line) for line in lines], repr(text)
+
+
+def test_same_length_fold_is_the_translation():
+    """account_places folds in place: each character of the table, whatever is around it."""
+    table = str.maketrans(places._SAME_LENGTH)
+    for c in (*range(0x80, 0x250), *range(0x2000, 0x2070), 0x130, 0x3A3, 0x1E9E):
+        text = "aÉ" + chr(c) + "Z"
+        assert places._same_length_fold(text) == text.translate(table).lower()
+
+
+def test_siret_spells_out_the_cases_of_ignorecase():
+    """_SIRET's letter classes are what re.IGNORECASE matches for each letter."""
+    expected = {letter: {chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000
+                         and re.fullmatch(letter, chr(c), re.IGNORECASE)}
+                for letter in "siretn"}
+    assert expected["s"] == set("Ssſ") and expected["i"] == set("Iiİı")
+    assert all(expected[x] == {x, x.upper()} for x in "retn")
+    assert "[Ssſ]" in places._SIRET.pattern and "[Iiİı][Rr][Ee][TtNn]" in places._SIRET.pattern
+
+
+def test_patterns_match_as_before():
+    """The patterns rewritten for re's quick search find the same matches as the plain ones."""
+    before = {
+        places._POSTAL: re.compile(r"(?<![\d.,/\w])(\d{5})(?![\d,]|\.\d|/\d)"),
+        places._SIRET: re.compile(r"\b(siret|siren)\b[^\d\n]{0,40}?((?:\d[\s.]?){9,14})",
+                                  re.IGNORECASE),
+        places._BARE_SIRET: re.compile(
+            r"(?<![\d ])(2[1-8]\d{12}|2[1-8]\d[ .]\d{3}[ .]\d{3}[ .]\d{5})(?!\d)"),
+        places._DIGITS: re.compile(r"\d{5}"),
+    }
+    rng = random.Random(3)
+    parts = ["siret", "SIREN", "ſiret", "sİren", "xsiret", "siretx", "21", "2", "38", "74000",
+             "73 230", "F-", " ", ".", ",", "/", "\n", "é", "1", "_", "a", "٣"]
+    for _ in range(30000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 14)))
+        for new, old in before.items():
+            assert ([(m.span(), m.groups()) for m in new.finditer(text)]
+                    == [(m.span(), m.groups()) for m in old.finditer(text)]), (new, text)
+        if places._POSTAL_SPACED.search(text):
+            assert places._SPACED_DIGITS.search(text)
+
+
+def test_re2_tests_never_miss():
+    """The RE2 tests before re's searches find a match wherever re does."""
+    rng = random.Random(11)
+    parts = ["cree", "ouvert", "set up", "when i worked", "quand je travaillais", "a l'epoque",
+             "mon ancienne mairie", "poste precedent", "my former job", "mairie", "ecole",
+             "hotel de ville", " ", "\n", ".", "ø", "é", "σ", "ж", "_", "1", "x", "'", "ſ", "K",
+             "İ", "CREE", "\u0301"]
+    for _ in range(30000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 8)))
+        assert places._ANY_ACCOUNT_CLAUSE.search(text) or not places._ACCOUNT_CLAUSE.search(text)
+
+
+def test_article_is_the_end_of_the_word_before():
+    """commune_names looks for « du », « des », « au », « aux » only after a word whose key
+    ends with one of them."""
+    rng = random.Random(13)
+    words = ["du", "des", "au", "aux", "Du", "DES", "aUx", "xdu", "eau", "Pont", "l'", "d'",
+             "St", "İ", "é", "38000", "-", ",", "(", "'", "’"]
+    seps = [" ", " ", "", "\t", "  ", "\xa0", "-", "'", "\u2003"]
+    for _ in range(30000):
+        line = "".join(rng.choice(words) + rng.choice(seps) for _ in range(rng.randint(1, 7)))
+        tokens = list(places._TOKEN.finditer(line))
+        for i, token in enumerate(tokens):
+            if places._article_before(line, token.start()):
+                assert i and name_key(tokens[i - 1].group(0)).endswith(places._ARTICLE_ENDINGS)
