@@ -343,24 +343,30 @@ def _without_disclaimer(text: str) -> str:
     return text
 
 
+# A line that starts a quoted block: an attribution (« De : … », « Le … a écrit : ») or a
+# separator. Each has a colon or three dashes, which most lines lack.
+_BLOCK_START = re.compile(r"\s*\*?(de|from)\s*\*?\s*:|\s*-{3,}|.*(a [ée]crit|wrote)\s*:\s*$",
+                          re.I)
+
+
 def _quoted_blocks(quoted: str) -> list[tuple[str, str]]:
-    """The quoted text cut into (header, text) blocks at each attribution or header block."""
+    """The quoted text cut into (folded head, text) blocks at each attribution or header block;
+    the head is the block's first two lines."""
     blocks: list[list[str]] = [[]]
     for line in quoted.splitlines():
-        if re.match(r"^\s*\*?(de|from)\s*\*?\s*:", line, re.I) or re.search(
-                r"(a [ée]crit|wrote)\s*:\s*$", line, re.I) or re.match(r"^\s*-{3,}", line):
+        if (":" in line or "---" in line) and _BLOCK_START.match(line):
             blocks.append([])
         blocks[-1].append(line)
     return [(fold(" ".join(b[:2])), "\n".join(b)) for b in blocks if b]
 
 
-def _helpdesk_asks_password(message: MessageView) -> bool:
+def _helpdesk_asks_password(blocks: list[tuple[str, str]]) -> bool:
     """True when a quoted block written by the helpdesk talks about the password."""
     return any(_HELPDESK_BLOCK.search(head) and _PASSWORD.search(fold(text))
-               for head, text in _quoted_blocks(message.quoted_text))
+               for head, text in blocks)
 
 
-def _sender_blocks(message: MessageView) -> tuple[str, bool]:
+def _sender_blocks(message: MessageView, blocks: list[tuple[str, str]]) -> tuple[str, bool]:
     """The quoted text without the helpdesk's blocks, and whether the sender wrote some of it."""
     sender = message.sender_address
     names = []
@@ -369,7 +375,7 @@ def _sender_blocks(message: MessageView) -> tuple[str, bool]:
         if sender.display_name:
             names.append(fold(sender.display_name))
     keep, own = [], False
-    for head, text in _quoted_blocks(message.quoted_text):
+    for head, text in blocks:
         if _HELPDESK_BLOCK.search(head):
             continue
         keep.append(text)
@@ -408,7 +414,10 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     # A short new text borrows the password mention of the subject, or of the helpdesk's
     # quoted question it answers (« Expiré. » under « oublié ou expiré ? »), unless the text's
     # own password mentions were all another application's.
-    asked = short and bool(message.quoted_text) and _helpdesk_asks_password(message)
+    blocks: list[tuple[str, str]] | None = None  # the quoted blocks, cut when first needed
+    if short and message.quoted_text:
+        blocks = _quoted_blocks(message.quoted_text)
+    asked = blocks is not None and _helpdesk_asks_password(blocks)
     lend = short and (subject.anchored or asked) and not foreign_only
     new = scan.cues(True) if lend else alone
     if foreign_only:
@@ -417,7 +426,9 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
                 subject.excluded + new.excluded, subject.anchored or new.anchored)
     where = "l'objet et le nouveau texte"
     if not cues.any and message.quoted_text and not _THANKS_ONLY.match(new_folded.strip()):
-        text, own = _sender_blocks(message)
+        if blocks is None:
+            blocks = _quoted_blocks(message.quoted_text)
+        text, own = _sender_blocks(message, blocks)
         refers = (_REFERS_BELOW.search(new_folded) or message.quote_kind == "forward" or own
                   or len(new_folded.split()) < 8)
         if refers:
