@@ -338,13 +338,23 @@ def _snippet(folded: str, start: int, end: int) -> str:
     return " ".join(snippet.split())
 
 
-def _without_disclaimer(text: str) -> str:
-    """The text without a trailing confidentiality notice (it talks about the reader)."""
+def _folded_without_disclaimer(text: str) -> str:
+    """The text folded, without a trailing confidentiality notice (it talks about the reader)."""
     lines = text.splitlines()
-    for i, line in enumerate(lines):
+    if "\n".join(lines) == text:
+        # Folding never makes, moves nor drops a "\n" ("\n" is no space, mark nor cased letter,
+        # and no character decomposes or lower-cases into one): the folded text, cut at its
+        # "\n", gives the folded lines, at the cost of one call instead of one per line.
+        folded = fold(text)
+        folded_lines = folded.split("\n")
+        for i in range(1, len(folded_lines)):
+            if _DISCLAIMER.match(folded_lines[i]):
+                return "\n".join(folded_lines[:i])
+        return folded
+    for i, line in enumerate(lines):  # other line breaks: each line folded apart
         if i > 0 and _DISCLAIMER.match(fold(line)):
-            return "\n".join(lines[:i])
-    return text
+            return fold("\n".join(lines[:i]))
+    return fold(text)
 
 
 # A line that starts a quoted block: an attribution (« De : … », « Le … a écrit : ») or a
@@ -393,8 +403,7 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     def say(text: str) -> None:
         reasons.append(Reason(NAME, text))
 
-    new_text = _without_disclaimer(message.new_text)
-    new_folded = fold(new_text)
+    new_folded = _folded_without_disclaimer(message.new_text)
     apps = ctx.settings.patterns.other_applications
     closure = _CLOSURE.search(new_folded)
     if closure:
