@@ -91,3 +91,9 @@ def test_closure_lookahead_holds_every_first_letter():
     assert lookahead.startswith("(?=[") and lookahead.endswith("]")
     allowed = set(lookahead[len("(?=["):-1])
     assert _first_letters(re._parser.parse(rest).data) <= allowed
+
+
+def test_other_before_reach_is_longer_than_its_matches():
+    """_scan searches _OTHER_BEFORE in the last _OTHER_BEFORE_REACH characters only."""
+    longest = re._parser.parse(intent._OTHER_BEFORE.pattern).getwidth()[1]
+    assert longest + 1 <= intent._OTHER_BEFORE_REACH

@@ -81,6 +81,10 @@ _OTHER_OWNER = re.compile(
 _OTHER_BEFORE = re.compile(
     r"(messagerie|boite mail|boite aux lettres|webmail|wi-?fi|ordinateur|session windows|"
     r"outlook|zimbra|helios|ensap|parapheur|intranet|logiciel)[^.?!\n]{0,25}$")
+# Longer than any match of _OTHER_BEFORE plus the line break its $ may stand before
+# (tests/rules/test_intent.py checks it): searched in that much of the text before a mention,
+# it finds what it finds in the whole, at a cost that does not grow with the text.
+_OTHER_BEFORE_REACH = 60
 # Things that expire or get blocked other than the password (« le lien d'activation a expiré »).
 _OTHER_OBJECTS = re.compile(
     r"\b(lien|invitation|activation|certificat|carte|abonnement|contrat|convention|facture|"
@@ -245,7 +249,8 @@ def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
     foreign: list[tuple[int, int]] = []
     extra = [compile_pattern(p) for p in other_apps]
     for match in _PASSWORD.finditer(folded):
-        after, before = folded[match.end():match.end() + 80], folded[:match.start()]
+        after = folded[match.end():match.end() + 80]
+        before = folded[max(0, match.start() - _OTHER_BEFORE_REACH):match.start()]
         owner = _OTHER_OWNER.match(after)
         if owner is None and extra:
             near = folded[max(0, match.start() - 40):match.end() + 60]
