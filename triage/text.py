@@ -16,6 +16,10 @@ _PLAIN = {"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'",
 _SPECIAL = re.compile("[" + "".join(_PLAIN) + "]")
 # The combining diacritical marks block: what NFKD leaves of é, è, ç, ô…
 _COMBINING = re.compile("[\u0300-\u036f]")
+# Anything but ASCII and that block: when NFKD left none, dropping the non-ASCII characters is
+# dropping the marks, which str.encode does in one pass (a regular expression substitution
+# pays for each of the many accents of a French line).
+_NOT_ASCII_OR_COMBINING = re.compile("[^\x00-\x7f\u0300-\u036f]")
 
 
 def _plain(match: re.Match[str]) -> str:
@@ -29,18 +33,24 @@ def fold(text: str) -> str:
     The length of the text may change (ligatures), so offsets are not carried over.
     """
     if text.isascii():
-        # Most lines are ASCII: of the table only the backquote concerns them, and only a tab
-        # or two spaces in a row make a run of spaces to collapse.
-        text = text.replace("`", "'").lower()
-        return _SPACES.sub(" ", text) if "\t" in text or "  " in text else text
-    text = _SPECIAL.sub(_plain, text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
+        # Of the table only the backquote concerns ASCII.
+        text = text.replace("`", "'")
+    else:
+        text = _SPECIAL.sub(_plain, text)
         if not text.isascii():
-            text = _COMBINING.sub("", text)
-            if not text.isascii():  # rarer marks, outside the common block
-                text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return _SPACES.sub(" ", text.lower())
+            text = unicodedata.normalize("NFKD", text)
+            if _NOT_ASCII_OR_COMBINING.search(text) is None:
+                text = text.encode("ascii", "ignore").decode("ascii")
+            else:
+                text = _COMBINING.sub("", text)
+                if not text.isascii():  # rarer marks, outside the common block
+                    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.lower()
+    if text.isascii():
+        # Most texts are ASCII by now: only a tab or two spaces in a row make a run of spaces
+        # to collapse, and a substitution that replaces every single space is costly.
+        return _SPACES.sub(" ", text) if "\t" in text or "  " in text else text
+    return _SPACES.sub(" ", text)
 
 
 def fold_lines(text: str) -> str:

@@ -1,5 +1,8 @@
 """The intent rule: forgotten, expired or other, in the ways people write."""
 
+import re._parser
+from re import _constants as op_codes  # the opcodes of re's parse tree
+
 import pytest
 
 from triage.rules import intent
@@ -56,3 +59,41 @@ def test_find_cues_ignores_negation():
     """« je n'ai pas oublié » is not a forgotten cue."""
     assert intent.find_cues("Je n'ai pas oublié mon mot de passe").forgotten == []
     assert intent.find_cues("J'ai oublié mon mot de passe").forgotten != []
+
+
+def _first_letters(items) -> set[str]:
+    """The characters a parsed pattern (re's parse tree) can start with."""
+    c = op_codes
+    out: set[str] = set()
+    for op, av in items:
+        if op is c.LITERAL:
+            return out | {chr(av)}
+        if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+            continue  # zero width
+        if op is c.SUBPATTERN:
+            firsts, nullable = _first_letters(av[3]), av[3].getwidth()[0] == 0
+        elif op is c.BRANCH:
+            firsts = set().union(*(_first_letters(b) for b in av[1]))
+            nullable = any(b.getwidth()[0] == 0 for b in av[1])
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            firsts, nullable = _first_letters(av[2]), av[0] == 0 or av[2].getwidth()[0] == 0
+        else:
+            raise AssertionError(f"no first letters for {op}")
+        out |= firsts
+        if not nullable:
+            return out
+    raise AssertionError("a pattern that may match the empty string")
+
+
+def test_closure_lookahead_holds_every_first_letter():
+    """_CLOSURE's leading lookahead only skips positions where no alternative can start."""
+    lookahead, _, rest = intent._CLOSURE.pattern.partition(")")
+    assert lookahead.startswith("(?=[") and lookahead.endswith("]")
+    allowed = set(lookahead[len("(?=["):-1])
+    assert _first_letters(re._parser.parse(rest).data) <= allowed
+
+
+def test_other_before_reach_is_longer_than_its_matches():
+    """_scan searches _OTHER_BEFORE in the last _OTHER_BEFORE_REACH characters only."""
+    longest = re._parser.parse(intent._OTHER_BEFORE.pattern).getwidth()[1]
+    assert longest + 1 <= intent._OTHER_BEFORE_REACH

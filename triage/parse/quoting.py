@@ -25,6 +25,7 @@ _FORWARD_MARKERS = re.compile(
 _REPLY_MARKERS = re.compile(
     r"^\s*-{2,}\s*(original message|message d'origine|courriel d'origine|mail d'origine|"
     r"message original|r[ée]ponse)\s*-{2,}", re.IGNORECASE)
+# Searched in every line: tried only on those with a colon, which it ends with.
 _ATTRIBUTION = re.compile(r"(a [ée]crit|wrote|schrieb|escribi[óo])\s*:\s*$", re.IGNORECASE)
 # The attribution wrapped inside « a écrit » itself: "Le …, Jean Dupont a" / "écrit :".
 _ATTRIBUTION_TAIL = re.compile(r"^\s*([ée]crit|wrote)\s*:\s*$", re.IGNORECASE)
@@ -33,6 +34,9 @@ _OUTLOOK_FROM = re.compile(r"^\s*\*?(de|from|exp[ée]diteur)\s*\*?\s*:\s*\S", re
 _OUTLOOK_FIELDS = re.compile(
     r"^\s*\*?(envoy[ée]|sent|date|[àa]|to|objet|subject|cc)\s*\*?\s*:", re.IGNORECASE)
 _UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+# A '>' prefix, with the spaces around it, at the start of a line. Matched from the line break
+# before it, which [^\S\n] does not cross: one substitution unquotes a block of lines.
+_QUOTE_PREFIX = re.compile(r"\n[^\S\n]*(?:>[^\S\n]?)+")
 
 _SIGN_OFFS = re.compile(
     r"^(bien )?(cordialement|cdlt|bien a vous|bien a toi|salutations|sinceres salutations|"
@@ -68,7 +72,7 @@ def split_quoted(text: str) -> Split:
         quoted_lines = [ln for ln in new_lines if ln.lstrip().startswith(">")] + quoted_lines
         kind = kind or "reply"
     new_text = "\n".join(kept).strip()
-    quoted = "\n".join(_unquote(ln) for ln in quoted_lines).strip()
+    quoted = _unquote("\n".join(quoted_lines)).strip()
     return Split(new_text, quoted, kind if quoted else None, _signature(kept))
 
 
@@ -92,7 +96,7 @@ def _answers_below(quoted: list[str]) -> set[int]:
         if not stripped or stripped.startswith(">"):
             continue
         if _FORWARD_MARKERS.match(stripped) or _OUTLOOK_FROM.match(stripped) or (
-                _ATTRIBUTION.search(stripped)):
+                ":" in stripped and _ATTRIBUTION.search(stripped)):
             break
         out.add(i)
     return out
@@ -112,7 +116,7 @@ def _first_marker(lines: list[str]) -> tuple[int, str | None]:
         if (_ATTRIBUTION_TAIL.match(stripped) and i > 0 and _ATTRIBUTION_START.match(lines[i - 1])
                 and re.search(r"\s(a|has)\s*$", lines[i - 1], re.IGNORECASE)):
             return i - 1, "reply"
-        if _ATTRIBUTION.search(stripped) and (
+        if ":" in stripped and _ATTRIBUTION.search(stripped) and (
             _ATTRIBUTION_START.match(stripped) or (i > 0 and _ATTRIBUTION_START.match(lines[i - 1]))
         ):
             start = i - 1 if not _ATTRIBUTION_START.match(stripped) else i
@@ -164,8 +168,11 @@ class _QuoteBlock:
         return quoted >= max(1, rest - 2)
 
 
-def _unquote(line: str) -> str:
-    return re.sub(r"^\s*(>\s?)+", "", line)
+def _unquote(text: str) -> str:
+    """``text`` without the '>' prefix of each of its lines (lines split by "\\n" only)."""
+    if ">" not in text:
+        return text
+    return _QUOTE_PREFIX.sub("\n", "\n" + text)[1:]
 
 
 def _signature(lines: list[str]) -> str:

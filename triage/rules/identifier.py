@@ -19,6 +19,11 @@ DESCRIPTION = "identifiant Chorus Pro en -xt cité dans le message"
 _IDENTIFIER = re.compile(
     r"(?<![\w.@-])([a-z0-9](?:[a-z0-9._-]{0,60}[a-z0-9])?)(\s{0,3})[-‐‑–—](\s{0,3})xt(?![\w-])",
     re.IGNORECASE)
+# The dash and « xt » that end every identifier. The search for identifiers starts where one
+# could begin before the first of them (a name is at most 62 characters, then up to 3 spaces
+# before the dash), so that the words of a text without any are not each tried in turn.
+_SUFFIX = re.compile(r"[-‐‑–—]\s{0,3}xt", re.IGNORECASE)
+_MOST_BEFORE_DASH = 62 + 3
 # Written with a space before the dash (« jdupont -xt », « JDUPONT - XT »), an identifier is
 # told from prose about the suffix (« un compte en -xt ») by the word before it.
 _NOT_AN_ACCOUNT = {"en", "un", "une", "le", "la", "les", "l", "de", "du", "des", "d", "au", "aux",
@@ -35,7 +40,11 @@ _TEMPLATE_EXAMPLES = {"jdupont-xt", "dupont-xt", "jean.dupont-xt"}
 
 
 def find_identifier(text: str, quoted: bool = False) -> str | None:
-    for match in _IDENTIFIER.finditer(text):
+    first = _SUFFIX.search(text)
+    if first is None:
+        return None
+    # (A search from a position still sees the characters before it: the lookbehind holds.)
+    for match in _IDENTIFIER.finditer(text, max(0, first.start() - _MOST_BEFORE_DASH)):
         name = match.group(1).lower()
         if (match.group(2) or match.group(3)) and (name in _NOT_AN_ACCOUNT or len(name) < 3
                                                    or not re.search(r"[a-z]", name)):

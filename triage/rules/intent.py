@@ -81,13 +81,20 @@ _OTHER_OWNER = re.compile(
 _OTHER_BEFORE = re.compile(
     r"(messagerie|boite mail|boite aux lettres|webmail|wi-?fi|ordinateur|session windows|"
     r"outlook|zimbra|helios|ensap|parapheur|intranet|logiciel)[^.?!\n]{0,25}$")
+# Longer than any match of _OTHER_BEFORE plus the line break its $ may stand before
+# (tests/rules/test_intent.py checks it): searched in that much of the text before a mention,
+# it finds what it finds in the whole, at a cost that does not grow with the text.
+_OTHER_BEFORE_REACH = 60
 # Things that expire or get blocked other than the password (« le lien d'activation a expiré »).
 _OTHER_OBJECTS = re.compile(
     r"\b(lien|invitation|activation|certificat|carte|abonnement|contrat|convention|facture|"
     r"delai de paiement|bon de commande|marche|devis|piece|session de formation|numero|"
     r"portable|telephone)\b")
 
+# Every cue starts a word. The engine tries a pattern at each position of the text; the
+# lookbehind put first turns away the positions inside a word at once, before the alternatives.
 _EXPIRED_CUES = re.compile(
+    r"(?<!\w)"
     r"(\bexpir\w*|\bexipr\w*|\bexprir\w*|\bexpier\w*|\bexir[eé]\w*|\bespir[eé]\w*|\bperim\w*|"
     r"\bplus (valide|valable|actif)\b|\barrive a (echeance|expiration)\b|\bechu\b|\bcaduc\w*|"
     r"\bobsolete\w*|\bexpired?\b|\boutdated\b|\bvalidite (est )?(depassee|expiree|terminee)\b|"
@@ -95,6 +102,7 @@ _EXPIRED_CUES = re.compile(
     r"\bfin de (sa )?validite\b|"
     r"\b(depasse|atteint)\w* (sa |la )?(duree|date|limite) de validite\b)")
 _FORGOTTEN_CUES = re.compile(
+    r"(?<!\w)"
     r"(\boubli\w*|\boubier\b|\boublei\w*|\bobli(e|er|ee)\b|\bperdu\w*|\bperte\b|\begare\w*|"
     r"\bne (me )?(souviens|souvient|rappelle|rapelle) (plus|pas)\b|\b(souviens|rappelle) plus\b|"
     r"\b(me )?(souvenir|rappeler) (de|du|mon|le)\b|\bne (sais|connais) plus\b|"
@@ -138,7 +146,10 @@ _DISCLAIMER = re.compile(
     r"^\s*(_{3,}|-{3,}\s*$|avertissement|ce (message|courriel|mail)( electronique)? (et|est|peut)|"
     r"les informations contenues|this (e-?mail|message) (and|is|may)|confidenti|"
     r"pensez a l'environnement)")
+# The lookahead holds the first letters of the alternatives (tests/rules/test_intent.py checks
+# it): the engine tries the pattern at each position of the text, and turns most away at once.
 _CLOSURE = re.compile(
+    r"(?=[acdijlmnptvy])"
     r"(c'est regle|c'est bon\b|c'est ok\b|c'est parfait|probleme (est )?(regle|resolu)|"
     r"tout (est rentre dans l'ordre|fonctionne|marche)|ca (re)?fonctionne|ca (re)?marche|"
     r"(nouveau )?(mot de passe|mdp|il|cela|le lien) (re)?(fonctionne|marche)|"
@@ -238,7 +249,8 @@ def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
     foreign: list[tuple[int, int]] = []
     extra = [compile_pattern(p) for p in other_apps]
     for match in _PASSWORD.finditer(folded):
-        after, before = folded[match.end():match.end() + 80], folded[:match.start()]
+        after = folded[match.end():match.end() + 80]
+        before = folded[max(0, match.start() - _OTHER_BEFORE_REACH):match.start()]
         owner = _OTHER_OWNER.match(after)
         if owner is None and extra:
             near = folded[max(0, match.start() - 40):match.end() + 60]
@@ -334,33 +346,49 @@ def _snippet(folded: str, start: int, end: int) -> str:
     return " ".join(snippet.split())
 
 
-def _without_disclaimer(text: str) -> str:
-    """The text without a trailing confidentiality notice (it talks about the reader)."""
+def _folded_without_disclaimer(text: str) -> str:
+    """The text folded, without a trailing confidentiality notice (it talks about the reader)."""
     lines = text.splitlines()
-    for i, line in enumerate(lines):
+    if "\n".join(lines) == text:
+        # Folding never makes, moves nor drops a "\n" ("\n" is no space, mark nor cased letter,
+        # and no character decomposes or lower-cases into one): the folded text, cut at its
+        # "\n", gives the folded lines, at the cost of one call instead of one per line.
+        folded = fold(text)
+        folded_lines = folded.split("\n")
+        for i in range(1, len(folded_lines)):
+            if _DISCLAIMER.match(folded_lines[i]):
+                return "\n".join(folded_lines[:i])
+        return folded
+    for i, line in enumerate(lines):  # other line breaks: each line folded apart
         if i > 0 and _DISCLAIMER.match(fold(line)):
-            return "\n".join(lines[:i])
-    return text
+            return fold("\n".join(lines[:i]))
+    return fold(text)
+
+
+# A line that starts a quoted block: an attribution (« De : … », « Le … a écrit : ») or a
+# separator. Each has a colon or three dashes, which most lines lack.
+_BLOCK_START = re.compile(r"\s*\*?(de|from)\s*\*?\s*:|\s*-{3,}|.*(a [ée]crit|wrote)\s*:\s*$",
+                          re.I)
 
 
 def _quoted_blocks(quoted: str) -> list[tuple[str, str]]:
-    """The quoted text cut into (header, text) blocks at each attribution or header block."""
+    """The quoted text cut into (folded head, text) blocks at each attribution or header block;
+    the head is the block's first two lines."""
     blocks: list[list[str]] = [[]]
     for line in quoted.splitlines():
-        if re.match(r"^\s*\*?(de|from)\s*\*?\s*:", line, re.I) or re.search(
-                r"(a [ée]crit|wrote)\s*:\s*$", line, re.I) or re.match(r"^\s*-{3,}", line):
+        if (":" in line or "---" in line) and _BLOCK_START.match(line):
             blocks.append([])
         blocks[-1].append(line)
     return [(fold(" ".join(b[:2])), "\n".join(b)) for b in blocks if b]
 
 
-def _helpdesk_asks_password(message: MessageView) -> bool:
+def _helpdesk_asks_password(blocks: list[tuple[str, str]]) -> bool:
     """True when a quoted block written by the helpdesk talks about the password."""
     return any(_HELPDESK_BLOCK.search(head) and _PASSWORD.search(fold(text))
-               for head, text in _quoted_blocks(message.quoted_text))
+               for head, text in blocks)
 
 
-def _sender_blocks(message: MessageView) -> tuple[str, bool]:
+def _sender_blocks(message: MessageView, blocks: list[tuple[str, str]]) -> tuple[str, bool]:
     """The quoted text without the helpdesk's blocks, and whether the sender wrote some of it."""
     sender = message.sender_address
     names = []
@@ -369,7 +397,7 @@ def _sender_blocks(message: MessageView) -> tuple[str, bool]:
         if sender.display_name:
             names.append(fold(sender.display_name))
     keep, own = [], False
-    for head, text in _quoted_blocks(message.quoted_text):
+    for head, text in blocks:
         if _HELPDESK_BLOCK.search(head):
             continue
         keep.append(text)
@@ -383,8 +411,7 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     def say(text: str) -> None:
         reasons.append(Reason(NAME, text))
 
-    new_text = _without_disclaimer(message.new_text)
-    new_folded = fold(new_text)
+    new_folded = _folded_without_disclaimer(message.new_text)
     apps = ctx.settings.patterns.other_applications
     closure = _CLOSURE.search(new_folded)
     if closure:
@@ -408,7 +435,10 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     # A short new text borrows the password mention of the subject, or of the helpdesk's
     # quoted question it answers (« Expiré. » under « oublié ou expiré ? »), unless the text's
     # own password mentions were all another application's.
-    asked = short and bool(message.quoted_text) and _helpdesk_asks_password(message)
+    blocks: list[tuple[str, str]] | None = None  # the quoted blocks, cut when first needed
+    if short and message.quoted_text:
+        blocks = _quoted_blocks(message.quoted_text)
+    asked = blocks is not None and _helpdesk_asks_password(blocks)
     lend = short and (subject.anchored or asked) and not foreign_only
     new = scan.cues(True) if lend else alone
     if foreign_only:
@@ -417,7 +447,9 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
                 subject.excluded + new.excluded, subject.anchored or new.anchored)
     where = "l'objet et le nouveau texte"
     if not cues.any and message.quoted_text and not _THANKS_ONLY.match(new_folded.strip()):
-        text, own = _sender_blocks(message)
+        if blocks is None:
+            blocks = _quoted_blocks(message.quoted_text)
+        text, own = _sender_blocks(message, blocks)
         refers = (_REFERS_BELOW.search(new_folded) or message.quote_kind == "forward" or own
                   or len(new_folded.split()) < 8)
         if refers:

@@ -46,12 +46,16 @@ NAMED_APPLICATIONS = (
     r"certeurope|chambersign|docusign|yousign|carte (agent|cps|a puce|de signature)|"
     r"cle (usb|rgs|de signature|de securite|universign|certeurope|chambersign)|"
     r"token|chorus formation|plateforme de formation")
-_OTHER_APPLICATION = re.compile(r"\b(" + NAMED_APPLICATIONS + r")\b")
+# The patterns that start with « (?<!\w) » have alternatives that all start a word. The engine
+# tries a pattern at each position of the text; that lookbehind turns away the positions inside
+# a word at once, before the alternatives.
+_OTHER_APPLICATION = re.compile(r"(?<!\w)\b(" + NAMED_APPLICATIONS + r")\b")
 _CHORUS = re.compile(r"\b(chorus( ?pro)?|cpp|-\s?xt\b|\w-xt\b|portail (de )?facturation)")
 # « comme pour Chorus Pro », « like for Chorus Pro »: named as a comparison, not the topic.
 _COMPARISON = re.compile(r"(comme (pour|sur|avec|dans|a)|like (for|on|with)|as (for|on|with)|"
                          r"contrairement a|de meme que|autre que)\s+(le |la |l'|mon |ma |the )?$")
 _NOT_XT = re.compile(
+    r"(?<!\w)"
     r"(\b(pas|plus|non|jamais) (un |d'|de )?(compte |identifiant )?(en |de type )?\W{0,3}-?\s?xt\b|"
     r"\bsans (le )?(suffixe )?\W{0,3}-?\s?xt\b|\bcompte (chorus( pro)? )?\W?(fournisseur|"
     r"entreprise|prive|standard|classique)\b|\bsupplier account\b|\b(nous sommes|je suis|we "
@@ -64,6 +68,7 @@ _NOT_XT = re.compile(
     r"adresse )?[\w.+-]+@[\w-]+\.[\w.]+)")
 # A question about the procedure for anyone, not a request for one's own account.
 _GENERAL = re.compile(
+    r"(?<!\w)"
     r"(\b(procedure|marche|demarche) (a suivre )?(en cas|lorsqu|quand|si\b|pour (un|une|les|nos|"
     r"des|tous|chaque))|\bque (faut-il|doit-on|dois-je|devons-nous) faire\b|\bque faire (si|en "
     r"cas|lorsqu|quand)\b|\bcomment (proceder|procede-t-on|fait-on|doit-on)\b|"
@@ -84,6 +89,7 @@ _SELF_SERVICE = re.compile(
     r"possible|could i)\b[^.?!\n]{0,80}\b(moi-?meme|nous-?memes|myself|ourselves|sans passer par "
     r"vous|without (going through|writing to) you|depuis (mon|notre) espace)")
 _MOBILE = re.compile(
+    r"(?<!\w)"
     r"(\b(numero|portable|mobile|telephone|phone)\b[^.?!\n]{0,30}\b(est|a ete|is|was) "
     r"(bien )?(enregistr|renseign|declar|associ|registered|saved)\w*|"
     r"\b(enregistr|ajout|modifi|chang|mettre a jour|mise a jour|renseign|declar|associer|"
@@ -99,6 +105,7 @@ _ACCOUNT_CREATION = re.compile(
     r"\b(nouvel(le)?|nouveau) (utilisateur|agent|gestionnaire|collegue|secretaire) (a|au|sur|dans)"
     r"\b|\bcreate an? (new )?account\b|\badd an? (new )?user\b)")
 _SUSPICIOUS = re.compile(
+    r"(?<!\w)"
     r"\b(phishing|hameconnage|arnaque|frauduleu\w*|escroquer\w*|malveillant\w*|spam|scam|"
     r"(mail|message|courriel|e-?mail|lien|sms) (suspect|douteux|bizarre|etrange)\w*|"
     r"tentative de fraude|est-ce (bien )?(un message |un mail |un courriel )?(legitime|officiel|"
@@ -109,6 +116,7 @@ _SUSPICIOUS = re.compile(
     r"dgfip|de chorus))")
 # The sender's own state: what makes a request a request even beside another topic.
 _OWN_STATE = re.compile(
+    r"(?<!\w)"
     r"(\b(j'ai|j ai|i have|i've|i|je l'ai|nous avons|on a) (oubli|perdu|egare|forgot|lost)\w*|"
     # « je ne reçois plus le SMS »: the self-service route is closed, the e-mail one is asked
     r"\bne (recois|recoit|recevons|peux (plus|pas) recevoir)( plus| pas| aucun)? (le |les |de |d'|"
