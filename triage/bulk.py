@@ -19,6 +19,7 @@ process and the results are the same.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -34,7 +35,7 @@ from itertools import islice
 
 from triage.config import Settings
 from triage.errors import SourceError
-from triage.pipeline import Examined, examine
+from triage.pipeline import Examined, examine, prepare
 from triage.sources import Location
 
 #: Messages per task: a few tens of milliseconds of work against a fraction of one of IPC.
@@ -64,6 +65,11 @@ def _start_worker(job: _Job, caller: int) -> None:
     # Ctrl-C is the caller's to handle: it stops the pool after the chunks under way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(caller,), daemon=True).start()
+    # What the worker keeps all run long (modules, configuration, geography), out of the
+    # collector's sight: each full collection walked all of it again (on the first 10,000
+    # messages of the replay archive, 0.25 s of full collections a worker; 0.07 s frozen).
+    prepare(job.settings)
+    gc.freeze()
 
 
 def _exit_with(caller: int) -> None:
@@ -166,6 +172,9 @@ class Examination:
             for location in self.locations:
                 yield location, _raise_source_error(_examine_one(location, job))
             return
+        # The same for this process, which concludes (0.30 s of full collections on those
+        # 10,000 messages; 0.06 s frozen).
+        gc.freeze()
         pool = _Pool(self.jobs, job)
         window: deque[tuple[list[Location], Future[list[Result]]]] = deque()
         try:
@@ -177,6 +186,7 @@ class Examination:
                 yield from self._settled(pool, *window.popleft())
         finally:
             pool.close()
+            gc.unfreeze()
 
     def _settled(self, pool: _Pool, chunk: list[Location], future: Future[list[Result]]
                  ) -> Iterator[tuple[Location, Examined]]:

@@ -97,6 +97,12 @@ def examine(raw: bytes, settings: Settings, mailbox: str | None = None,
         return Examined(view, None, at, time.monotonic() - started, error, detail)
 
 
+def prepare(settings: Settings) -> None:
+    """Build now what :func:`examine` builds on first use, once per configuration (the
+    geography: departments, communes, groupings), for a process about to examine many."""
+    _ = Context(settings=settings).geography
+
+
 def conclude(examined: Examined, settings: Settings, mailbox: str | None = None,
              history: SenderHistory | None = None) -> Outcome:
     """Read the sender's history, decide and draft; never raises.

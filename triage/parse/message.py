@@ -60,7 +60,6 @@ class MessageView:
     """A decoded, read-only view of one message."""
 
     raw_size: int
-    digest: str
     headers: tuple[tuple[str, str], ...]
     message_id: str | None
     subject: str

@@ -11,7 +11,6 @@ is split into the new part, the quoted part and the signature (:mod:`triage.pars
 from __future__ import annotations
 
 import email.message
-import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -74,7 +73,6 @@ def parse_message(raw: bytes, limits: Limits | None = None, *,
         kind = "forward"
     return MessageView(
         raw_size=len(raw),
-        digest=hashlib.sha256(raw).hexdigest(),
         headers=tuple(headers),
         message_id=_message_id(next(iter(get_all("message-id")), None)),
         subject=subject,
