@@ -58,13 +58,20 @@ class _Pattern:
     the case-insensitive ``boundary=``, where re needed a lower-cased copy and 1.7 ms). But its
     Python binding costs about 3 µs a match, ten times re's: hostile input holding a million
     matches would take seconds. After ``_FAST_MATCHES`` matches, re goes on where RE2 stopped.
+    Under ``small`` bytes, re alone: faster when the pattern starts with a literal, which re
+    also looks for quickly (most messages are short).
     """
 
-    def __init__(self, source: bytes) -> None:
+    def __init__(self, source: bytes, small: int = 0) -> None:
         self._fast = re2.compile(source, _RE2_OPTIONS)
         self._slow = re.compile(source)
+        self._small = small
 
     def finditer(self, raw: bytes) -> Iterator[_Match]:
+        if len(raw) < self._small:
+            # Short input: re's own cost is below what RE2's binding costs per call and match.
+            yield from self._slow.finditer(raw)
+            return
         pos = 0
         for count, match in enumerate(self._fast.finditer(raw)):
             if count == _FAST_MATCHES:
@@ -80,8 +87,11 @@ class _Pattern:
 # for both engines on bytes (and there are no other Latin-1 variants of these letters).
 _BOUNDARY_PARAM = _Pattern(
     rb'(?i:boundary)[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^ \t\n\r\f\v;"]{1,200}))')
-_LF_DELIMITER = _Pattern(rb"\n--([^\r\n]*)")
-_CR_DELIMITER = _Pattern(rb"\r--([^\r\n]*)")  # CR-only line ends ("\r\n--" has no "\r--")
+#: re finds these twice as fast as RE2's binding up to ~50 kB (the RE2 scan is faster beyond).
+_SMALL = 32_768
+_LF_DELIMITER = _Pattern(rb"\n--([^\r\n]*)", _SMALL)
+# CR-only line ends ("\r\n--" has no "\r--")
+_CR_DELIMITER = _Pattern(rb"\r--([^\r\n]*)", _SMALL)
 
 
 @dataclass
