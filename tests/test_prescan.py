@@ -74,3 +74,23 @@ def test_many_matches_are_found_by_both_engines():
                    for i in range(200)) + b"\r--b7--\r\n"
     assert list(_events(raw)) == list(reference_events(raw))
     assert len(list(_events(raw))) == 401
+
+
+@given(messages, st.sampled_from([0, 1 << 30]))
+def test_both_engines_find_the_same_delimiter_lines(raw, small):
+    # Messages under prescan._SMALL bytes are searched by re alone, the others by RE2 first.
+    with pytest.MonkeyPatch.context() as patch:
+        for pattern in (prescan._LF_DELIMITER, prescan._CR_DELIMITER):
+            patch.setattr(pattern, "_small", small)
+        assert list(_events(raw)) == list(reference_events(raw))
+
+
+HEADER_TOKENS = [b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b"a", b"From ", b"X-h: v", b"\n\n",
+                 b"\r\r", b"\xff", b"\x00", b"-", b"Subject: " + b"s" * 30]
+
+
+@given(st.lists(st.sampled_from(HEADER_TOKENS), max_size=30).map(b"".join),
+       st.integers(min_value=1, max_value=6), st.integers(min_value=1, max_value=80))
+def test_header_section_is_the_one_the_line_loop_finds(raw, max_count, max_bytes):
+    for limits in (Limits(), Limits(max_header_count=max_count, max_header_bytes=max_bytes)):
+        assert prescan._scan_headers(raw, limits) == prescan._scan_header_lines(raw, limits)

@@ -49,7 +49,9 @@ class _Text:
         self.lines.append(line)
 
     def data(self, text: str) -> None:
-        if text:
+        if text.isspace():  # the line ends between tags, mostly: \s+ is str.isspace's set
+            self.current.append(" ")
+        elif text:
             if "&" in text:  # else html.unescape returns it as it is
                 text = html.unescape(text)
             self.current.append(_SPACE.sub(" ", text))
@@ -108,8 +110,8 @@ def _tag_end(markup: str, start: int) -> int:
     for _ in range(8):
         if close < 0 or close > limit:
             return close
-        inside = markup[start:close]
-        quote = '"' if inside.count('"') % 2 else "'" if inside.count("'") % 2 else None
+        quote = ('"' if markup.count('"', start, close) % 2 else
+                 "'" if markup.count("'", start, close) % 2 else None)
         if quote is None:
             return close
         end_quote = markup.find(quote, close, limit)

@@ -58,13 +58,20 @@ class _Pattern:
     the case-insensitive ``boundary=``, where re needed a lower-cased copy and 1.7 ms). But its
     Python binding costs about 3 µs a match, ten times re's: hostile input holding a million
     matches would take seconds. After ``_FAST_MATCHES`` matches, re goes on where RE2 stopped.
+    Under ``small`` bytes, re alone: faster when the pattern starts with a literal, which re
+    also looks for quickly (most messages are short).
     """
 
-    def __init__(self, source: bytes) -> None:
+    def __init__(self, source: bytes, small: int = 0) -> None:
         self._fast = re2.compile(source, _RE2_OPTIONS)
         self._slow = re.compile(source)
+        self._small = small
 
     def finditer(self, raw: bytes) -> Iterator[_Match]:
+        if len(raw) < self._small:
+            # Short input: re's own cost is below what RE2's binding costs per call and match.
+            yield from self._slow.finditer(raw)
+            return
         pos = 0
         for count, match in enumerate(self._fast.finditer(raw)):
             if count == _FAST_MATCHES:
@@ -80,8 +87,11 @@ class _Pattern:
 # for both engines on bytes (and there are no other Latin-1 variants of these letters).
 _BOUNDARY_PARAM = _Pattern(
     rb'(?i:boundary)[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^ \t\n\r\f\v;"]{1,200}))')
-_LF_DELIMITER = _Pattern(rb"\n--([^\r\n]*)")
-_CR_DELIMITER = _Pattern(rb"\r--([^\r\n]*)")  # CR-only line ends ("\r\n--" has no "\r--")
+#: re finds these twice as fast as RE2's binding up to ~50 kB (the RE2 scan is faster beyond).
+_SMALL = 32_768
+_LF_DELIMITER = _Pattern(rb"\n--([^\r\n]*)", _SMALL)
+# CR-only line ends ("\r\n--" has no "\r--")
+_CR_DELIMITER = _Pattern(rb"\r--([^\r\n]*)", _SMALL)
 
 
 @dataclass
@@ -140,7 +150,41 @@ def _line_count(raw: bytes, max_lines: int) -> int:
     return lf + cr - raw.count(b"\r\n")
 
 
+# The header section as _scan_header_lines reads it: lines that are a field or a continuation,
+# each ended by a line end, the last one maybe not ("$": the end of the input, for RE2). RE2's
+# DFA takes half the time re does (5 us for a 1.7 kB section), in one call.
+_SECTION = re2.compile(rb"(?:(?:[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*(?:\r\n|\r|\n))*"
+                       rb"(?:(?:[\x21-\x39\x3b-\x7e]*:|[ \t])[^\r\n]*$)?", _RE2_OPTIONS)
+
+
 def _scan_headers(raw: bytes, limits: Limits) -> Prescan:
+    """The extent of the header section and its number of fields, or the limit it exceeds."""
+    if not raw.startswith(b"From "):
+        # One match and a few counts instead of a loop over the lines (most messages): when
+        # no limit is near, the section and the count are what the loop would find.
+        end = _SECTION.match(raw).end()  # it matches "" at least
+        if end <= limits.max_header_bytes:
+            count = _field_count(raw[:end])
+            if count <= limits.max_header_count:
+                return Prescan(end, count, end)
+    return _scan_header_lines(raw, limits)
+
+
+def _field_count(section: bytes) -> int:
+    """The lines of ``section`` (whole header lines) that do not start with a space or tab."""
+    lines = section.count(b"\n")
+    continued = section.count(b"\n ") + section.count(b"\n\t")
+    if b"\r" in section:
+        lines += section.count(b"\r") - section.count(b"\r\n")
+        continued += section.count(b"\r ") + section.count(b"\r\t")
+    if section and section[-1] not in b"\r\n":
+        lines += 1  # the last line of the message, without a line end
+    if section[:1] in (b" ", b"\t"):
+        continued += 1
+    return lines - continued
+
+
+def _scan_header_lines(raw: bytes, limits: Limits) -> Prescan:
     n = len(raw)
     pos = count = 0
     field_start = 0
