@@ -258,8 +258,12 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     return out
 
 
+# The word boundary is written after the first letter (see _POSTAL): a pattern that begins
+# with \b is tried at every position.
 _PLACED_NAME = re.compile(
-    r"\b(?:[Mm]airie|MAIRIE|[Vv]ille|VILLE|[Cc]ommune|COMMUNE|CCAS|[Hh]ôtel de [Vv]ille)"
+    r"(?:M(?<!\wM)(?:airie|AIRIE)|m(?<!\wm)airie|V(?<!\wV)(?:ille|ILLE)|v(?<!\wv)ille|"
+    r"C(?<!\wC)(?:ommune|OMMUNE|CAS)|c(?<!\wc)ommune|"
+    r"H(?<!\wH)ôtel de [Vv]ille|h(?<!\wh)ôtel de [Vv]ille)"
     r"\s+(de\s+|d['’]|du\s+|des\s+)?([A-ZÀ-Ý][^\W\d_]+(?:['’][^\W\d_]+)?)"
     # the whole name: the line, a separator or a postal code follows (« Vals les Bains » is not
     # « Vals »)
@@ -443,7 +447,7 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
     """Commune names written as places; in a signature, also alone or beside a separator.
     ``folded`` is ``fold(text)`` when the caller has it."""
     communes = geo.communes
-    starts = communes.key_prefixes
+    starts, names = communes.key_prefixes, communes.by_name
     out = []
     lines = text.splitlines()
     if not signature:  # outside a signature a name counts only placed or by a postal code
@@ -453,10 +457,15 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
     for line in lines:
         tokens = list(_TOKEN.finditer(line))
         keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
+        last = len(keys) - 1
         # The words a name can begin with: most words begin no commune's key, nor « le »/« les »
         # + the key after « du », « des », « au », « aux » (which is then the end of the word
         # before: see _article_before; _longest_commune would return None at its first step).
-        begins = [i for i, key in enumerate(keys) if key in starts or (
+        # Of the words that begin one (« de », « la »), most are neither a name (of three
+        # letters or more) nor begin one with the next word: _longest_commune would find
+        # nothing either (every beginning of a name's key is in ``starts``).
+        begins = [i for i, key in enumerate(keys) if key in starts and (
+            (key in names and len(key) >= 3) or (i < last and key + keys[i + 1] in starts)) or (
             i and keys[i - 1].endswith(_ARTICLE_ENDINGS)
             and (article := _article_before(line, tokens[i].start())) and article + key in starts)]
         end = 0  # the token after the last name found: none begins inside it
