@@ -477,8 +477,8 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
         # Of the words that begin one (« de », « la »), most are neither a name (of three
         # letters or more) nor begin one with the next word: _longest_commune would find
         # nothing either (every beginning of a name's key is in ``starts``).
-        begins = [i for i, key in enumerate(keys) if key in starts and (
-            (key in names and len(key) >= 3) or (i < last and key + keys[i + 1] in starts)) or (
+        begins = [i for i, key in enumerate(keys) if (key in starts and (
+            (key in names and len(key) >= 3) or (i < last and key + keys[i + 1] in starts))) or (
             i and keys[i - 1].endswith(_ARTICLE_ENDINGS)
             and (article := _article_before(line, tokens[i].start())) and article + key in starts)]
         end = 0  # the token after the last name found: none begins inside it
