@@ -107,3 +107,48 @@ def test_article_is_the_end_of_the_word_before():
         for i, token in enumerate(tokens):
             if places._article_before(line, token.start()):
                 assert i and name_key(tokens[i - 1].group(0)).endswith(places._ARTICLE_ENDINGS)
+
+
+def test_line_keys_are_the_lines_keys():
+    """line_keys: one pass over the folded lines gives each line's name_key (« st » and « ste »
+    whole words at a line's edges included)."""
+    from triage.rules.communes import line_keys
+    rng = random.Random(6)
+    pool = ["st", "ste", "St", "STE", "s", "t", "e", "x", " ", "-", "'", "’", "é", "1", "_", ".",
+            "œ", "ﬀ", "\u0301", "\u0742", *LINE_BREAKS, "\r\n"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+        lines = text.splitlines()
+        assert line_keys(places.folded_lines(text, lines)) == [name_key(line) for line in lines], \
+            repr(text)
+    assert name_key("St-Jean de ste Marie") == "saintjeandesaintemarie"
+    assert name_key("Stes Maries, stéphane") == "stesmariesstephane"
+
+
+def test_message_lines_are_body_then_signature_lines():
+    """department.statements: the message's lines are its body's then its signature's when the
+    body is empty or ends with « \\n »."""
+    rng = random.Random(7)
+    pool = ["a", " ", *LINE_BREAKS, "\r\n"]
+    for _ in range(20000):
+        body = "".join(rng.choice(pool) for _ in range(rng.randint(0, 6)))
+        sig = "".join(rng.choice(pool) for _ in range(rng.randint(0, 6)))
+        if not body or not sig or body.endswith("\n"):
+            assert (body + sig).splitlines() == body.splitlines() + sig.splitlines()
+
+
+def test_placed_name_is_the_plain_pattern():
+    """_PLACED_NAME, its word boundary written after the first letter, finds what the pattern
+    beginning with \\b found."""
+    plain = re.compile(
+        r"\b(?:[Mm]airie|MAIRIE|[Vv]ille|VILLE|[Cc]ommune|COMMUNE|CCAS|[Hh]ôtel de [Vv]ille)"
+        + places._PLACED_NAME.pattern[places._PLACED_NAME.pattern.index(r"\s+(de"):],
+        re.MULTILINE)
+    rng = random.Random(8)
+    pool = ["Mairie", "mairie", "MAIRIE", "mAIRIE", "Ville", "ville", "VILLE", "Commune",
+            "commune", "COMMUNE", "CCAS", "ccas", "Hôtel de ville", "hôtel de Ville", " ", "\n",
+            "de ", "d'", "du ", "des ", "Bozel", "x", "_", "é", "1", "74000", ",", "- ", "M", "h"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 10)))
+        assert [(m.span(), m.groups()) for m in places._PLACED_NAME.finditer(text)] == \
+            [(m.span(), m.groups()) for m in plain.finditer(text)], repr(text)

@@ -23,17 +23,40 @@ from typing import Any
 from triage.text import fold
 
 _SEPARATORS = re.compile(r"[\s'’-]")
-_ABBREVIATIONS = ((re.compile(r"\bste\b"), "sainte"), (re.compile(r"\bst\b"), "saint"))
+# « st » and « ste », whole words. The word boundary before is written after the « s »: re
+# tries a pattern that begins with \b at every position.
+_ABBREVIATION = re.compile(r"s(?<!\ws)t(e?)\b")
 _NOT_IN_KEY = re.compile(r"[^a-z0-9]")
+_NOT_IN_KEYS = re.compile(r"[^a-z0-9\n]")
+# The ASCII characters _NOT_IN_KEYS removes, removed from an ASCII text by bytes.translate (a
+# substitution pays for each of the many spaces).
+_ASCII_NOT_IN_KEYS = bytes(c for c in range(128) if _NOT_IN_KEYS.match(chr(c)))
+
+
+def _expanded(folded: str) -> str:
+    """A folded text with its separators made spaces and « st », « ste » spelt out."""
+    folded = folded.replace("-", " ").replace("'", " ")
+    if "st" in folded:  # else neither abbreviation is there
+        folded = _ABBREVIATION.sub(r"saint\1", folded)
+    return folded
 
 
 @lru_cache(maxsize=65536)
 def name_key(text: str) -> str:
-    folded = fold(text).replace("-", " ").replace("'", " ")
-    if "st" in folded:  # else neither abbreviation is there
-        for pattern, full in _ABBREVIATIONS:
-            folded = pattern.sub(full, folded)
-    return _NOT_IN_KEY.sub("", folded)
+    return _NOT_IN_KEY.sub("", _expanded(fold(text)))
+
+
+def line_keys(folded_lines: list[str]) -> list[str]:
+    """``[name_key(line) for line in lines]`` given ``[fold(line) for line in lines]``, in one
+    pass over them all: a line break is a separator like the others (the abbreviations are
+    whole words), kept to split the keys, unless a folded line holds one."""
+    text = _expanded("\n".join(folded_lines))
+    kept = (text.encode("ascii").translate(None, _ASCII_NOT_IN_KEYS).decode("ascii")
+            if text.isascii() else _NOT_IN_KEYS.sub("", text))
+    keys = kept.split("\n")
+    if len(keys) == len(folded_lines):
+        return keys
+    return [_NOT_IN_KEY.sub("", _expanded(line)) for line in folded_lines]
 
 
 def department_of_insee(insee: str) -> str:

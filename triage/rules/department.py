@@ -58,16 +58,22 @@ def statements(message: MessageView, ctx: Context) -> list[places.Statement]:
     geo = ctx.geography
     new, sig = message.new_text, message.signature
     body = new[: len(new) - len(sig)] if sig and new.endswith(sig) else new
-    folded_body = fold(body)  # read by two finders
+    body_lines = places.read_lines(body, geo, fold(body))  # read by several finders
+    sig_lines = places.read_lines(sig, geo)
     found: list[places.Statement] = []
-    found += places.department_names_outside_epcis(body, geo, 3, "le texte", folded_body)
-    found += places.department_names_outside_epcis(sig, geo, 3, "la signature")
-    found += places.epci_names(new, geo, "le message")
+    found += places.department_names_outside_epcis(body, geo, 3, "le texte", body_lines)
+    found += places.department_names_outside_epcis(sig, geo, 3, "la signature", sig_lines)
+    # The message's lines are the body's then the signature's when the body is empty or ends
+    # with a line break that cannot join the signature's first character (« \r » + « \n »).
+    whole = (body is not new or not sig) and (not body or not sig or body.endswith("\n"))
+    found += places.epci_names(new, geo, "le message",
+                               body_lines.epcis + sig_lines.epcis if whole else None)
     found += places.department_names(message.subject, geo, 2, "l'objet")
     found += places.postal_codes(body, geo, 3, "le texte")
     found += places.postal_codes(sig, geo, 4, "la signature")
     found += places.sirets(new, geo, "le message")
-    found += places.commune_names(body, geo, "le texte", signature=False, folded=folded_body)
+    found += places.commune_names(body, geo, "le texte", signature=False,
+                                  folded=body_lines.folded)
     found += places.commune_names(sig, geo, "la signature", signature=True)
     found += places.account_places(new, geo, "le message")
     found += places.other_placed_communes(body, geo, "le texte")

@@ -28,6 +28,7 @@ from triage.rules.communes import (
     Epci,
     commune_index,
     french_departments,
+    line_keys,
     name_key,
     other_communes,
 )
@@ -74,9 +75,8 @@ class Geography:
         every position (27 ns a character)."""
         return compile_pattern("|".join(sorted({e.key for e in self.communes.epcis})))
 
-    def epcis_in_lines(self, lines: list[str]) -> list[list[Epci]]:
-        """The groupings whose compact name is in each line's compact form."""
-        keys = [name_key(line) for line in lines]
+    def epcis_in_lines(self, keys: list[str]) -> list[list[Epci]]:
+        """The groupings whose compact name is in each line's compact form (``keys``)."""
         # Compact forms hold no line break: one search over them all finds whether any line
         # names a grouping (mostly none).
         if not self.communes.epcis or not self.epci_pattern.search("\n".join(keys)):
@@ -258,8 +258,12 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     return out
 
 
+# The word boundary is written after the first letter (see _POSTAL): a pattern that begins
+# with \b is tried at every position.
 _PLACED_NAME = re.compile(
-    r"\b(?:[Mm]airie|MAIRIE|[Vv]ille|VILLE|[Cc]ommune|COMMUNE|CCAS|[Hh]ôtel de [Vv]ille)"
+    r"(?:M(?<!\wM)(?:airie|AIRIE)|m(?<!\wm)airie|V(?<!\wV)(?:ille|ILLE)|v(?<!\wv)ille|"
+    r"C(?<!\wC)(?:ommune|OMMUNE|CAS)|c(?<!\wc)ommune|"
+    r"H(?<!\wH)ôtel de [Vv]ille|h(?<!\wh)ôtel de [Vv]ille)"
     r"\s+(de\s+|d['’]|du\s+|des\s+)?([A-ZÀ-Ý][^\W\d_]+(?:['’][^\W\d_]+)?)"
     # the whole name: the line, a separator or a postal code follows (« Vals les Bains » is not
     # « Vals »)
@@ -313,16 +317,29 @@ def department_names(text: str, geo: Geography, weight: int, where: str) -> list
     return _department_names(fold(text), geo, weight, where)
 
 
+@dataclass(frozen=True)
+class Lines:
+    """A text's lines folded, and the groupings of communes each names."""
+
+    folded: list[str]
+    epcis: list[list[Epci]]
+
+
+def read_lines(text: str, geo: Geography, folded: str | None = None) -> Lines:
+    """The :class:`Lines` of ``text``; ``folded`` is ``fold(text)`` when the caller has it."""
+    lines = folded_lines(text, text.splitlines(), folded)
+    return Lines(lines, geo.epcis_in_lines(line_keys(lines)))
+
+
 def department_names_outside_epcis(text: str, geo: Geography, weight: int, where: str,
-                                   folded: str | None = None) -> list[Statement]:
+                                   lines: Lines | None = None) -> list[Statement]:
     """:func:`department_names` in ``text`` with the lines naming a grouping blanked, so that
-    « … Terre de Savoie » is not read as 73. ``folded`` is ``fold(text)`` when the caller has
-    it."""
-    lines = text.splitlines()
-    masked = [bool(epcis) for epcis in geo.epcis_in_lines(lines)]
-    return _department_names("\n".join(" " if blank else folded_line for folded_line, blank
-                                        in zip(folded_lines(text, lines, folded), masked,
-                                               strict=True)),
+    « … Terre de Savoie » is not read as 73. ``lines`` is ``read_lines(text, geo)`` when the
+    caller has it."""
+    if lines is None:
+        lines = read_lines(text, geo)
+    return _department_names("\n".join(" " if epcis else folded_line for folded_line, epcis
+                                        in zip(lines.folded, lines.epcis, strict=True)),
                              geo, weight, where)
 
 
@@ -439,24 +456,29 @@ def sirets(text: str, geo: Geography, where: str) -> list[Statement]:
 
 
 def commune_names(text: str, geo: Geography, where: str, signature: bool,
-                  folded: str | None = None) -> list[Statement]:
+                  folded: list[str] | None = None) -> list[Statement]:
     """Commune names written as places; in a signature, also alone or beside a separator.
-    ``folded`` is ``fold(text)`` when the caller has it."""
+    ``folded`` is ``read_lines(text, geo).folded`` when the caller has it."""
     communes = geo.communes
-    starts = communes.key_prefixes
+    starts, names = communes.key_prefixes, communes.by_name
     out = []
     lines = text.splitlines()
     if not signature:  # outside a signature a name counts only placed or by a postal code
-        lines = [line for line, folded_line in zip(lines, folded_lines(text, lines, folded),
-                                                   strict=True)
+        lines = [line for line, folded_line in zip(
+                     lines, folded_lines(text, lines) if folded is None else folded, strict=True)
                  if _DIGITS.search(line) or _PLACE_WORDS.search(folded_line)]
     for line in lines:
         tokens = list(_TOKEN.finditer(line))
         keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
+        last = len(keys) - 1
         # The words a name can begin with: most words begin no commune's key, nor « le »/« les »
         # + the key after « du », « des », « au », « aux » (which is then the end of the word
         # before: see _article_before; _longest_commune would return None at its first step).
-        begins = [i for i, key in enumerate(keys) if key in starts or (
+        # Of the words that begin one (« de », « la »), most are neither a name (of three
+        # letters or more) nor begin one with the next word: _longest_commune would find
+        # nothing either (every beginning of a name's key is in ``starts``).
+        begins = [i for i, key in enumerate(keys) if (key in starts and (
+            (key in names and len(key) >= 3) or (i < last and key + keys[i + 1] in starts))) or (
             i and keys[i - 1].endswith(_ARTICLE_ENDINGS)
             and (article := _article_before(line, tokens[i].start())) and article + key in starts)]
         end = 0  # the token after the last name found: none begins inside it
@@ -571,12 +593,14 @@ def domain_commune(domain: str, geo: Geography) -> list[Statement]:
     return []
 
 
-def epci_names(text: str, geo: Geography, where: str) -> list[Statement]:
+def epci_names(text: str, geo: Geography, where: str,
+               by_line: list[list[Epci]] | None = None) -> list[Statement]:
     """Names of groupings of communes (« Annonay Rhône Agglo », « Rumilly Terre de Savoie »).
+    ``by_line`` is ``read_lines(text, geo).epcis`` when the caller has it.
 
     A grouping whose communes span several departments says nothing about which one."""
     out = []
-    for epcis in geo.epcis_in_lines(text.splitlines()):
+    for epcis in read_lines(text, geo).epcis if by_line is None else by_line:
         for epci in epcis:
             if epci.department is not None:
                 out.append(Statement(epci.department, 3,
