@@ -65,7 +65,8 @@ def test_loose_categories_hold_python_s() -> None:
 
 
 # Patterns of the rules that RE2 scans first, and a few shapes of their own.
-_SIEVED = [intent._EXPIRED_CUES, intent._FORGOTTEN_CUES, intent._CLOSURE,
+_SIEVED = [intent._EXPIRED_CUES, intent._FORGOTTEN_CUES, intent._CLOSURE, intent._PASSWORD,
+           scope._ON_BEHALF,
            *(pattern for _, pattern, _ in scope._TOPICS),
            Sieved(re.compile(r"(?<!\w)\bab[\w.-]+\s?\d{2,}$")),
            Sieved(re.compile(r"^x|(?=y)yz|[^\W\d]q|a.{2,1500}?b", re.M)),
