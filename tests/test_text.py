@@ -9,7 +9,7 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.rules import intent, scope
+from triage.rules import automatic, intent, scope
 from triage.text import _LOOSE_CATEGORIES, _PLAIN, Sieved, fold, sre_constants
 
 # Latin, typographic marks, spaces, line breaks, Greek sigma (lower-cased by context), and
@@ -66,7 +66,7 @@ def test_loose_categories_hold_python_s() -> None:
 
 # Patterns of the rules that RE2 scans first, and a few shapes of their own.
 _SIEVED = [intent._EXPIRED_CUES, intent._FORGOTTEN_CUES, intent._CLOSURE, intent._PASSWORD,
-           scope._ON_BEHALF,
+           scope._ON_BEHALF, automatic._AUTO_TEXT, automatic._ABSENCE_TEXT,
            *(pattern for _, pattern, _ in scope._TOPICS),
            Sieved(re.compile(r"(?<!\w)\bab[\w.-]+\s?\d{2,}$")),
            Sieved(re.compile(r"^x|(?=y)yz|[^\W\d]q|a.{2,1500}?b", re.M)),
