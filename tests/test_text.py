@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.text import _PLAIN, fold
+from triage.rules import automatic, intent, scope
+from triage.text import _LOOSE_CATEGORIES, _PLAIN, Sieved, fold, sre_constants
 
 # Latin, typographic marks, spaces, line breaks, Greek sigma (lower-cased by context), and
 # any other character.
@@ -48,3 +50,40 @@ def test_no_character_folds_into_a_line_break():
         if 0xD800 <= code < 0xE000 or code == 0x0A:
             continue
         assert "\n" not in fold(chr(code)), hex(code)
+
+
+
+def test_loose_categories_hold_python_s() -> None:
+    """RE2's classes standing for \\d, \\s and \\w hold every code point Python's match."""
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    for python, category in ((r"\d", sre_constants.CATEGORY_DIGIT),
+                             (r"\s", sre_constants.CATEGORY_SPACE),
+                             (r"\w", sre_constants.CATEGORY_WORD)):
+        chars = "".join(re.findall(python, every))
+        assert chars
+        assert re2.fullmatch(f"[{_LOOSE_CATEGORIES[category]}]*", chars) is not None, python
+
+
+# Patterns of the rules that RE2 scans first, and a few shapes of their own.
+_SIEVED = [intent._EXPIRED_CUES, intent._FORGOTTEN_CUES, intent._CLOSURE, intent._PASSWORD,
+           scope._ON_BEHALF, automatic._AUTO_TEXT, automatic._ABSENCE_TEXT,
+           *(pattern for _, pattern, _ in scope._TOPICS),
+           Sieved(re.compile(r"(?<!\w)\bab[\w.-]+\s?\d{2,}$")),
+           Sieved(re.compile(r"^x|(?=y)yz|[^\W\d]q|a.{2,1500}?b", re.M)),
+           Sieved(re.compile(r"(?i)expire"))]
+_WORDS = st.sampled_from(["mot de passe", "expire", "oublie", "perdu", "reinitialiser",
+                          "chorus", "phishing", "numero de portable enregistre", "faut-il",
+                          "ab_1.x 12", "xyz", "aq", "a", "b", "\n", " ", "é", "ſ", "٣", "\u2003"])
+
+
+@given(st.lists(st.one_of(_WORDS, _SAMPLE), max_size=120))
+@settings(max_examples=300, deadline=None)
+def test_sieved_finds_what_the_pattern_finds(parts: list[str]) -> None:
+    text = " ".join(parts) * 3
+    for sieved in _SIEVED:
+        plain = sieved.pattern
+        found = sieved.search(text)
+        expected = plain.search(text)
+        assert (found and found.span()) == (expected and expected.span())
+        assert [m.span() for m in sieved.finditer(text)] == \
+            [m.span() for m in plain.finditer(text)]

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parser  # type: ignore[attr-defined]
+from typing import Any
+
+import re2
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 # Typographic quotes and dashes made plain, ligatures spelt out: one table, applied by a regular
@@ -61,3 +67,112 @@ def fold_lines(text: str) -> str:
 def compact(text: str) -> str:
     """Folded, letters and digits only: ``Saint-Agrève`` -> ``saintagreve``."""
     return re.sub(r"[^a-z0-9]", "", fold(text))
+
+
+# RE2's spelling of Python's \d, \s and \w, as classes that hold at least what they match in a
+# str pattern (tests/test_text.py checks every code point): Unicode decimals are numbers, word
+# characters letters, numbers or "_", and Python's spaces RE2's separators or ASCII controls.
+_LOOSE_CATEGORIES = {
+    sre_constants.CATEGORY_DIGIT: r"\pN",
+    sre_constants.CATEGORY_WORD: r"\pL\pN_",
+    sre_constants.CATEGORY_SPACE: r"\pZ\x{9}-\x{d}\x{1c}-\x{1f}\x{85}",
+}
+_ANY = r"(?s:.)"
+
+
+def _loose(nodes: sre_parser.SubPattern | list[tuple[Any, Any]]) -> str:
+    """RE2 syntax for a pattern that matches wherever the parsed ``nodes`` match and more: the
+    lookarounds and anchors are dropped (RE2 has no lookaround), greedy or not is one."""
+    out = []
+    for op, av in nodes:
+        if op is sre_constants.LITERAL:
+            out.append(f"\\x{{{av:x}}}")
+        elif op is sre_constants.NOT_LITERAL:
+            out.append(f"[^\\x{{{av:x}}}]")
+        elif op is sre_constants.ANY:
+            out.append(_ANY)  # wider than "." without DOTALL: a superset still
+        elif op is sre_constants.IN:
+            out.append(_loose_class(av))
+        elif op is sre_constants.BRANCH:
+            out.append("(?:" + "|".join(_loose(branch) for branch in av[1]) + ")")
+        elif op is sre_constants.SUBPATTERN:
+            if av[1] & re.IGNORECASE:
+                raise ValueError("case-insensitive group")
+            out.append("(?:" + _loose(av[3]) + ")")
+        elif op is sre_constants.ATOMIC_GROUP:
+            out.append("(?:" + _loose(av) + ")")
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT,
+                    sre_constants.POSSESSIVE_REPEAT):
+            low, high, item = av
+            if low > 1000:
+                raise ValueError("repeat too long for RE2")
+            bound = "" if high is sre_constants.MAXREPEAT or high > 1000 else str(high)
+            out.append(f"(?:{_loose(item)}){{{low},{bound}}}")
+        elif op in (sre_constants.AT, sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            continue  # dropped: the match may then start anywhere the assertion held or not
+        elif op is sre_constants.CATEGORY:
+            out.append(_loose_class([(op, av)]))
+        else:
+            raise ValueError(f"no RE2 spelling for {op}")
+    return "".join(out)
+
+
+def _loose_class(items: list[tuple[Any, Any]]) -> str:
+    parts = []
+    for op, av in items:
+        if op is sre_constants.LITERAL:
+            parts.append(f"\\x{{{av:x}}}")
+        elif op is sre_constants.RANGE:
+            parts.append(f"\\x{{{av[0]:x}}}-\\x{{{av[1]:x}}}")
+        elif op is sre_constants.CATEGORY and av in _LOOSE_CATEGORIES:
+            parts.append(_LOOSE_CATEGORIES[av])
+        else:  # a negation, a negated category: any character
+            return _ANY
+    return "[" + "".join(parts) + "]"
+
+
+class Sieved:
+    """A regular expression whose text RE2 scans first: the same matches as the pattern's own
+    ``search`` and ``finditer`` (tests/test_text.py), found sooner where it rarely matches.
+
+    Python's engine tries the pattern at every position of the text; RE2 crosses it in one
+    pass of a DFA (a few µs for a page), with a looser pattern (:func:`_loose`) that matches
+    wherever the pattern does. Where RE2 finds nothing, there is nothing; else Python's
+    engine starts at RE2's first match, before which the pattern cannot match (lookbehinds
+    and ``\\b`` still see the text before it, and ``^`` the real start). A pattern RE2
+    cannot spell loosely (case-insensitive, backreferences) is used alone.
+    """
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self._sieve: Any = None
+        if not pattern.flags & re.IGNORECASE:
+            try:
+                options = re2.Options()
+                options.log_errors = False
+                self._sieve = re2.compile(_loose(sre_parser.parse(pattern.pattern,
+                                                                  pattern.flags)), options)
+            except Exception:  # no sieve then: the pattern alone is exact
+                self._sieve = None
+
+    def _start(self, text: str) -> int:
+        """Where the pattern may first match in ``text``; -1 where it cannot."""
+        if self._sieve is None or len(text) < _SIEVE_FROM:
+            return 0
+        try:
+            candidate = self._sieve.search(text)
+        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
+            return 0
+        return -1 if candidate is None else int(candidate.start())
+
+    def search(self, text: str) -> re.Match[str] | None:
+        start = self._start(text)
+        return None if start < 0 else self.pattern.search(text, start)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        start = self._start(text)
+        return iter(()) if start < 0 else self.pattern.finditer(text, start)
+
+
+#: Below this length Python's engine is about as fast as a call to RE2.
+_SIEVE_FROM = 200

@@ -87,7 +87,7 @@ def _first_letters(items) -> set[str]:
 
 def test_closure_lookahead_holds_every_first_letter():
     """_CLOSURE's leading lookahead only skips positions where no alternative can start."""
-    lookahead, _, rest = intent._CLOSURE.pattern.partition(")")
+    lookahead, _, rest = intent._CLOSURE.pattern.pattern.partition(")")
     assert lookahead.startswith("(?=[") and lookahead.endswith("]")
     allowed = set(lookahead[len("(?=["):-1])
     assert _first_letters(re._parser.parse(rest).data) <= allowed

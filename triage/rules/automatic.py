@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from triage.config import compile_pattern, without_subaddress
 from triage.parse import MessageView
 from triage.rules.base import Context, Finding, finding
-from triage.text import fold
+from triage.text import Sieved, fold
 
 NAME = "automatic"
 LABEL = "Message automatique"
@@ -67,11 +67,12 @@ _OOF_SUBJECT = re.compile(
     re.IGNORECASE)
 # « [Absence] RE: … », « [EXT] Réponse automatique : … »: a leading tag is not the subject.
 _SUBJECT_TAG = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)+")
-_AUTO_TEXT = re.compile(
+# RE2 scans the text first (triage.text.Sieved): a person's text holds none of these.
+_AUTO_TEXT = Sieved(re.compile(
     r"(ceci est une reponse automatique|ceci est un (message|courriel|mail) automatique|"
     r"this is an automat(ic|ed) (reply|response|message)|reponse automatique d'absence|"
     r"i am (currently )?out of (the )?office|^message automatique\s*:|"
-    r"votre (message|courriel|mail) (ne sera pas|n'est pas|ne sera pas) transfere)")
+    r"votre (message|courriel|mail) (ne sera pas|n'est pas|ne sera pas) transfere)"))
 # Absence notices in English, German, Spanish, Italian, Dutch: a person's request in these
 # words would not be about a Chorus Pro password. Searched only where a hint is present.
 _AWAY_HINTS = ("i'm", "i am", "i will", "access to", "ich bin", "estoy", "sono", "ik ben")
@@ -83,10 +84,11 @@ _AWAY_TEXT = re.compile(
     r"\bestoy (fuera de la oficina|de vacaciones|ausente)|\bsono (fuori ufficio|assente|in ferie)|"
     r"\bik ben (afwezig|niet op kantoor|met vakantie)")
 # Absence wording alone could be a person's own note; it counts only in a reply's new text.
-_ABSENCE_TEXT = re.compile(
+# (RE2 first too.)
+_ABSENCE_TEXT = Sieved(re.compile(
     r"(je suis (actuellement )?absente? (du|jusqu|et je)|je serai absente? (du|jusqu)|"
     r"(je suis|actuellement) en conges? (du|jusqu)|absente? du bureau (du|jusqu)|"
-    r"en conge (maternite|maladie|parental)|ne (pourrai|pourrons) pas traiter)")
+    r"en conge (maternite|maladie|parental)|ne (pourrai|pourrons) pas traiter)"))
 _REPLY_SUBJECT = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)*(re|aw|sv|r[ée]p)\s*:|\[absen",
                             re.IGNORECASE)
 #: An automatic reply's own wording is looked for in this much of the new text, and only when

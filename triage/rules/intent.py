@@ -44,7 +44,7 @@ from triage.config import compile_pattern
 from triage.parse import MessageView
 from triage.rules import scope
 from triage.rules.base import Context, Finding, Reason
-from triage.text import fold
+from triage.text import Sieved, fold
 
 NAME = "intent"
 LABEL = "Demande"
@@ -56,10 +56,11 @@ FORGOTTEN = "forgotten_password"
 EXPIRED = "expired_password"
 OTHER = "other"
 
-_PASSWORD = re.compile(
+# RE2 scans the text first (triage.text.Sieved): most lines name no password.
+_PASSWORD = Sieved(re.compile(
     r"(\bcelui (de|du|pour|d'acces a) (chorus|mon compte|compte|l'application chorus|cpp)\b|"
     r"\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
-    r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)")
+    r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)"))
 # Objects that stand for the password when people do not name it.
 _ACCESS = re.compile(
     r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)")
@@ -91,17 +92,18 @@ _OTHER_OBJECTS = re.compile(
     r"delai de paiement|bon de commande|marche|devis|piece|session de formation|numero|"
     r"portable|telephone)\b")
 
-# Every cue starts a word. The engine tries a pattern at each position of the text; the
-# lookbehind put first turns away the positions inside a word at once, before the alternatives.
-_EXPIRED_CUES = re.compile(
+# RE2 scans the text first (see triage.text.Sieved). Every cue starts a word. Python's engine
+# tries a pattern at each position of the text; the lookbehind put first turns away the
+# positions inside a word at once, before the alternatives.
+_EXPIRED_CUES = Sieved(re.compile(
     r"(?<!\w)"
     r"(\bexpir\w*|\bexipr\w*|\bexprir\w*|\bexpier\w*|\bexir[eé]\w*|\bespir[eé]\w*|\bperim\w*|"
     r"\bplus (valide|valable|actif)\b|\barrive a (echeance|expiration)\b|\bechu\b|\bcaduc\w*|"
     r"\bobsolete\w*|\bexpired?\b|\boutdated\b|\bvalidite (est )?(depassee|expiree|terminee)\b|"
     r"\bdate de validite\b|\b(validite|delai)\b[^.?!\n]{0,40}\b(depasse|expire|termine|echu)\w*|"
     r"\bfin de (sa )?validite\b|"
-    r"\b(depasse|atteint)\w* (sa |la )?(duree|date|limite) de validite\b)")
-_FORGOTTEN_CUES = re.compile(
+    r"\b(depasse|atteint)\w* (sa |la )?(duree|date|limite) de validite\b)"))
+_FORGOTTEN_CUES = Sieved(re.compile(
     r"(?<!\w)"
     r"(\boubli\w*|\boubier\b|\boublei\w*|\bobli(e|er|ee)\b|\bperdu\w*|\bperte\b|\begare\w*|"
     r"\bne (me )?(souviens|souvient|rappelle|rapelle) (plus|pas)\b|\b(souviens|rappelle) plus\b|"
@@ -115,7 +117,7 @@ _FORGOTTEN_CUES = re.compile(
     r"refai\w+|recreer|regenere\w*)\s+(moi |nous )?(un |une |mon |le |d'un |un autre |"
     r"de nouveaux |des )?(nouveau |nouveaux |provisoire )?(mots? de passe|mdp|codes? d'acces)|"
     r"\bdebloqu\w*|\bbloque\w*|\bverrouill\w*|\bforgot\w*|\blost\b|"
-    r"\b(can'?t|cannot|don'?t|do not) remember\b|\bplus (le|mon|son) (mot|mdp)\b)")
+    r"\b(can'?t|cannot|don'?t|do not) remember\b|\bplus (le|mon|son) (mot|mdp)\b)"))
 _NEGATION = re.compile(r"(\bpas|\bjamais|\bnot|\bnever|\bnon)\s+(encore\s+|du tout\s+|deja\s+)?$")
 # « je n'ai pas besoin que vous le réinitialisiez », « no need to reset it »
 _NO_NEED = re.compile(r"(pas besoin|plus besoin|no need|don'?t need|do not need)\b[^.?!\n]{0,30}$")
@@ -148,7 +150,7 @@ _DISCLAIMER = re.compile(
     r"pensez a l'environnement)")
 # The lookahead holds the first letters of the alternatives (tests/rules/test_intent.py checks
 # it): the engine tries the pattern at each position of the text, and turns most away at once.
-_CLOSURE = re.compile(
+_CLOSURE = Sieved(re.compile(
     r"(?=[acdijlmnptvy])"
     r"(c'est regle|c'est bon\b|c'est ok\b|c'est parfait|probleme (est )?(regle|resolu)|"
     r"tout (est rentre dans l'ordre|fonctionne|marche)|ca (re)?fonctionne|ca (re)?marche|"
@@ -160,7 +162,7 @@ _CLOSURE = re.compile(
     r"demande|je (vous )?confirme (avoir )?(bien )?(recu|recupere)|"
     r"j'ai (finalement |enfin |bien )?(pu|reussi a) (le |la |mon |ma )?(renouveler|reinitialiser|"
     r"changer|modifier|debloquer|retrouver)|you can close|\bannul\w* (de )?(ma |la |cette )?"
-    r"demande)")
+    r"demande)"))
 _THANKS_ONLY = re.compile(
     r"^(bonjour|bonsoir|madame|monsieur|,|\.|!|\s)*((un )?grand |mille |tous mes )?"
     r"(merci|thanks|thank you|parfait|super|top|ok|tres bien|bien recu|c'est note|note)"
