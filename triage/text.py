@@ -80,15 +80,19 @@ _LOOSE_CATEGORIES = {
 _ANY = r"(?s:.)"
 
 
+def _char(code: int) -> str:
+    return f"\\x{{{code:x}}}"
+
+
 def _loose(nodes: sre_parser.SubPattern | list[tuple[Any, Any]]) -> str:
     """RE2 syntax for a pattern that matches wherever the parsed ``nodes`` match and more: the
     lookarounds and anchors are dropped (RE2 has no lookaround), greedy or not is one."""
     out = []
     for op, av in nodes:
         if op is sre_constants.LITERAL:
-            out.append(f"\\x{{{av:x}}}")
+            out.append(_char(av))
         elif op is sre_constants.NOT_LITERAL:
-            out.append(f"[^\\x{{{av:x}}}]")
+            out.append(f"[^{_char(av)}]")
         elif op is sre_constants.ANY:
             out.append(_ANY)  # wider than "." without DOTALL: a superset still
         elif op is sre_constants.IN:
@@ -117,18 +121,21 @@ def _loose(nodes: sre_parser.SubPattern | list[tuple[Any, Any]]) -> str:
     return "".join(out)
 
 
+def _class_item(op: Any, av: Any) -> str | None:
+    """RE2's spelling of one member of a class; None for one it cannot narrow (a negation,
+    a negated category)."""
+    if op is sre_constants.LITERAL:
+        return _char(av)
+    if op is sre_constants.RANGE:
+        return f"{_char(av[0])}-{_char(av[1])}"
+    return _LOOSE_CATEGORIES.get(av) if op is sre_constants.CATEGORY else None
+
+
 def _loose_class(items: list[tuple[Any, Any]]) -> str:
-    parts = []
-    for op, av in items:
-        if op is sre_constants.LITERAL:
-            parts.append(f"\\x{{{av:x}}}")
-        elif op is sre_constants.RANGE:
-            parts.append(f"\\x{{{av[0]:x}}}-\\x{{{av[1]:x}}}")
-        elif op is sre_constants.CATEGORY and av in _LOOSE_CATEGORIES:
-            parts.append(_LOOSE_CATEGORIES[av])
-        else:  # a negation, a negated category: any character
-            return _ANY
-    return "[" + "".join(parts) + "]"
+    parts = [_class_item(op, av) for op, av in items]
+    if any(part is None for part in parts):
+        return _ANY  # any character: a superset still
+    return "[" + "".join(p for p in parts if p is not None) + "]"
 
 
 class Sieved:
