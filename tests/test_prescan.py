@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triage.config import Limits
@@ -40,6 +40,7 @@ TOKENS = [b"boundary", b"BoUnDaRy", b"bOUNDARY", b"boundar", b"=", b" ", b"\t", 
 messages = st.lists(st.sampled_from(TOKENS), max_size=60).map(b"".join)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=60).map(lambda b: bytes(b"\r\na"[x % 3] for x in b)),
        st.integers(min_value=0, max_value=70))
 def test_line_count_decides_the_limit_as_the_exact_count(raw, max_lines):
@@ -50,11 +51,13 @@ def test_line_count_decides_the_limit_as_the_exact_count(raw, max_lines):
         assert got == exact
 
 
+@settings(deadline=None)
 @given(messages)
 def test_events_are_those_re_finds(raw):
     assert list(_events(raw)) == list(reference_events(raw))
 
 
+@settings(deadline=None)
 @given(messages)
 def test_delimiters_are_every_line_end_before_dashes(raw):
     pre = scan(raw, Limits(max_depth=1000, max_parts=1000))
@@ -62,6 +65,7 @@ def test_delimiters_are_every_line_end_before_dashes(raw):
                               if raw[i:i + 1] in (b"\n", b"\r") and raw[i + 1:i + 3] == b"--"]
 
 
+@settings(deadline=None)
 @given(messages, st.integers(min_value=0, max_value=3))
 def test_re_takes_over_from_re2_with_the_same_matches(raw, fast):
     with pytest.MonkeyPatch.context() as patch:
@@ -76,6 +80,7 @@ def test_many_matches_are_found_by_both_engines():
     assert len(list(_events(raw))) == 401
 
 
+@settings(deadline=None)
 @given(messages, st.sampled_from([0, 1 << 30]))
 def test_both_engines_find_the_same_delimiter_lines(raw, small):
     # Messages under prescan._SMALL bytes are searched by re alone, the others by RE2 first.
@@ -89,6 +94,7 @@ HEADER_TOKENS = [b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b"a", b"From ", b"X-h
                  b"\r\r", b"\xff", b"\x00", b"-", b"Subject: " + b"s" * 30]
 
 
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(HEADER_TOKENS), max_size=30).map(b"".join),
        st.integers(min_value=1, max_value=6), st.integers(min_value=1, max_value=80))
 def test_header_section_is_the_one_the_line_loop_finds(raw, max_count, max_bytes):
