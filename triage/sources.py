@@ -118,8 +118,8 @@ def mbox_spans(path: Path, block_size: int = 1 << 20) -> Iterator[tuple[int, int
     """``(start, stop)`` of each message of an mbox, as the standard library's
     :class:`mailbox.mbox` finds them: a message begins at each line starting with ``From ``
     and ends before the next one, or before the empty line that precedes it, or at the end of
-    the file (before a last empty line). Found block by block with ``bytes.find`` rather than
-    line by line, because a 2 GB archive is 30 million lines for Python to read."""
+    the file (before a last empty line). Found block by block with RE2 (:func:`_finds`) rather
+    than line by line, because a 2 GB archive is 30 million lines for Python to read."""
     with open(path, "rb") as fh:
         start = 0 if fh.read(len(_FROM) - 1) == _FROM[1:] else None
         fh.seek(0)
