@@ -72,6 +72,23 @@ def test_replay_dry_run_is_the_same_on_one_or_two_processes(tmp_path):
                for i, line in zip((1, 2, 3), lines[21:24], strict=True))
 
 
+def test_replay_dry_run_without_a_store_is_the_same_on_one_or_two_processes(tmp_path):
+    """With no store there is no sender history: the workers conclude each message
+    themselves (triage.bulk's ``finish``) and send back its line; the output is the same as
+    with one process, in the same order, and no daily limit applies."""
+    settings = desk_settings(tmp_path)
+    paths = [str(same_sender_folder(tmp_path)), *sorted(str(p) for p in DATA.iterdir())]
+    runs = [triage("replay", "--dry-run", "--json", "--jobs", jobs, "--config",
+                   settings.source, *paths) for jobs in ("1", "2")]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr + runs[1].stderr
+    assert runs[1].stdout == runs[0].stdout
+    assert not (tmp_path / "var" / "triage.sqlite3").exists()  # a dry run creates no store
+    lines = runs[0].stdout.splitlines()
+    assert len(lines) == 926 + 1 and lines[-1].startswith("926 messages (")
+    assert sum('"action": "draft"' in line for line in lines[:20]) == 20
+    assert '"action": "quarantine"' in lines[20]
+
+
 def test_eval_is_the_same_on_one_or_two_processes():
     """`eval` of each labelled set prints the same report with --jobs 1 and --jobs 2."""
     for name in LABELLED:

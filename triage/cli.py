@@ -9,14 +9,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from triage import __version__
 from triage.config import Settings, load_settings
 from triage.errors import ConfigError, SourceError, StoreError
+
+if TYPE_CHECKING:
+    from triage.pipeline import Examined, Outcome
+    from triage.sources import Location
 
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -260,7 +265,7 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
 
     To try a configuration change first: `triage replay --dry-run --days 30 --config NEW.yaml`.
     """
-    from triage.bulk import Examination
+    from triage.bulk import Examination, examined
     from triage.pipeline import conclude
     from triage.sources import check_paths, count_sources, iter_locations
     from triage.store import Store
@@ -286,29 +291,37 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
         shared = store.history() if dry_run and store is not None else None
         counts: dict[str, int] = {}
         created = 0
-        # Parse and rules in worker processes; each message concluded here, in order.
-        examination = Examination(iter_locations(list(paths)), settings, _jobs(jobs), mailbox,
-                                  dated=True)
+        # Parse and rules in worker processes; each message concluded here, in order, as the
+        # sender history counts the drafts concluded before. Without a history, concluding
+        # depends on the message alone: the workers do it and send back one line each.
+        alone = dry_run and shared is None
+        examination: Examination[Any] = Examination(
+            iter_locations(list(paths)), settings, _jobs(jobs), mailbox, dated=True,
+            finish=(partial(_concluded_alone, settings, mailbox, as_json) if alone
+                    else examined))
         # A progress bar on a terminal only: elsewhere click prints a bare label line.
         progress = click.progressbar(examination, length=length, label="replay",
                                      file=sys.stderr, show_pos=True,
                                      hidden=not sys.stderr.isatty())
         with progress as bar:
-            for location, examined in bar:
-                # As of the message's date, with the store's sender history, so that replay
-                # decides as the daemon did (a dry run counts its own drafts as it goes).
-                history = shared if dry_run else store.history() if store else None
-                outcome = conclude(examined, settings, mailbox, history)
+            for location, result in bar:
+                if alone:
+                    action, line = result
+                else:
+                    # As of the message's date, with the store's sender history, so that replay
+                    # decides as the daemon did (a dry run counts its own drafts as it goes).
+                    history = shared if dry_run else store.history() if store else None
+                    outcome = conclude(result, settings, mailbox, history)
+                    action, line = _replayed(location, outcome, as_json)
+                    if not dry_run and store is not None:
+                        _ticket, new = store.record(outcome, location.read(),
+                                                    origin=f"replay:{location.name}",
+                                                    mailbox=mailbox)
+                        created += int(new)
                 total += 1
-                counts[outcome.decision.action.value] = counts.get(
-                    outcome.decision.action.value, 0) + 1
-                if as_json:
-                    click.echo(json.dumps(_record(location.name, outcome), ensure_ascii=False))
-                if not dry_run and store is not None:
-                    _ticket, new = store.record(outcome, location.read(),
-                                                origin=f"replay:{location.name}",
-                                                mailbox=mailbox)
-                    created += int(new)
+                counts[action] = counts.get(action, 0) + 1
+                if line is not None:
+                    click.echo(line)
     except (SourceError, StoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -316,6 +329,22 @@ def replay(config_path: Path | None, mailbox: str | None, dry_run: bool, days: f
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
     click.echo(f"{_count(total, 'message')} ({summary or 'none'})"
                + ("" if dry_run else f"; {_count(created, 'new ticket')}"))
+
+
+def _replayed(location: Location, outcome: Outcome, as_json: bool) -> tuple[str, str | None]:
+    """What `replay` keeps of one message: its action, and its line of `--json` output."""
+    line = (json.dumps(_record(location.name, outcome), ensure_ascii=False) if as_json
+            else None)
+    return outcome.decision.action.value, line
+
+
+def _concluded_alone(settings: Settings, mailbox: str | None, as_json: bool,
+                     location: Location, examination: Examined) -> tuple[str, str | None]:
+    """`replay --dry-run` with no sender history: the message concluded on its own, in the
+    worker that examined it (:class:`triage.bulk.Examination`'s ``finish``)."""
+    from triage.pipeline import conclude
+
+    return _replayed(location, conclude(examination, settings, mailbox), as_json)
 
 
 def _what_would_change(candidate: Settings, store_config: Path | None, days: float) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from triage.bulk import Examination
 from triage.config import Settings
 from triage.errors import SourceError
-from triage.pipeline import conclude
+from triage.pipeline import Examined, conclude
 from triage.sources import Location
 
 FIELDS = ("action", "template", "intent", "department", "nominative", "identifier")
@@ -100,6 +101,11 @@ class Report:
         return out
 
 
+def _decided(settings: Settings, _location: Location, examined: Examined) -> dict[str, Any]:
+    """A message's decision as :meth:`triage.decision.Decision.as_dict` gives it."""
+    return conclude(examined, settings).decision.as_dict()
+
+
 def evaluate_folder(folder: Path, settings: Settings, jobs: int = 1) -> Report:
     """Decide every message of ``labels.tsv`` and compare; ``jobs`` processes parse and run
     the rules (:mod:`triage.bulk`), the report is the same for any number."""
@@ -109,10 +115,11 @@ def evaluate_folder(folder: Path, settings: Settings, jobs: int = 1) -> Report:
     report = Report()
     with labels.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
+    # No sender history: each message is concluded in the worker that examined it.
     examination = Examination((Location(str(folder / row["file"]), str(folder / row["file"]))
-                               for row in rows), settings, jobs)
-    for row, (_location, examined) in zip(rows, examination, strict=True):
-        decision = conclude(examined, settings).decision.as_dict()
+                               for row in rows), settings, jobs,
+                              finish=partial(_decided, settings))
+    for row, (_location, decision) in zip(rows, examination, strict=True):
         report.total += 1
         diffs = []
         for name in FIELDS:
