@@ -45,6 +45,15 @@ def test_fold_keeps_line_breaks_apart(first, second):
     assert fold(f"{first}\n{second}") == f"{fold(first)}\n{fold(second)}"
 
 
+def test_fold_latin1_pairs_by_definition():
+    """The Latin-1 byte table folds every pair of Latin-1 characters (spaces collapsed across
+    them, marks, ligatures) as the definition does."""
+    latin1 = [chr(code) for code in range(256)]
+    for first in latin1:
+        for second in latin1:
+            assert fold(first + second) == _plain_fold(first + second), repr(first + second)
+
+
 def test_no_character_folds_into_a_line_break():
     for code in range(0x110000):
         if 0xD800 <= code < 0xE000 or code == 0x0A:

@@ -40,23 +40,62 @@ def fold(text: str) -> str:
     """
     if text.isascii():
         # Of the table only the backquote concerns ASCII.
-        text = text.replace("`", "'")
+        text = text.replace("`", "'").lower()
     else:
         text = _SPECIAL.sub(_plain, text)
-        if not text.isascii():
-            text = unicodedata.normalize("NFKD", text)
-            if _NOT_ASCII_OR_COMBINING.search(text) is None:
-                text = text.encode("ascii", "ignore").decode("ascii")
-            else:
-                text = _COMBINING.sub("", text)
-                if not text.isascii():  # rarer marks, outside the common block
-                    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.lower()
+        if _NOT_LATIN1_ONE_TO_ONE.search(text) is None:
+            # Most French text is Latin-1: a byte table does in one pass what the steps
+            # below do (see _latin1_table).
+            text = text.encode("latin-1").translate(_LATIN1).decode("latin-1")
+        else:
+            text = _without_marks(text).lower()
+            if not text.isascii():
+                return _SPACES.sub(" ", text)
+    # Only a tab or two spaces in a row make a run of spaces to collapse now, and a
+    # substitution that replaces every single space is costly.
+    return _SPACES.sub(" ", text) if "\t" in text or "  " in text else text
+
+
+def _without_marks(text: str) -> str:
+    """``text`` decomposed (NFKD), without its combining marks."""
     if text.isascii():
-        # Most texts are ASCII by now: only a tab or two spaces in a row make a run of spaces
-        # to collapse, and a substitution that replaces every single space is costly.
-        return _SPACES.sub(" ", text) if "\t" in text or "  " in text else text
-    return _SPACES.sub(" ", text)
+        return text
+    text = unicodedata.normalize("NFKD", text)
+    if _NOT_ASCII_OR_COMBINING.search(text) is None:
+        return text.encode("ascii", "ignore").decode("ascii")
+    text = _COMBINING.sub("", text)
+    if not text.isascii():  # rarer marks, outside the common block
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text
+
+
+def _latin1_table() -> tuple[bytes, re.Pattern[str]]:
+    """What :func:`fold` makes of each Latin-1 character before it collapses spaces, as a byte
+    table, and a pattern that finds the characters the table cannot fold: beyond Latin-1, or
+    folded into none, several or one beyond Latin-1 (« ½ », « µ »), or into a no-break space.
+
+    Up to the collapse of spaces, folding goes character by character: NFKD only decomposes
+    (the marks it would reorder are all dropped), and lower case depends on the neighbours
+    only for the Greek capital sigma. Without a no-break space in the table's output, a run of
+    spaces to collapse holds two spaces in a row or a tab."""
+    table = bytearray(range(256))
+    kept = []
+    for code in range(256):
+        folded = _without_marks(_SPECIAL.sub(_plain, chr(code))).lower()
+        if len(folded) == 1 and ord(folded) < 256 and folded != "\u00a0":
+            table[code] = ord(folded)
+            kept.append(code)
+    ranges: list[list[int]] = []
+    for code in kept:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    spelt = "".join(f"\\x{low:02x}-\\x{high:02x}" for low, high in ranges)
+    return bytes(table), re.compile(f"[^{spelt}]")
+
+
+_LATIN1, _NOT_LATIN1_ONE_TO_ONE = _latin1_table()
 
 
 def fold_lines(text: str) -> str:
