@@ -40,6 +40,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import re2
+
 from triage.config import compile_pattern
 from triage.parse import MessageView
 from triage.rules import scope
@@ -271,10 +273,54 @@ def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
     access = [(m.start(), m.end()) for m in _ACCESS.finditer(folded)]
     expired = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
     forgotten = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
-    words = [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(folded)]
+    words = _typo_words(folded)
     expired += _fuzzy(words, _FUZZY_EXPIRED, expired)
     forgotten += _fuzzy(words, _FUZZY_FORGOTTEN, forgotten)
     return _Scan(folded, anchors, excluded, foreign, access, expired, forgotten)
+
+
+def _one_edit_spellings(target: str) -> list[str]:
+    """RE2 spellings of every word one letter off ``target`` (added, dropped, changed or two
+    swapped), and of ``target`` itself."""
+    spellings = []
+    for i in range(len(target) + 1):
+        spellings.append(f"{target[:i]}[a-z]{target[i:]}")
+        if i < len(target):
+            spellings += [f"{target[:i]}[a-z]{target[i + 1:]}", target[:i] + target[i + 1:]]
+        if i + 1 < len(target):
+            spellings.append(target[:i] + target[i + 1] + target[i] + target[i + 2:])
+    return spellings
+
+
+def _typo_sieve() -> str:
+    """A word (of letters a-z) one typo off a fuzzy target starts at a match of this pattern
+    (RE2, longest match), whose group is then the longest such word the letters there begin
+    with."""
+    spellings = {s for t in _FUZZY_EXPIRED + _FUZZY_FORGOTTEN for s in _one_edit_spellings(t)}
+    return "(?:^|[^a-z])(" + "|".join(sorted(spellings)) + ")"
+
+
+_LONGEST = re2.Options()
+_LONGEST.longest_match = True
+# Compiled for str and for the bytes of an ASCII text, whose offsets RE2 need not convert.
+_TYPO_SIEVE = re2.compile(_typo_sieve(), _LONGEST)
+_TYPO_SIEVE_ASCII = re2.compile(_typo_sieve().encode("ascii"), _LONGEST)
+
+
+def _typo_words(folded: str) -> list[tuple[int, int, str]]:
+    """The words of ``folded`` (runs of five letters a-z or more) that may be one typo off a
+    fuzzy target, with their spans, in order: :data:`_TOKEN`'s words where RE2, in one pass,
+    finds a candidate whole word (most texts hold none); the others cannot be one typo off."""
+    try:
+        if folded.isascii():
+            spans = [m.span(1) for m in _TYPO_SIEVE_ASCII.finditer(folded.encode("ascii"))]
+        else:
+            spans = [m.span(1) for m in _TYPO_SIEVE.finditer(folded)]
+    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
+        return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(folded)]
+    # The longest candidate a word begins with is the word itself only if no letter follows.
+    return [(start, end, folded[start:end]) for start, end in spans
+            if end == len(folded) or not "a" <= folded[end] <= "z"]
 
 
 def _fuzzy(words: list[tuple[int, int, str]], targets: tuple[str, ...],
