@@ -109,12 +109,13 @@ def compact(text: str) -> str:
 
 
 # RE2's spelling of Python's \d, \s and \w, as classes that hold at least what they match in a
-# str pattern (tests/test_text.py checks every code point): Unicode decimals are numbers, word
-# characters letters, numbers or "_", and Python's spaces RE2's separators or ASCII controls.
+# str pattern (tests/test_text.py checks every code point): exact on ASCII, any other character.
+# Unicode's letters and numbers would make RE2's automaton many times larger (UTF-8 sequences):
+# it then outgrows RE2's memory and falls back to a slow search; the rules' text is mostly ASCII.
 _LOOSE_CATEGORIES = {
-    sre_constants.CATEGORY_DIGIT: r"\pN",
-    sre_constants.CATEGORY_WORD: r"\pL\pN_",
-    sre_constants.CATEGORY_SPACE: r"\pZ\x{9}-\x{d}\x{1c}-\x{1f}\x{85}",
+    sre_constants.CATEGORY_DIGIT: r"0-9\x{80}-\x{10ffff}",
+    sre_constants.CATEGORY_WORD: r"0-9A-Z_a-z\x{80}-\x{10ffff}",
+    sre_constants.CATEGORY_SPACE: r"\x{9}-\x{d}\x{1c}-\x{20}\x{80}-\x{10ffff}",
 }
 _ANY = r"(?s:.)"
 
@@ -206,7 +207,8 @@ class Sieved:
         if self._sieve is None or len(text) < _SIEVE_FROM:
             return 0
         try:
-            candidate = self._sieve.search(text)
+            # An ASCII text as bytes: the offsets are the same, and RE2 need not convert them.
+            candidate = self._sieve.search(text.encode("ascii") if text.isascii() else text)
         except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
             return 0
         return -1 if candidate is None else int(candidate.start())
