@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import pytest
 import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,3 +97,20 @@ def test_sieved_finds_what_the_pattern_finds(parts: list[str]) -> None:
         assert (found and found.span()) == (expected and expected.span())
         assert [m.span() for m in sieved.finditer(text)] == \
             [m.span() for m in plain.finditer(text)]
+
+
+@pytest.mark.parametrize("text", [
+    # ASCII: tried at RE2's candidates, then searched past so many (near misses)
+    "xperte " * 3 + "j'ai perdu mon mot de passe, " + "reperte mdp " * 40 + "perte du mdp",
+    "ab_1.x 12 " * 30 + "ab.x 99",
+    # not ASCII: searched from RE2's first candidate
+    "é" + "xperte " * 40 + "perte",
+])
+def test_sieved_hops_as_the_pattern_searches(text: str) -> None:
+    """Tried at RE2's candidates only (then, past many, searched), a pattern finds
+    every match its own search finds."""
+    for sieved in _SIEVED:
+        assert [m.span() for m in sieved.finditer(text)] == \
+            [m.span() for m in sieved.pattern.finditer(text)]
+        found, expected = sieved.search(text), sieved.pattern.search(text)
+        assert (found and found.span()) == (expected and expected.span())

@@ -185,42 +185,67 @@ class Sieved:
     Python's engine tries the pattern at every position of the text; RE2 crosses it in one
     pass of a DFA (a few µs for a page), with a looser pattern (:func:`_loose`) that matches
     wherever the pattern does. Where RE2 finds nothing, there is nothing; else Python's
-    engine starts at RE2's first match, before which the pattern cannot match (lookbehinds
-    and ``\\b`` still see the text before it, and ``^`` the real start). A pattern RE2
-    cannot spell loosely (case-insensitive, backreferences) is used alone.
+    engine tries the pattern only where RE2 finds a match of the looser one, the leftmost
+    from where the last match ended (lookbehinds and ``\\b`` still see the text before it,
+    and ``^`` the real start): its search would find no match before. A pattern RE2 cannot
+    spell loosely (case-insensitive, backreferences) is used alone.
     """
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
         self._sieve: Any = None
+        # After an empty match, a search goes on by Python's own rules: such a pattern is
+        # searched, not tried at RE2's candidates.
+        self._hops = False
         if not pattern.flags & re.IGNORECASE:
             try:
                 options = re2.Options()
                 options.log_errors = False
-                self._sieve = re2.compile(_loose(sre_parser.parse(pattern.pattern,
-                                                                  pattern.flags)), options)
+                parsed = sre_parser.parse(pattern.pattern, pattern.flags)
+                self._sieve = re2.compile(_loose(parsed), options)
+                self._hops = parsed.getwidth()[0] > 0
             except Exception:  # no sieve then: the pattern alone is exact
                 self._sieve = None
 
-    def _start(self, text: str) -> int:
-        """Where the pattern may first match in ``text``; -1 where it cannot."""
-        if self._sieve is None or len(text) < _SIEVE_FROM:
-            return 0
+    def _start(self, text: str | bytes, pos: int = 0) -> int:
+        """Where the pattern may first match in ``text`` from ``pos``; -1 where it cannot."""
         try:
-            # An ASCII text as bytes: the offsets are the same, and RE2 need not convert them.
-            candidate = self._sieve.search(text.encode("ascii") if text.isascii() else text)
+            candidate = self._sieve.search(text, pos)
         except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
-            return 0
+            return pos
         return -1 if candidate is None else int(candidate.start())
 
     def search(self, text: str) -> re.Match[str] | None:
-        start = self._start(text)
-        return None if start < 0 else self.pattern.search(text, start)
+        return next(self.finditer(text), None)
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        start = self._start(text)
-        return iter(()) if start < 0 else self.pattern.finditer(text, start)
+        if self._sieve is None or len(text) < _SIEVE_FROM:
+            return self.pattern.finditer(text)
+        if not (self._hops and text.isascii()):
+            start = self._start(text)
+            return iter(()) if start < 0 else self.pattern.finditer(text, start)
+        # An ASCII text as bytes: the offsets are the same, and RE2 need not convert them.
+        data = text.encode("ascii")
+        start = self._start(data)
+        return iter(()) if start < 0 else self._hop(text, data, start)
+
+    def _hop(self, text: str, data: bytes, start: int) -> Iterator[re.Match[str]]:
+        """The matches from ``start``, the pattern tried at each of RE2's candidates in
+        ``data`` (``text`` as bytes), then, past :data:`_MAX_HOPS` of them, searched as usual:
+        each hop costs a call to RE2, and a text may hold a candidate every few characters."""
+        for _ in range(_MAX_HOPS):
+            match = self.pattern.match(text, start)
+            if match is not None:
+                yield match
+                start = self._start(data, match.end())
+            else:
+                start = self._start(data, start + 1)
+            if start < 0:
+                return
+        yield from self.pattern.finditer(text, start)
 
 
+#: RE2's candidates at which the pattern is tried before it searches the rest of the text itself.
+_MAX_HOPS = 24
 #: Below this length Python's engine is about as fast as a call to RE2.
 _SIEVE_FROM = 200
