@@ -76,6 +76,7 @@ def test_loose_categories_hold_python_s() -> None:
 
 # Patterns of the rules that RE2 scans first, and a few shapes of their own.
 _SIEVED = [intent._EXPIRED_CUES, intent._FORGOTTEN_CUES, intent._CLOSURE, intent._PASSWORD,
+           intent._ACCESS,
            scope._ON_BEHALF, automatic._AUTO_TEXT, automatic._ABSENCE_TEXT,
            *(pattern for _, pattern, _ in scope._TOPICS),
            Sieved(re.compile(r"(?<!\w)\bab[\w.-]+\s?\d{2,}$")),

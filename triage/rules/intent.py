@@ -63,9 +63,9 @@ _PASSWORD = Sieved(re.compile(
     r"(\bcelui (de|du|pour|d'acces a) (chorus|mon compte|compte|l'application chorus|cpp)\b|"
     r"\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
     r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)"))
-# Objects that stand for the password when people do not name it.
-_ACCESS = re.compile(
-    r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)")
+# Objects that stand for the password when people do not name it (RE2 first too).
+_ACCESS = Sieved(re.compile(
+    r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)"))
 _OTHER_APPS = (
     r"(messagerie|boite|bal\b|adresse (mail|e-?mail|electronique)|mail\b|e-?mail\b|webmail|"
     r"wi-?fi|ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|ensap|parapheur|ameli|"
