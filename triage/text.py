@@ -194,6 +194,7 @@ class Sieved:
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
         self._sieve: Any = None
+        self.loose: str | None = None  # RE2's looser pattern
         # After an empty match, a search goes on by Python's own rules: such a pattern is
         # searched, not tried at RE2's candidates.
         self._hops = False
@@ -202,10 +203,11 @@ class Sieved:
                 options = re2.Options()
                 options.log_errors = False
                 parsed = sre_parser.parse(pattern.pattern, pattern.flags)
-                self._sieve = re2.compile(_loose(parsed), options)
+                self.loose = _loose(parsed)
+                self._sieve = re2.compile(self.loose, options)
                 self._hops = parsed.getwidth()[0] > 0
             except Exception:  # no sieve then: the pattern alone is exact
-                self._sieve = None
+                self._sieve = self.loose = None
 
     def _start(self, text: str | bytes, pos: int = 0) -> int:
         """Where the pattern may first match in ``text`` from ``pos``; -1 where it cannot."""
@@ -243,6 +245,28 @@ class Sieved:
             if start < 0:
                 return
         yield from self.pattern.finditer(text, start)
+
+
+class SievedGroup:
+    """Sieved patterns searched in the same text, RE2 crossing it once for all of them (the
+    union of their looser patterns) where they rarely match: where it finds nothing, none of
+    them matches."""
+
+    def __init__(self, members: tuple[Sieved, ...]) -> None:
+        self._sieve: Any = None
+        if all(member.loose is not None for member in members):
+            options = re2.Options()
+            options.log_errors = False
+            self._sieve = re2.compile("|".join(f"(?:{m.loose})" for m in members), options)
+
+    def may_match(self, text: str) -> bool:
+        """False when none of the patterns matches ``text``; True when one may."""
+        if self._sieve is None or len(text) < _SIEVE_FROM:
+            return True
+        try:
+            return self._sieve.search(text.encode("ascii") if text.isascii() else text) is not None
+        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
+            return True
 
 
 #: RE2's candidates at which the pattern is tried before it searches the rest of the text itself.
