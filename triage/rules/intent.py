@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import re2
 
@@ -239,12 +239,18 @@ class _Scan:
     expired: list[tuple[int, int, str]]
     forgotten: list[tuple[int, int, str]]
 
+    @cached_property
+    def weighed(self) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+        """The expired and forgotten cues that stand, with whether a password or access
+        mention is close: weighed once for both ways of :meth:`cues`."""
+        return (_near(self.folded, self.expired, self.anchors, self.access, self.foreign),
+                _near(self.folded, self.forgotten, self.anchors, self.access, self.foreign))
+
     def cues(self, anchor_anywhere: bool) -> Cues:
-        expired = _near(self.folded, self.expired, self.anchors, self.access, anchor_anywhere,
-                        self.foreign)
-        forgotten = _near(self.folded, self.forgotten, self.anchors, self.access,
-                          anchor_anywhere, self.foreign)
-        return Cues(expired, forgotten, list(self.excluded), bool(self.anchors or self.access))
+        expired, forgotten = self.weighed
+        return Cues([snippet for snippet, close in expired if close or anchor_anywhere],
+                    [snippet for snippet, close in forgotten if close or anchor_anywhere],
+                    list(self.excluded), bool(self.anchors or self.access))
 
 
 def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
@@ -344,8 +350,10 @@ def _distance(start: int, end: int, spans: list[tuple[int, int]]) -> int:
 
 
 def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[int, int]],
-          access: list[tuple[int, int]], anchor_anywhere: bool,
-          foreign: list[tuple[int, int]] = ()) -> list[str]:  # type: ignore[assignment]
+          access: list[tuple[int, int]], foreign: list[tuple[int, int]]
+          ) -> list[tuple[str, bool]]:
+    """The cues of ``spans`` that stand (not negated, nor another thing's, nor a wish…), as
+    snippets, each with whether a password (or access) mention is close enough."""
     out = []
     for start, end, word in sorted(spans):
         if foreign and _distance(start, end, list(foreign)) < _distance(start, end, anchors):
@@ -382,8 +390,7 @@ def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[in
             continue  # what expired (or was lost) is a link, a card, an invoice…
         access_close = any(abs(start - a_end) <= 40 or abs(a_start - end) <= 40
                            for a_start, a_end in access)
-        if password_close or access_close or anchor_anywhere:
-            out.append(_snippet(folded, start, end))
+        out.append((_snippet(folded, start, end), password_close or access_close))
     return out
 
 
