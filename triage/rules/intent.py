@@ -483,7 +483,7 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
         # sender's words: its cues count with the forwarded text, its mention of the password
         # still lends itself to a short new text (« il a expiré »).
         subject = Cues([], [], subject.excluded, subject.anchored)
-    short = len(new_folded.split()) <= 60
+    short = len(new_folded.split(maxsplit=60)) <= 60  # (more words: 61 pieces)
     scan = _scan(new_folded, apps)
     alone = scan.cues(False)
     foreign_only = bool(alone.excluded) and not alone.anchored
@@ -491,10 +491,10 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     # quoted question it answers (« Expiré. » under « oublié ou expiré ? »), unless the text's
     # own password mentions were all another application's.
     blocks: list[tuple[str, str]] | None = None  # the quoted blocks, cut when first needed
-    if short and message.quoted_text:
+    lend = short and not foreign_only and subject.anchored
+    if short and not foreign_only and not subject.anchored and message.quoted_text:
         blocks = _quoted_blocks(message.quoted_text)
-    asked = blocks is not None and _helpdesk_asks_password(blocks)
-    lend = short and (subject.anchored or asked) and not foreign_only
+        lend = _helpdesk_asks_password(blocks)
     new = scan.cues(True) if lend else alone
     if foreign_only:
         subject = Cues([], [], subject.excluded, subject.anchored)
