@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triage.rules import automatic, intent, scope
-from triage.text import _LOOSE_CATEGORIES, _PLAIN, Sieved, SievedGroup, fold, sre_constants
+from triage.text import (
+    _LOOSE_CATEGORIES,
+    _PLAIN,
+    Sieved,
+    SievedGroup,
+    _first_start,
+    fold,
+    sre_constants,
+)
 
 # Latin, typographic marks, spaces, line breaks, Greek sigma (lower-cased by context), and
 # any other character.
@@ -120,3 +128,14 @@ def test_sieved_hops_as_the_pattern_searches(text: str) -> None:
             [m.span() for m in sieved.pattern.finditer(text)]
         found, expected = sieved.search(text), sieved.pattern.search(text)
         assert (found and found.span()) == (expected and expected.span())
+
+
+def test_first_start_is_the_wrapper_s_search() -> None:
+    """Asked of the compiled RE2 directly, the first match starts where the wrapper's search
+    says, -1 where it finds none."""
+    for pattern in (r"mot de passe", r"(?:a|b)c", r"x*y", r"^z"):
+        compiled = re2.compile(pattern)
+        for data in (b"", b"ac bc", b"z mot de passe", b"xxy", b"yz"):
+            for pos in range(len(data) + 1):
+                found = compiled.search(data, pos)
+                assert _first_start(compiled, data, pos) == (found.start() if found else -1)

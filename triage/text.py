@@ -178,6 +178,17 @@ def _loose_class(items: list[tuple[Any, Any]]) -> str:
     return "[" + "".join(p for p in parts if p is not None) + "]"
 
 
+def _first_start(regexp: Any, data: bytes, pos: int) -> int:
+    """Where RE2's ``regexp`` first matches in ``data`` from ``pos`` (a valid offset); -1 if
+    nowhere. Asked of the compiled RE2 the wrapper holds: the wrapper's ``search`` makes a
+    generator and a match object at each call (1 to 3 µs; a message costs dozens of calls)."""
+    start: int = regexp._regexp.Match(_UNANCHORED, data, pos, len(data))[0][0]
+    return start
+
+
+_UNANCHORED = re2._Anchor.UNANCHORED
+
+
 class Sieved:
     """A regular expression whose text RE2 scans first: the same matches as the pattern's own
     ``search`` and ``finditer`` (tests/test_text.py), found sooner where it rarely matches.
@@ -211,6 +222,8 @@ class Sieved:
 
     def _start(self, text: str | bytes, pos: int = 0) -> int:
         """Where the pattern may first match in ``text`` from ``pos``; -1 where it cannot."""
+        if isinstance(text, bytes):
+            return _first_start(self._sieve, text, pos)
         try:
             candidate = self._sieve.search(text, pos)
         except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
@@ -264,7 +277,9 @@ class SievedGroup:
         if self._sieve is None or len(text) < _SIEVE_FROM:
             return True
         try:
-            return self._sieve.search(text.encode("ascii") if text.isascii() else text) is not None
+            if text.isascii():
+                return _first_start(self._sieve, text.encode("ascii"), 0) >= 0
+            return self._sieve.search(text) is not None
         except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
             return True
 
