@@ -5,12 +5,21 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import pytest
 import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triage.rules import automatic, intent, scope
-from triage.text import _LOOSE_CATEGORIES, _PLAIN, Sieved, fold, sre_constants
+from triage.text import (
+    _LOOSE_CATEGORIES,
+    _PLAIN,
+    Sieved,
+    SievedGroup,
+    _first_start,
+    fold,
+    sre_constants,
+)
 
 # Latin, typographic marks, spaces, line breaks, Greek sigma (lower-cased by context), and
 # any other character.
@@ -45,6 +54,15 @@ def test_fold_keeps_line_breaks_apart(first, second):
     assert fold(f"{first}\n{second}") == f"{fold(first)}\n{fold(second)}"
 
 
+def test_fold_latin1_pairs_by_definition():
+    """The Latin-1 byte table folds every pair of Latin-1 characters (spaces collapsed across
+    them, marks, ligatures) as the definition does."""
+    latin1 = [chr(code) for code in range(256)]
+    for first in latin1:
+        for second in latin1:
+            assert fold(first + second) == _plain_fold(first + second), repr(first + second)
+
+
 def test_no_character_folds_into_a_line_break():
     for code in range(0x110000):
         if 0xD800 <= code < 0xE000 or code == 0x0A:
@@ -66,11 +84,14 @@ def test_loose_categories_hold_python_s() -> None:
 
 # Patterns of the rules that RE2 scans first, and a few shapes of their own.
 _SIEVED = [intent._EXPIRED_CUES, intent._FORGOTTEN_CUES, intent._CLOSURE, intent._PASSWORD,
-           scope._ON_BEHALF, automatic._AUTO_TEXT, automatic._ABSENCE_TEXT,
+           intent._ACCESS,
+           scope._ON_BEHALF, scope._CHORUS, scope._OWN_STATE, scope._REQUEST,
+           automatic._AUTO_TEXT, automatic._ABSENCE_TEXT,
            *(pattern for _, pattern, _ in scope._TOPICS),
            Sieved(re.compile(r"(?<!\w)\bab[\w.-]+\s?\d{2,}$")),
            Sieved(re.compile(r"^x|(?=y)yz|[^\W\d]q|a.{2,1500}?b", re.M)),
            Sieved(re.compile(r"(?i)expire"))]
+_GROUP = SievedGroup(tuple(s for s in _SIEVED if s.loose is not None))
 _WORDS = st.sampled_from(["mot de passe", "expire", "oublie", "perdu", "reinitialiser",
                           "chorus", "phishing", "numero de portable enregistre", "faut-il",
                           "ab_1.x 12", "xyz", "aq", "a", "b", "\n", " ", "é", "ſ", "٣", "\u2003"])
@@ -80,6 +101,9 @@ _WORDS = st.sampled_from(["mot de passe", "expire", "oublie", "perdu", "reinitia
 @settings(max_examples=300, deadline=None)
 def test_sieved_finds_what_the_pattern_finds(parts: list[str]) -> None:
     text = " ".join(parts) * 3
+    if not _GROUP.may_match(text):
+        assert all(sieved.pattern.search(text) is None for sieved in _SIEVED
+                   if sieved.loose is not None)
     for sieved in _SIEVED:
         plain = sieved.pattern
         found = sieved.search(text)
@@ -87,3 +111,31 @@ def test_sieved_finds_what_the_pattern_finds(parts: list[str]) -> None:
         assert (found and found.span()) == (expected and expected.span())
         assert [m.span() for m in sieved.finditer(text)] == \
             [m.span() for m in plain.finditer(text)]
+
+
+@pytest.mark.parametrize("text", [
+    # ASCII: tried at RE2's candidates, then searched past so many (near misses)
+    "xperte " * 3 + "j'ai perdu mon mot de passe, " + "reperte mdp " * 40 + "perte du mdp",
+    "ab_1.x 12 " * 30 + "ab.x 99",
+    # not ASCII: searched from RE2's first candidate
+    "é" + "xperte " * 40 + "perte",
+])
+def test_sieved_hops_as_the_pattern_searches(text: str) -> None:
+    """Tried at RE2's candidates only (then, past many, searched), a pattern finds
+    every match its own search finds."""
+    for sieved in _SIEVED:
+        assert [m.span() for m in sieved.finditer(text)] == \
+            [m.span() for m in sieved.pattern.finditer(text)]
+        found, expected = sieved.search(text), sieved.pattern.search(text)
+        assert (found and found.span()) == (expected and expected.span())
+
+
+def test_first_start_is_the_wrapper_s_search() -> None:
+    """Asked of the compiled RE2 directly, the first match starts where the wrapper's search
+    says, -1 where it finds none."""
+    for pattern in (r"mot de passe", r"(?:a|b)c", r"x*y", r"^z"):
+        compiled = re2.compile(pattern)
+        for data in (b"", b"ac bc", b"z mot de passe", b"xxy", b"yz"):
+            for pos in range(len(data) + 1):
+                found = compiled.search(data, pos)
+                assert _first_start(compiled, data, pos) == (found.start() if found else -1)

@@ -12,9 +12,10 @@ from typing import Any
 import re2
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
-# Typographic quotes and dashes made plain, ligatures spelt out: one table, applied by a regular
-# expression that finds the few characters concerned (a str.translate with a dict looks up every
-# character of the text in Python's dict, four times slower on a message).
+# Typographic quotes and dashes made plain, ligatures spelt out: one table, applied by one
+# str.replace for each of its characters that a text holds, a regular expression telling first
+# whether it holds any (a str.translate with a dict looks up every character of the text in
+# Python's dict, four times slower on a message).
 _PLAIN = {"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'",
           "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-",
           "«": '"', "»": '"', "“": '"', "”": '"',
@@ -28,10 +29,6 @@ _COMBINING = re.compile("[\u0300-\u036f]")
 _NOT_ASCII_OR_COMBINING = re.compile("[^\x00-\x7f\u0300-\u036f]")
 
 
-def _plain(match: re.Match[str]) -> str:
-    return _PLAIN[match.group()]
-
-
 def fold(text: str) -> str:
     """Lower-case, accents removed, typographic quotes and dashes made plain, spaces collapsed.
 
@@ -40,23 +37,67 @@ def fold(text: str) -> str:
     """
     if text.isascii():
         # Of the table only the backquote concerns ASCII.
-        text = text.replace("`", "'")
+        text = text.replace("`", "'").lower()
     else:
-        text = _SPECIAL.sub(_plain, text)
-        if not text.isascii():
-            text = unicodedata.normalize("NFKD", text)
-            if _NOT_ASCII_OR_COMBINING.search(text) is None:
-                text = text.encode("ascii", "ignore").decode("ascii")
-            else:
-                text = _COMBINING.sub("", text)
-                if not text.isascii():  # rarer marks, outside the common block
-                    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.lower()
+        if _SPECIAL.search(text) is not None:
+            # One replace for each character present: a substitution would call back into
+            # Python at each of the many apostrophes of a French text.
+            for special, plain in _PLAIN.items():
+                if special in text:
+                    text = text.replace(special, plain)
+        if _NOT_LATIN1_ONE_TO_ONE.search(text) is None:
+            # Most French text is Latin-1: a byte table does in one pass what the steps
+            # below do (see _latin1_table).
+            text = text.encode("latin-1").translate(_LATIN1).decode("latin-1")
+        else:
+            text = _without_marks(text).lower()
+            if not text.isascii():
+                return _SPACES.sub(" ", text)
+    # Only a tab or two spaces in a row make a run of spaces to collapse now, and a
+    # substitution that replaces every single space is costly.
+    return _SPACES.sub(" ", text) if "\t" in text or "  " in text else text
+
+
+def _without_marks(text: str) -> str:
+    """``text`` decomposed (NFKD), without its combining marks."""
     if text.isascii():
-        # Most texts are ASCII by now: only a tab or two spaces in a row make a run of spaces
-        # to collapse, and a substitution that replaces every single space is costly.
-        return _SPACES.sub(" ", text) if "\t" in text or "  " in text else text
-    return _SPACES.sub(" ", text)
+        return text
+    text = unicodedata.normalize("NFKD", text)
+    if _NOT_ASCII_OR_COMBINING.search(text) is None:
+        return text.encode("ascii", "ignore").decode("ascii")
+    text = _COMBINING.sub("", text)
+    if not text.isascii():  # rarer marks, outside the common block
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text
+
+
+def _latin1_table() -> tuple[bytes, re.Pattern[str]]:
+    """What :func:`fold` makes of each Latin-1 character before it collapses spaces, as a byte
+    table, and a pattern that finds the characters the table cannot fold: beyond Latin-1, or
+    folded into none, several or one beyond Latin-1 (« ½ », « µ »), or into a no-break space.
+
+    Up to the collapse of spaces, folding goes character by character: NFKD only decomposes
+    (the marks it would reorder are all dropped), and lower case depends on the neighbours
+    only for the Greek capital sigma. Without a no-break space in the table's output, a run of
+    spaces to collapse holds two spaces in a row or a tab."""
+    table = bytearray(range(256))
+    kept = []
+    for code in range(256):
+        folded = _without_marks(_PLAIN.get(chr(code), chr(code))).lower()
+        if len(folded) == 1 and ord(folded) < 256 and folded != "\u00a0":
+            table[code] = ord(folded)
+            kept.append(code)
+    ranges: list[list[int]] = []
+    for code in kept:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    spelt = "".join(f"\\x{low:02x}-\\x{high:02x}" for low, high in ranges)
+    return bytes(table), re.compile(f"[^{spelt}]")
+
+
+_LATIN1, _NOT_LATIN1_ONE_TO_ONE = _latin1_table()
 
 
 def fold_lines(text: str) -> str:
@@ -70,12 +111,13 @@ def compact(text: str) -> str:
 
 
 # RE2's spelling of Python's \d, \s and \w, as classes that hold at least what they match in a
-# str pattern (tests/test_text.py checks every code point): Unicode decimals are numbers, word
-# characters letters, numbers or "_", and Python's spaces RE2's separators or ASCII controls.
+# str pattern (tests/test_text.py checks every code point): exact on ASCII, any other character.
+# Unicode's letters and numbers would make RE2's automaton many times larger (UTF-8 sequences):
+# it then outgrows RE2's memory and falls back to a slow search; the rules' text is mostly ASCII.
 _LOOSE_CATEGORIES = {
-    sre_constants.CATEGORY_DIGIT: r"\pN",
-    sre_constants.CATEGORY_WORD: r"\pL\pN_",
-    sre_constants.CATEGORY_SPACE: r"\pZ\x{9}-\x{d}\x{1c}-\x{1f}\x{85}",
+    sre_constants.CATEGORY_DIGIT: r"0-9\x{80}-\x{10ffff}",
+    sre_constants.CATEGORY_WORD: r"0-9A-Z_a-z\x{80}-\x{10ffff}",
+    sre_constants.CATEGORY_SPACE: r"\x{9}-\x{d}\x{1c}-\x{20}\x{80}-\x{10ffff}",
 }
 _ANY = r"(?s:.)"
 
@@ -138,6 +180,17 @@ def _loose_class(items: list[tuple[Any, Any]]) -> str:
     return "[" + "".join(p for p in parts if p is not None) + "]"
 
 
+def _first_start(regexp: Any, data: bytes, pos: int) -> int:
+    """Where RE2's ``regexp`` first matches in ``data`` from ``pos`` (a valid offset); -1 if
+    nowhere. Asked of the compiled RE2 the wrapper holds: the wrapper's ``search`` makes a
+    generator and a match object at each call (1 to 3 µs; a message costs dozens of calls)."""
+    start: int = regexp._regexp.Match(_UNANCHORED, data, pos, len(data))[0][0]
+    return start
+
+
+_UNANCHORED = re2._Anchor.UNANCHORED
+
+
 class Sieved:
     """A regular expression whose text RE2 scans first: the same matches as the pattern's own
     ``search`` and ``finditer`` (tests/test_text.py), found sooner where it rarely matches.
@@ -145,41 +198,95 @@ class Sieved:
     Python's engine tries the pattern at every position of the text; RE2 crosses it in one
     pass of a DFA (a few µs for a page), with a looser pattern (:func:`_loose`) that matches
     wherever the pattern does. Where RE2 finds nothing, there is nothing; else Python's
-    engine starts at RE2's first match, before which the pattern cannot match (lookbehinds
-    and ``\\b`` still see the text before it, and ``^`` the real start). A pattern RE2
-    cannot spell loosely (case-insensitive, backreferences) is used alone.
+    engine tries the pattern only where RE2 finds a match of the looser one, the leftmost
+    from where the last match ended (lookbehinds and ``\\b`` still see the text before it,
+    and ``^`` the real start): its search would find no match before. A pattern RE2 cannot
+    spell loosely (case-insensitive, backreferences) is used alone.
     """
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
         self._sieve: Any = None
+        self.loose: str | None = None  # RE2's looser pattern
+        # After an empty match, a search goes on by Python's own rules: such a pattern is
+        # searched, not tried at RE2's candidates.
+        self._hops = False
         if not pattern.flags & re.IGNORECASE:
             try:
                 options = re2.Options()
                 options.log_errors = False
-                self._sieve = re2.compile(_loose(sre_parser.parse(pattern.pattern,
-                                                                  pattern.flags)), options)
+                parsed = sre_parser.parse(pattern.pattern, pattern.flags)
+                self.loose = _loose(parsed)
+                self._sieve = re2.compile(self.loose, options)
+                self._hops = parsed.getwidth()[0] > 0
             except Exception:  # no sieve then: the pattern alone is exact
-                self._sieve = None
+                self._sieve = self.loose = None
 
-    def _start(self, text: str) -> int:
-        """Where the pattern may first match in ``text``; -1 where it cannot."""
-        if self._sieve is None or len(text) < _SIEVE_FROM:
-            return 0
+    def _start(self, text: str | bytes, pos: int = 0) -> int:
+        """Where the pattern may first match in ``text`` from ``pos``; -1 where it cannot."""
+        if isinstance(text, bytes):
+            return _first_start(self._sieve, text, pos)
         try:
-            candidate = self._sieve.search(text)
+            candidate = self._sieve.search(text, pos)
         except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
-            return 0
+            return pos
         return -1 if candidate is None else int(candidate.start())
 
     def search(self, text: str) -> re.Match[str] | None:
-        start = self._start(text)
-        return None if start < 0 else self.pattern.search(text, start)
+        return next(self.finditer(text), None)
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        start = self._start(text)
-        return iter(()) if start < 0 else self.pattern.finditer(text, start)
+        if self._sieve is None or len(text) < _SIEVE_FROM:
+            return self.pattern.finditer(text)
+        if not (self._hops and text.isascii()):
+            start = self._start(text)
+            return iter(()) if start < 0 else self.pattern.finditer(text, start)
+        # An ASCII text as bytes: the offsets are the same, and RE2 need not convert them.
+        data = text.encode("ascii")
+        start = self._start(data)
+        return iter(()) if start < 0 else self._hop(text, data, start)
+
+    def _hop(self, text: str, data: bytes, start: int) -> Iterator[re.Match[str]]:
+        """The matches from ``start``, the pattern tried at each of RE2's candidates in
+        ``data`` (``text`` as bytes), then, past :data:`_MAX_HOPS` of them, searched as usual:
+        each hop costs a call to RE2, and a text may hold a candidate every few characters."""
+        for _ in range(_MAX_HOPS):
+            match = self.pattern.match(text, start)
+            if match is not None:
+                yield match
+                start = self._start(data, match.end())
+            else:
+                start = self._start(data, start + 1)
+            if start < 0:
+                return
+        yield from self.pattern.finditer(text, start)
 
 
+class SievedGroup:
+    """Sieved patterns searched in the same text, RE2 crossing it once for all of them (the
+    union of their looser patterns) where they rarely match: where it finds nothing, none of
+    them matches."""
+
+    def __init__(self, members: tuple[Sieved, ...]) -> None:
+        self._sieve: Any = None
+        if all(member.loose is not None for member in members):
+            options = re2.Options()
+            options.log_errors = False
+            self._sieve = re2.compile("|".join(f"(?:{m.loose})" for m in members), options)
+
+    def may_match(self, text: str) -> bool:
+        """False when none of the patterns matches ``text``; True when one may."""
+        if self._sieve is None or len(text) < _SIEVE_FROM:
+            return True
+        try:
+            if text.isascii():
+                return _first_start(self._sieve, text.encode("ascii"), 0) >= 0
+            return self._sieve.search(text) is not None
+        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
+            return True
+
+
+#: RE2's candidates at which the pattern is tried before it searches the rest of the text itself.
+_MAX_HOPS = 24
 #: Below this length Python's engine is about as fast as a call to RE2.
 _SIEVE_FROM = 200

@@ -1,6 +1,10 @@
 """The identifier rule: the first -xt identifier, new text first, lower-cased."""
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage.rules import identifier
 
@@ -46,3 +50,30 @@ def test_space_before_the_suffix(text, expected):
     """An identifier written with spaces around the dash is still the account; prose about
     the suffix (« un compte en -xt ») is not one."""
     assert identifier.find_identifier(text) == expected
+
+
+def _first_account(text, quoted):
+    """find_identifier's answer by its definition: the first identifier that is an account,
+    the whole text searched."""
+    for match in identifier._IDENTIFIER.finditer(text):
+        name = match.group(1).lower()
+        spaced = match.group(2) or match.group(3)
+        if spaced and (name in identifier._NOT_AN_ACCOUNT or len(name) < 3
+                       or not re.search("[a-z]", name)):
+            continue
+        ident = f"{name}-xt"
+        if ident in identifier._PLACEHOLDERS or (quoted and ident in identifier._TEMPLATE_EXAMPLES):
+            continue
+        return ident
+    return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(
+    ["jdupont", "en", "compte", " ", "  ", "-", "–", "xt", "XT", "x", "prenom.nom", "a1", ".",
+     "@", "\n", "é", "12", "_", "jean.dupont", "a" * 30]), max_size=40).map("".join),
+    st.booleans())
+def test_search_from_each_suffix_finds_the_first_account(text, quoted):
+    """Searched from just before each dash and « xt » in turn, the identifier found is the
+    first account among all the text's identifiers."""
+    assert identifier.find_identifier(text, quoted) == _first_account(text, quoted)

@@ -4,6 +4,8 @@ import re._parser
 from re import _constants as op_codes  # the opcodes of re's parse tree
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage.rules import intent
 
@@ -97,3 +99,36 @@ def test_other_before_reach_is_longer_than_its_matches():
     """_scan searches _OTHER_BEFORE in the last _OTHER_BEFORE_REACH characters only."""
     longest = re._parser.parse(intent._OTHER_BEFORE.pattern).getwidth()[1]
     assert longest + 1 <= intent._OTHER_BEFORE_REACH
+
+
+def _words_one_typo_off(text):
+    """The words _scan weighed for typos before RE2 picked them: every word of five letters
+    or more that _near_miss accepts."""
+    targets = intent._FUZZY_EXPIRED + intent._FUZZY_FORGOTTEN
+    return [(m.start(), m.end(), m.group(0)) for m in intent._TOKEN.finditer(text)
+            if intent._near_miss(m.group(0), targets)]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.one_of(
+    st.sampled_from(intent._FUZZY_EXPIRED + intent._FUZZY_FORGOTTEN).flatmap(
+        lambda word: st.tuples(st.integers(0, len(word)), st.sampled_from("aeiorxz"),
+                               st.integers(0, 3)).map(lambda edit: _edited(word, *edit))),
+    st.sampled_from([" ", "'", "é", "1", "_", "-", "\n", "A", "x", "\ud800"]),
+    st.text(alphabet="abeilmoprtx", max_size=4)), max_size=8).map("".join))
+def test_typo_words_keep_every_word_one_typo_off(text):
+    """RE2's candidates hold every word one typo off a target, with its span, in order."""
+    assert [w for w in intent._typo_words(text)
+            if intent._near_miss(w[2], intent._FUZZY_EXPIRED + intent._FUZZY_FORGOTTEN)
+            ] == _words_one_typo_off(text)
+
+
+def _edited(word, at, letter, kind):
+    """``word`` with one edit at ``at``: a letter added, dropped, changed or two swapped."""
+    if kind == 0:
+        return word[:at] + letter + word[at:]
+    if kind == 1:
+        return word[:at] + word[at + 1:]
+    if kind == 2:
+        return word[:at] + letter + word[at + 1:]
+    return word[:at] + word[at + 1:at + 2] + word[at:at + 1] + word[at + 2:]

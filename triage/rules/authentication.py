@@ -44,6 +44,8 @@ def _uncommented(value: str) -> str:
     """``value`` without its RFC 5322 comments (nested ones too, innermost first)."""
     text = value
     for _ in range(5):
+        if "(" not in text:  # no comment left: the other passes would change nothing
+            break
         text = _COMMENT.sub(" ", text)
     return text
 

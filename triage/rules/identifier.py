@@ -19,8 +19,8 @@ DESCRIPTION = "identifiant Chorus Pro en -xt cité dans le message"
 _IDENTIFIER = re.compile(
     r"(?<![\w.@-])([a-z0-9](?:[a-z0-9._-]{0,60}[a-z0-9])?)(\s{0,3})[-‐‑–—](\s{0,3})xt(?![\w-])",
     re.IGNORECASE)
-# The dash and « xt » that end every identifier. The search for identifiers starts where one
-# could begin before the first of them (a name is at most 62 characters, then up to 3 spaces
+# The dash and « xt » that end every identifier. Each search for an identifier starts where one
+# could begin before the next of them (a name is at most 62 characters, then up to 3 spaces
 # before the dash), so that the words of a text without any are not each tried in turn.
 _SUFFIX = re.compile(r"[-‐‑–—]\s{0,3}xt", re.IGNORECASE)
 _MOST_BEFORE_DASH = 62 + 3
@@ -40,11 +40,16 @@ _TEMPLATE_EXAMPLES = {"jdupont-xt", "dupont-xt", "jean.dupont-xt"}
 
 
 def find_identifier(text: str, quoted: bool = False) -> str | None:
-    first = _SUFFIX.search(text)
-    if first is None:
-        return None
-    # (A search from a position still sees the characters before it: the lookbehind holds.)
-    for match in _IDENTIFIER.finditer(text, max(0, first.start() - _MOST_BEFORE_DASH)):
+    start = 0
+    while True:  # the identifiers in turn, as finditer gives them, until one is an account
+        suffix = _SUFFIX.search(text, start)
+        if suffix is None:
+            return None
+        # (A search from a position still sees the characters before it: the lookbehind holds.)
+        match = _IDENTIFIER.search(text, max(start, suffix.start() - _MOST_BEFORE_DASH))
+        if match is None:
+            return None
+        start = match.end()
         name = match.group(1).lower()
         if (match.group(2) or match.group(3)) and (name in _NOT_AN_ACCOUNT or len(name) < 3
                                                    or not re.search(r"[a-z]", name)):
@@ -53,7 +58,6 @@ def find_identifier(text: str, quoted: bool = False) -> str | None:
         if ident in _PLACEHOLDERS or (quoted and ident in _TEMPLATE_EXAMPLES):
             continue
         return ident
-    return None
 
 
 def check(message: MessageView, ctx: Context) -> Finding[str | None]:

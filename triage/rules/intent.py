@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+
+import re2
 
 from triage.config import compile_pattern
 from triage.parse import MessageView
@@ -61,9 +63,9 @@ _PASSWORD = Sieved(re.compile(
     r"(\bcelui (de|du|pour|d'acces a) (chorus|mon compte|compte|l'application chorus|cpp)\b|"
     r"\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
     r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)"))
-# Objects that stand for the password when people do not name it.
-_ACCESS = re.compile(
-    r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)")
+# Objects that stand for the password when people do not name it (RE2 first too).
+_ACCESS = Sieved(re.compile(
+    r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)"))
 _OTHER_APPS = (
     r"(messagerie|boite|bal\b|adresse (mail|e-?mail|electronique)|mail\b|e-?mail\b|webmail|"
     r"wi-?fi|ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|ensap|parapheur|ameli|"
@@ -237,12 +239,18 @@ class _Scan:
     expired: list[tuple[int, int, str]]
     forgotten: list[tuple[int, int, str]]
 
+    @cached_property
+    def weighed(self) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+        """The expired and forgotten cues that stand, with whether a password or access
+        mention is close: weighed once for both ways of :meth:`cues`."""
+        return (_near(self.folded, self.expired, self.anchors, self.access, self.foreign),
+                _near(self.folded, self.forgotten, self.anchors, self.access, self.foreign))
+
     def cues(self, anchor_anywhere: bool) -> Cues:
-        expired = _near(self.folded, self.expired, self.anchors, self.access, anchor_anywhere,
-                        self.foreign)
-        forgotten = _near(self.folded, self.forgotten, self.anchors, self.access,
-                          anchor_anywhere, self.foreign)
-        return Cues(expired, forgotten, list(self.excluded), bool(self.anchors or self.access))
+        expired, forgotten = self.weighed
+        return Cues([snippet for snippet, close in expired if close or anchor_anywhere],
+                    [snippet for snippet, close in forgotten if close or anchor_anywhere],
+                    list(self.excluded), bool(self.anchors or self.access))
 
 
 def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
@@ -271,10 +279,54 @@ def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
     access = [(m.start(), m.end()) for m in _ACCESS.finditer(folded)]
     expired = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
     forgotten = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
-    words = [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(folded)]
+    words = _typo_words(folded)
     expired += _fuzzy(words, _FUZZY_EXPIRED, expired)
     forgotten += _fuzzy(words, _FUZZY_FORGOTTEN, forgotten)
     return _Scan(folded, anchors, excluded, foreign, access, expired, forgotten)
+
+
+def _one_edit_spellings(target: str) -> list[str]:
+    """RE2 spellings of every word one letter off ``target`` (added, dropped, changed or two
+    swapped), and of ``target`` itself."""
+    spellings = []
+    for i in range(len(target) + 1):
+        spellings.append(f"{target[:i]}[a-z]{target[i:]}")
+        if i < len(target):
+            spellings += [f"{target[:i]}[a-z]{target[i + 1:]}", target[:i] + target[i + 1:]]
+        if i + 1 < len(target):
+            spellings.append(target[:i] + target[i + 1] + target[i] + target[i + 2:])
+    return spellings
+
+
+def _typo_sieve() -> str:
+    """A word (of letters a-z) one typo off a fuzzy target starts at a match of this pattern
+    (RE2, longest match), whose group is then the longest such word the letters there begin
+    with."""
+    spellings = {s for t in _FUZZY_EXPIRED + _FUZZY_FORGOTTEN for s in _one_edit_spellings(t)}
+    return "(?:^|[^a-z])(" + "|".join(sorted(spellings)) + ")"
+
+
+_LONGEST = re2.Options()
+_LONGEST.longest_match = True
+# Compiled for str and for the bytes of an ASCII text, whose offsets RE2 need not convert.
+_TYPO_SIEVE = re2.compile(_typo_sieve(), _LONGEST)
+_TYPO_SIEVE_ASCII = re2.compile(_typo_sieve().encode("ascii"), _LONGEST)
+
+
+def _typo_words(folded: str) -> list[tuple[int, int, str]]:
+    """The words of ``folded`` (runs of five letters a-z or more) that may be one typo off a
+    fuzzy target, with their spans, in order: :data:`_TOKEN`'s words where RE2, in one pass,
+    finds a candidate whole word (most texts hold none); the others cannot be one typo off."""
+    try:
+        if folded.isascii():
+            spans = [m.span(1) for m in _TYPO_SIEVE_ASCII.finditer(folded.encode("ascii"))]
+        else:
+            spans = [m.span(1) for m in _TYPO_SIEVE.finditer(folded)]
+    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
+        return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(folded)]
+    # The longest candidate a word begins with is the word itself only if no letter follows.
+    return [(start, end, folded[start:end]) for start, end in spans
+            if end == len(folded) or not "a" <= folded[end] <= "z"]
 
 
 def _fuzzy(words: list[tuple[int, int, str]], targets: tuple[str, ...],
@@ -298,8 +350,10 @@ def _distance(start: int, end: int, spans: list[tuple[int, int]]) -> int:
 
 
 def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[int, int]],
-          access: list[tuple[int, int]], anchor_anywhere: bool,
-          foreign: list[tuple[int, int]] = ()) -> list[str]:  # type: ignore[assignment]
+          access: list[tuple[int, int]], foreign: list[tuple[int, int]]
+          ) -> list[tuple[str, bool]]:
+    """The cues of ``spans`` that stand (not negated, nor another thing's, nor a wish…), as
+    snippets, each with whether a password (or access) mention is close enough."""
     out = []
     for start, end, word in sorted(spans):
         if foreign and _distance(start, end, list(foreign)) < _distance(start, end, anchors):
@@ -336,8 +390,7 @@ def _near(folded: str, spans: list[tuple[int, int, str]], anchors: list[tuple[in
             continue  # what expired (or was lost) is a link, a card, an invoice…
         access_close = any(abs(start - a_end) <= 40 or abs(a_start - end) <= 40
                            for a_start, a_end in access)
-        if password_close or access_close or anchor_anywhere:
-            out.append(_snippet(folded, start, end))
+        out.append((_snippet(folded, start, end), password_close or access_close))
     return out
 
 
@@ -430,7 +483,7 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
         # sender's words: its cues count with the forwarded text, its mention of the password
         # still lends itself to a short new text (« il a expiré »).
         subject = Cues([], [], subject.excluded, subject.anchored)
-    short = len(new_folded.split()) <= 60
+    short = len(new_folded.split(maxsplit=60)) <= 60  # (more words: 61 pieces)
     scan = _scan(new_folded, apps)
     alone = scan.cues(False)
     foreign_only = bool(alone.excluded) and not alone.anchored
@@ -438,10 +491,10 @@ def check(message: MessageView, ctx: Context) -> Finding[str]:
     # quoted question it answers (« Expiré. » under « oublié ou expiré ? »), unless the text's
     # own password mentions were all another application's.
     blocks: list[tuple[str, str]] | None = None  # the quoted blocks, cut when first needed
-    if short and message.quoted_text:
+    lend = short and not foreign_only and subject.anchored
+    if short and not foreign_only and not subject.anchored and message.quoted_text:
         blocks = _quoted_blocks(message.quoted_text)
-    asked = blocks is not None and _helpdesk_asks_password(blocks)
-    lend = short and (subject.anchored or asked) and not foreign_only
+        lend = _helpdesk_asks_password(blocks)
     new = scan.cues(True) if lend else alone
     if foreign_only:
         subject = Cues([], [], subject.excluded, subject.anchored)

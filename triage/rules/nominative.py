@@ -14,7 +14,6 @@ address.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from triage.parse import Address, MessageView
 from triage.rules.base import Context, Finding, finding
@@ -30,12 +29,22 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[^a-z]+", fold(text)) if w]
 
 
-@lru_cache(maxsize=16)
+# Per configured list, kept by the list's identity: the configuration keeps its lists all run
+# long, and hashing a list of a hundred words at each lookup cost more than the lookup.
+_RANKS: dict[int, tuple[tuple[str, ...], dict[str, int]]] = {}
+
+
 def _ranks(words: tuple[str, ...]) -> dict[str, int]:
     """Each configured word -> its first place in the list (the configuration's order)."""
+    kept = _RANKS.get(id(words))
+    if kept is not None and kept[0] is words:
+        return kept[1]
     ranks: dict[str, int] = {}
     for rank, word in enumerate(words):
         ranks.setdefault(word, rank)
+    if len(_RANKS) >= 16:
+        _RANKS.clear()
+    _RANKS[id(words)] = (words, ranks)  # the list kept too: its id is not reused
     return ranks
 
 
@@ -127,9 +136,9 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
     settings = ctx.settings
     local = address.local_part.split("+")[0]
     tokens = _words(local)
-    words = set(settings.role_words) | set(settings.organisation_words)
+    roles, organisations = _ranks(settings.role_words), _ranks(settings.organisation_words)
     name_words = [w for w in _person_display(address.display_name, settings.organisation_words)
-                  if w not in words]
+                  if w not in roles and w not in organisations]
     shown_words = _words(address.display_name)
     household = _household(tokens)
     if household:
@@ -145,7 +154,7 @@ def check(message: MessageView, ctx: Context) -> Finding[bool]:
     role = _role_word(tokens, settings.role_words)
     named = _matches_name(tokens, local, name_words) if name_words else None
     initial = (len(tokens) == 2 and len(tokens[0]) <= 2 and len(tokens[1]) >= 3
-               and tokens[0] not in settings.role_words and re.match(r"^[a-z]{1,2}[._-]", local))
+               and tokens[0] not in roles and re.match(r"^[a-z]{1,2}[._-]", local))
     shape = (len(tokens) >= 2 and all(len(t) >= 2 for t in tokens[:2]) and not role
              and not any(t in _ARTICLES for t in tokens))
     if named:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from triage.text import Sieved
+from triage.text import Sieved, SievedGroup
 
 #: Applications and objects whose passwords or validity the helpdesk does not manage, by name
 #: (folded text). A word such as « mail » is too common to mean the topic; the intent rule
@@ -52,7 +52,8 @@ NAMED_APPLICATIONS = (
 # tries a pattern at each position of the text; that lookbehind turns away the positions inside
 # a word at once, before the alternatives.
 _OTHER_APPLICATION = re.compile(r"(?<!\w)\b(" + NAMED_APPLICATIONS + r")\b")
-_CHORUS = re.compile(r"\b(chorus( ?pro)?|cpp|-\s?xt\b|\w-xt\b|portail (de )?facturation)")
+_CHORUS = Sieved(re.compile(
+    r"\b(chorus( ?pro)?|cpp|-\s?xt\b|\w-xt\b|portail (de )?facturation)"))
 # « comme pour Chorus Pro », « like for Chorus Pro »: named as a comparison, not the topic.
 _COMPARISON = re.compile(r"(comme (pour|sur|avec|dans|a)|like (for|on|with)|as (for|on|with)|"
                          r"contrairement a|de meme que|autre que)\s+(le |la |l'|mon |ma |the )?$")
@@ -117,7 +118,7 @@ _SUSPICIOUS = re.compile(
     r"\b(venir|provenir|vient|provient|emane)\w* (bien )?(de chez vous|de vos services|de la "
     r"dgfip|de chorus))")
 # The sender's own state: what makes a request a request even beside another topic.
-_OWN_STATE = re.compile(
+_OWN_STATE = Sieved(re.compile(
     r"(?<!\w)"
     r"(\b(j'ai|j ai|i have|i've|i|je l'ai|nous avons|on a) (oubli|perdu|egare|forgot|lost)\w*|"
     # « je ne reçois plus le SMS »: the self-service route is closed, the e-mail one is asked
@@ -131,16 +132,16 @@ _OWN_STATE = re.compile(
     r"[^.?!\n]{0,60}\b(expir|perim|bloqu|verrouill|oubli|perdu|plus valide|has expired|"
     r"is expired|expired|locked|blocked)\w*|\bje (ne )?(n')?(peux|arrive|parviens) (plus|pas) "
     r"(a )?(me connecter|acceder|me reconnecter|entrer)|\bi (can'?t|cannot) (log ?in|sign in|"
-    r"access))")
+    r"access))"))
 _IDENTIFIER = re.compile(r"[a-z0-9]-\s?xt\b")
 # The request verb, recorded for the agent (« pouvez-vous le réinitialiser »).
-_REQUEST = re.compile(
+_REQUEST = Sieved(re.compile(
     r"\b(pourriez|pouvez|pourrais|peux|pouvons|merci de|je (vous )?(souhaite|souhaiterais|voudrais|"
     r"demande)|nous (souhaitons|voudrions)|could you|can you|please)\b[^.?!\n]{0,50}?\b(reinitialis"
     r"\w*|renouvel\w*|debloqu\w*|r?envoy\w*|attribu\w*|regenere\w*|reset\w*|renew\w*|unlock\w*|"
     r"nouveau (mot de passe|mdp)|new password|aider|help)\w*|"
     r"\b(demande|sollicit\w*|obtenir|besoin)\b[^.?!\n]{0,30}?\b(reinitialisation|renouvellement|"
-    r"deblocage|nouveau (mot de passe|mdp))")
+    r"deblocage|nouveau (mot de passe|mdp))"))
 # RE2 scans the text first (triage.text.Sieved): it rarely matches.
 _ON_BEHALF = Sieved(re.compile(
     r"\b((pour|de la part de|a la place de|au nom de) (ma |mon |notre |la |le )?|(ma|mon|notre|"
@@ -169,7 +170,7 @@ def judge(own: str, subject: str, where: str, forwarded_requester: bool) -> Scop
     own_state = _OWN_STATE.search(text)
     chorus = next((m for m in _CHORUS.finditer(text)
                    if not _COMPARISON.search(text[max(0, m.start() - 30):m.start()])), None)
-    for name, pattern, reason in _TOPICS:
+    for name, pattern, reason in _TOPICS if _ANY_TOPIC.may_match(text) else ():
         match = pattern.search(text)
         if match is None or (name == "mobile" and _MOBILE_NEGATED.search(
                 text[max(0, match.start() - 30):match.start()])):
@@ -195,8 +196,10 @@ _TOPIC_PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("self-service", _SELF_SERVICE, "question sur la manière de le faire soi-même :"),
     ("general", _GENERAL, "question générale sur la procédure, pas une demande pour un compte :"),
 )
-# Each rarely matches, in texts of hundreds of characters: RE2 scans the text first.
+# Each rarely matches, in texts of hundreds of characters: RE2 scans the text first, once for
+# all of them.
 _TOPICS = tuple((name, Sieved(pattern), reason) for name, pattern, reason in _TOPIC_PATTERNS)
+_ANY_TOPIC = SievedGroup(tuple(pattern for _, pattern, _ in _TOPICS))
 
 
 def _application(chorus: re.Match[str] | None) -> str:

@@ -29,6 +29,8 @@ _SEPARATORS = re.compile(r"[.\-_]")
 
 
 def _scripts(text: str) -> set[str]:
+    if text.isascii():  # most domains: the letters are Latin ones
+        return {"LATIN"} if any(ch.isalpha() for ch in text) else set()
     out = set()
     for ch in text:
         if ch.isalpha():
