@@ -7,6 +7,7 @@ attachments listed but never decoded, and the receiving mailbox read from the de
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -333,6 +334,37 @@ def test_bottom_posted_and_inline_answers_are_new_text():
     assert split.new_text.splitlines() == ["Expiré.", "mdurand-xt", "Merci, Marc"]
     assert "Est-il oublié ou expiré ?" in split.quoted_text
     assert "Expiré." not in split.quoted_text
+
+
+def test_marker_start_holds_every_first_character_a_marker_can_have():
+    """The quote markers other than attributions start with a character of ``_MARKER_START``:
+    their first letters b, d, e and f match no other character under IGNORECASE."""
+    from triage.parse.quoting import _MARKER_START
+
+    letter = re.compile("[bdef]", re.IGNORECASE)
+    assert {c for c in map(chr, range(0x110000)) if letter.match(c)} <= _MARKER_START
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=" \t\u00a0\u2003\u3000\x1f\x85\u200bAaZz`Éé\ufb01\uff23\u0301",
+               max_size=6))
+def test_fold_keeps_a_leading_ascii_character(line):
+    """A line whose first character that is not a space is ASCII folds to text starting with
+    it, lower-cased (what lets the signature finder skip lines by their first character)."""
+    from triage.text import fold
+
+    first = line.lstrip()[:1]
+    if first and first.isascii():
+        assert fold(line).strip()[:1] == first.lower().replace("`", "'")
+
+
+def test_every_space_folds_to_a_space():
+    """No whitespace character folds to a character that is not a space."""
+    from triage.text import fold
+
+    for c in map(chr, range(0x110000)):
+        if c.isspace():
+            assert fold(f"x{c}y")[1:-1].strip() == ""
 
 
 @settings(max_examples=500, deadline=None)

@@ -34,10 +34,19 @@ _OUTLOOK_FROM = re.compile(r"^\s*\*?(de|from|exp[ée]diteur)\s*\*?\s*:\s*\S", re
 _OUTLOOK_FIELDS = re.compile(
     r"^\s*\*?(envoy[ée]|sent|date|[àa]|to|objet|subject|cc)\s*\*?\s*:", re.IGNORECASE)
 _UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+#: The characters a stripped line must start with to match one of the markers above but the
+#: attributions (those end with a colon): a dash or underscore rule, a "*De :" or ">", a word
+#: starting with b, d, e or f (IGNORECASE matches no other character for these letters).
+#: Other lines, most of them, are tested no further.
+_MARKER_START = frozenset("-_*>bBdDeEfF")
 # A '>' prefix, with the spaces around it, at the start of a line. Matched from the line break
 # before it, which [^\S\n] does not cross: one substitution unquotes a block of lines.
-_QUOTE_PREFIX = re.compile(r"\n[^\S\n]*(?:>[^\S\n]?)+")
+# Possessive: nothing follows, so backtracking could only give a shorter match, never one the
+# greedy search takes; re's possessive repeat skips the bookkeeping (a third faster).
+_QUOTE_PREFIX = re.compile(r"\n[^\S\n]*+(?:>[^\S\n]?)++")
 
+#: The first letters of the sign-offs below (of the folded line).
+_SIGN_OFF_START = frozenset("abcdejkmrstv")
 _SIGN_OFFS = re.compile(
     r"^(bien )?(cordialement|cdlt|bien a vous|bien a toi|salutations|sinceres salutations|"
     r"meilleures salutations|respectueusement|bonne (journee|soiree|fin de journee)|merci|"
@@ -96,7 +105,7 @@ def _answers_below(quoted: list[str]) -> set[int]:
         if not stripped or stripped.startswith(">"):
             continue
         if _FORWARD_MARKERS.match(stripped) or _OUTLOOK_FROM.match(stripped) or (
-                ":" in stripped and _ATTRIBUTION.search(stripped)):
+                stripped[-1] == ":" and _ATTRIBUTION.search(stripped)):
             break
         out.add(i)
     return out
@@ -107,7 +116,8 @@ def _first_marker(lines: list[str]) -> tuple[int, str | None]:
     block_follows = _QuoteBlock(lines)
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped:
+        # An attribution ends with a colon (":\s*$" of a stripped line): its last character.
+        if not stripped or (stripped[0] not in _MARKER_START and stripped[-1] != ":"):
             continue
         if _FORWARD_MARKERS.match(stripped):
             return i, "forward"
@@ -116,7 +126,7 @@ def _first_marker(lines: list[str]) -> tuple[int, str | None]:
         if (_ATTRIBUTION_TAIL.match(stripped) and i > 0 and _ATTRIBUTION_START.match(lines[i - 1])
                 and re.search(r"\s(a|has)\s*$", lines[i - 1], re.IGNORECASE)):
             return i - 1, "reply"
-        if ":" in stripped and _ATTRIBUTION.search(stripped) and (
+        if stripped[-1] == ":" and _ATTRIBUTION.search(stripped) and (
             _ATTRIBUTION_START.match(stripped) or (i > 0 and _ATTRIBUTION_START.match(lines[i - 1]))
         ):
             start = i - 1 if not _ATTRIBUTION_START.match(stripped) else i
@@ -182,6 +192,11 @@ def _signature(lines: list[str]) -> str:
         if content[i].strip() in ("--", "-- ", "—"):
             return "\n".join(content[i + 1:]).strip()
     for i in range(len(content) - 1, -1, -1):
+        # Folding keeps an ASCII character (lower-cased) and turns spaces into spaces: a line
+        # starting with another ASCII character is no sign-off, and is not folded.
+        first = content[i].lstrip()[:1]
+        if first.isascii() and first.lower() not in _SIGN_OFF_START:
+            continue
         if _SIGN_OFFS.match(fold(content[i]).strip()):
             return "\n".join(content[i + 1:]).strip()
     tail: list[str] = []
