@@ -336,6 +336,21 @@ def test_bottom_posted_and_inline_answers_are_new_text():
     assert "Expiré." not in split.quoted_text
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=" \t\n\r\x0b\x1f\x85\u00a0\u2003\u3000\u200bab&", max_size=8))
+def test_html_text_runs_collapse_spaces_as_the_pattern_did(text):
+    """An HTML text run's spaces collapse as ``re.sub(r"\\s+", " ")`` does."""
+    from triage.parse.html import _one_space
+
+    assert _one_space(text) == re.sub(r"\s+", " ", text)
+
+
+def test_str_split_spaces_are_re_spaces():
+    """str.split() and re's \\s agree on every character (what _one_space relies on)."""
+    space = re.compile(r"\s")
+    assert all((space.match(c) is not None) == c.isspace() for c in map(chr, range(0x110000)))
+
+
 def test_marker_start_holds_every_first_character_a_marker_can_have():
     """The quote markers other than attributions start with a character of ``_MARKER_START``:
     their first letters b, d, e and f match no other character under IGNORECASE."""
