@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from triage.config import Limits
 from triage.parse import MessageView, parse_message
 from triage.parse.decode import (
     _FOLD,
@@ -271,6 +272,17 @@ def test_attachments_are_listed_not_decoded():
     assert abs(pdf.size - 5754) < 10 and abs(png.size - 2048) < 10
     assert "SECRET-PDF-CONTENT" not in v.text
     assert v.new_text == "Ci-joint la capture d'écran de l'erreur."
+
+
+@pytest.mark.parametrize("name", ["attachments.eml", "attached-message.eml"])
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+def test_attachment_sizes_are_the_same_when_the_prescan_counted_the_line_ends(name, line_end):
+    """A large message's line ends, counted by the prescan, give the attachments the sizes a
+    count of their own payloads gives (a line limit under the byte size makes it count)."""
+    raw = (DATA / name).read_bytes().replace(b"\n", line_end)
+    counted = parse_message(raw, Limits(max_lines=len(raw) - 1))
+    assert counted.violations == ()
+    assert counted.attachments == parse_message(raw).attachments
 
 
 def test_attached_message_is_listed_and_read_as_quoted():
