@@ -394,6 +394,17 @@ def test_every_space_folds_to_a_space():
             assert fold(f"x{c}y")[1:-1].strip() == ""
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="ab =?:\t\r\n\x00\x0b\x1f\x7f\x85\u2028\u00e9\udce9", max_size=14))
+def test_unfolding_and_one_line_shortcuts_give_the_patterns_results(value):
+    """Unfolding by splitting at LFs, and making one line without the control pattern when the
+    value is printable ASCII, give what the patterns give."""
+    from triage.parse.decode import _CONTROL, _SPACES, _unfold
+
+    assert _unfold(value) == _FOLD.sub(" ", value)
+    assert one_line(value) == _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet="ab =?\t\r\n\x00\x7f\u00e9\udce9", max_size=12))
 def test_plain_header_values_decode_as_the_full_steps_would(value):
