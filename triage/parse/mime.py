@@ -188,6 +188,8 @@ class _LineBuffer(_BufferedSubFile):  # type: ignore[misc]
         self._text = data
         # As the standard buffer: a line is complete at its "\n" ("\r" may start a "\r\n").
         self._end = self._text.rfind("\n") + 1
+        # Without a CR (most mail as stored), a line ends at the next "\n", found by str.find.
+        self._lf_only = "\r" not in data
 
     def close(self) -> None:
         self._end = len(self._text)
@@ -234,14 +236,19 @@ class _LineBuffer(_BufferedSubFile):  # type: ignore[misc]
                 run = self._run()
                 if run:
                     return run
-            match = _LINE.match(self._text, self._pos, self._end)
-            if match is None:
+            pos, end = self._pos, self._end
+            if self._lf_only:  # _LINE's match, without the pattern
+                stop = self._text.find("\n", pos, end) + 1 or end
+            else:
+                match = _LINE.match(self._text, pos, end)
+                stop = pos if match is None else match.end()
+            if stop == pos:  # no line: the end of the input, or of what has come of it
                 if self._closed:
                     self._end_leaf()
                     return ""
                 return _NEED_MORE_DATA
-            line = match.group()
-            self._pos = match.end()
+            line = self._text[pos:stop]
+            self._pos = stop
         if self._other_tests or line.startswith("--"):
             for ateof in reversed(self._eofstack):
                 if ateof(line):
