@@ -155,25 +155,27 @@ def _outlook_kind(lines: list[str], start: int) -> str:
 class _QuoteBlock:
     """Whether ``>`` lines run from line ``i`` to the end, blank lines and a short tail aside.
 
-    The counts of the lines after each position are computed once, backwards, so that a text
-    of many interleaved ``>`` lines is read in linear time.
+    The counts of the lines after each position are computed backwards, once each, and only
+    down to the lowest position asked about (the first '>' line, mostly): a text of many
+    interleaved ``>`` lines is read in linear time, and the new text above the quote not at all.
     """
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self.after: list[tuple[int, int]] | None = None
+        self.after: list[tuple[int, int]] = [(0, 0)] * (len(lines) + 1)
+        self.low = len(lines)  # the counts are known from this position on
 
     def __call__(self, i: int) -> bool:
-        if self.after is None:
-            after = [(0, 0)] * (len(self.lines) + 1)
-            rest = quoted = 0
-            for j in range(len(self.lines) - 1, -1, -1):
-                line = self.lines[j]
-                if line.strip():
+        if i < self.low:
+            after, lines = self.after, self.lines
+            rest, quoted = after[self.low]
+            for j in range(self.low - 1, i - 1, -1):
+                stripped = lines[j].lstrip()
+                if stripped:
                     rest += 1
-                    quoted += line.lstrip().startswith(">")
+                    quoted += stripped.startswith(">")
                 after[j] = (rest, quoted)
-            self.after = after
+            self.low = i
         rest, quoted = self.after[i]
         return quoted >= max(1, rest - 2)
 
