@@ -7,12 +7,14 @@ attachments listed but never decoded, and the receiving mailbox read from the de
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from triage.config import Limits
 from triage.parse import MessageView, parse_message
 from triage.parse.decode import (
     _FOLD,
@@ -272,6 +274,17 @@ def test_attachments_are_listed_not_decoded():
     assert v.new_text == "Ci-joint la capture d'écran de l'erreur."
 
 
+@pytest.mark.parametrize("name", ["attachments.eml", "attached-message.eml"])
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+def test_attachment_sizes_are_the_same_when_the_prescan_counted_the_line_ends(name, line_end):
+    """A large message's line ends, counted by the prescan, give the attachments the sizes a
+    count of their own payloads gives (a line limit under the byte size makes it count)."""
+    raw = (DATA / name).read_bytes().replace(b"\n", line_end)
+    counted = parse_message(raw, Limits(max_lines=len(raw) - 1))
+    assert counted.violations == ()
+    assert counted.attachments == parse_message(raw).attachments
+
+
 def test_attached_message_is_listed_and_read_as_quoted():
     """A message/rfc822 attachment is listed, and its text is quoted, never new text."""
     v = view("attached-message.eml")
@@ -333,6 +346,63 @@ def test_bottom_posted_and_inline_answers_are_new_text():
     assert split.new_text.splitlines() == ["Expiré.", "mdurand-xt", "Merci, Marc"]
     assert "Est-il oublié ou expiré ?" in split.quoted_text
     assert "Expiré." not in split.quoted_text
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=" \t\n\r\x0b\x1f\x85\u00a0\u2003\u3000\u200bab&", max_size=8))
+def test_html_text_runs_collapse_spaces_as_the_pattern_did(text):
+    """An HTML text run's spaces collapse as ``re.sub(r"\\s+", " ")`` does."""
+    from triage.parse.html import _one_space
+
+    assert _one_space(text) == re.sub(r"\s+", " ", text)
+
+
+def test_str_split_spaces_are_re_spaces():
+    """str.split() and re's \\s agree on every character (what _one_space relies on)."""
+    space = re.compile(r"\s")
+    assert all((space.match(c) is not None) == c.isspace() for c in map(chr, range(0x110000)))
+
+
+def test_marker_start_holds_every_first_character_a_marker_can_have():
+    """The quote markers other than attributions start with a character of ``_MARKER_START``:
+    their first letters b, d, e and f match no other character under IGNORECASE."""
+    from triage.parse.quoting import _MARKER_START
+
+    letter = re.compile("[bdef]", re.IGNORECASE)
+    assert {c for c in map(chr, range(0x110000)) if letter.match(c)} <= _MARKER_START
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=" \t\u00a0\u2003\u3000\x1f\x85\u200bAaZz`Éé\ufb01\uff23\u0301",
+               max_size=6))
+def test_fold_keeps_a_leading_ascii_character(line):
+    """A line whose first character that is not a space is ASCII folds to text starting with
+    it, lower-cased (what lets the signature finder skip lines by their first character)."""
+    from triage.text import fold
+
+    first = line.lstrip()[:1]
+    if first and first.isascii():
+        assert fold(line).strip()[:1] == first.lower().replace("`", "'")
+
+
+def test_every_space_folds_to_a_space():
+    """No whitespace character folds to a character that is not a space."""
+    from triage.text import fold
+
+    for c in map(chr, range(0x110000)):
+        if c.isspace():
+            assert fold(f"x{c}y")[1:-1].strip() == ""
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="ab =?:\t\r\n\x00\x0b\x1f\x7f\x85\u2028\u00e9\udce9", max_size=14))
+def test_unfolding_and_one_line_shortcuts_give_the_patterns_results(value):
+    """Unfolding by splitting at LFs, and making one line without the control pattern when the
+    value is printable ASCII, give what the patterns give."""
+    from triage.parse.decode import _CONTROL, _SPACES, _unfold
+
+    assert _unfold(value) == _FOLD.sub(" ", value)
+    assert one_line(value) == _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
 
 
 @settings(max_examples=500, deadline=None)

@@ -52,6 +52,21 @@ def test_line_count_decides_the_limit_as_the_exact_count(raw, max_lines):
 
 
 @settings(deadline=None)
+@given(st.binary(max_size=300).map(lambda b: bytes(b"\na"[x % 2] for x in b)),
+       st.integers(min_value=0, max_value=300), st.integers(min_value=0, max_value=300))
+def test_line_ends_count_any_range_as_bytes_count_does(raw, start, end):
+    """A range's "\\n" read from the blocks are those bytes.count finds (blocks of 7 bytes)."""
+    original = prescan.LineEnds.BLOCK
+    prescan.LineEnds.BLOCK = 7
+    try:
+        line_ends = prescan.LineEnds(raw)
+        assert line_ends.total == raw.count(b"\n")
+        assert line_ends.count(start, end) == raw.count(b"\n", start, end)
+    finally:
+        prescan.LineEnds.BLOCK = original
+
+
+@settings(deadline=None)
 @given(messages)
 def test_events_are_those_re_finds(raw):
     assert list(_events(raw)) == list(reference_events(raw))

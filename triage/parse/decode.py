@@ -195,7 +195,23 @@ def decode_words(text: str) -> str:
 def one_line(text: str) -> str:
     """Unfold a header value; control characters (CR, LF, NUL …) and runs of spaces become one
     space, so a decoded value can never carry a line break into a reply's headers."""
+    if text.isascii() and text.isprintable():
+        # No control character, no tab: only runs of spaces, if any, to collapse (each pattern
+        # tries every position of the value, a few microseconds for a folded header).
+        return (_SPACES.sub(" ", text) if "  " in text else text).strip()
     return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def _unfold(text: str) -> str:
+    """``_FOLD.sub(" ", text)``: each line end and the blanks after it made one space; without
+    a CR, by splitting at the LFs (a third of the time of the pattern, which tries every
+    position)."""
+    if "\r" in text:
+        return _FOLD.sub(" ", text)
+    if "\n" not in text:
+        return text
+    first, *rest = text.split("\n")
+    return first + "".join([" " + line.lstrip(" \t") for line in rest])
 
 
 def decode_header(value: object) -> str:
@@ -213,6 +229,6 @@ def decode_header(value: object) -> str:
             return one_line("".join(parts))
         except Exception:  # a Header is built by the library; never let it stop the parse
             value = str(value)
-    text = _FOLD.sub(" ", str(value))
+    text = _unfold(str(value))
     text = decode_words(text) if "=?" in text else recover_8bit(text)
     return one_line(text)

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from triage.parse.prescan import delimiter_lines
+from triage.parse.prescan import LineEnds, delimiter_lines
 
 _SPLIT = re.compile(r'[;"]')
 # feedparser's boundary test: '(?P<sep>' + re.escape('--' + boundary) + ...
@@ -68,6 +68,21 @@ def split_params(value: str) -> list[str]:
 class SafeMessage(email.message.Message):
     """A compat32 message whose MIME parameters are parsed in linear time."""
 
+    #: Where the parser read this part's body in the input, and the input's counted line ends,
+    #: when the prescan counted them (see :meth:`newlines`).
+    _body_span: tuple[LineEnds, int, int] | None = None
+
+    def newlines(self, payload: str) -> int:
+        """``payload.count("\\n")``, read from the prescan's count when ``payload`` is this
+        part's payload as the parser set it: the body it read, or that body less the line end
+        RFC 2046 gives to the boundary after it (1 or 2 characters)."""
+        if self._body_span is not None and payload is self._payload:  # type: ignore[attr-defined]
+            line_ends, start, end = self._body_span
+            cut = end - start - len(payload)
+            if 0 <= cut <= 2:
+                return line_ends.count(start, end - cut)
+        return payload.count("\n")
+
     def _get_params_preserve(self, failobj: Any, header: str) -> Any:
         missing = object()
         value = self.get(header, missing)
@@ -95,6 +110,16 @@ class SafeMessage(email.message.Message):
                 return (payload.encode("ascii", "surrogateescape")
                         if isinstance(payload, str) else None)
             return payload if i is None or not isinstance(payload, list) else payload[i]
+
+
+def payload(part: email.message.Message) -> Any:
+    """``part.get_payload()``, without its scan of a text payload for surrogates (an encoding of
+    the whole, 0.1 ms for an attachment of a megabyte) when the text is ASCII, which
+    ``str.isascii`` tells at once: an ASCII payload is returned as it is, as it would be."""
+    value = part._payload  # type: ignore[attr-defined]
+    if isinstance(value, list) or (isinstance(value, str) and value.isascii()):
+        return value
+    return part.get_payload()
 
 
 def _is_boundary_test(predicate: Callable[[str], object]) -> bool:
@@ -131,7 +156,7 @@ class _LineBuffer(_BufferedSubFile):  # type: ignore[misc]
     with RE2 several times faster than ``str.find`` could again).
     """
 
-    def __init__(self, delimiters: Sequence[int]) -> None:
+    def __init__(self, delimiters: Sequence[int], line_ends: LineEnds | None = None) -> None:
         super().__init__()
         self._other_tests = 0
         self._kinds: list[bool] = []
@@ -141,6 +166,9 @@ class _LineBuffer(_BufferedSubFile):  # type: ignore[misc]
         self._leaf = False
         self._delimiters = delimiters
         self._fed = False
+        self._line_ends = line_ends
+        self._leaf_message: SafeMessage | None = None  # the leaf whose body is being read
+        self._leaf_start = 0
 
     def push_eof_matcher(self, pred: Callable[[str], object]) -> None:
         boundary = _is_boundary_test(pred)
@@ -160,14 +188,33 @@ class _LineBuffer(_BufferedSubFile):  # type: ignore[misc]
         self._text = data
         # As the standard buffer: a line is complete at its "\n" ("\r" may start a "\r\n").
         self._end = self._text.rfind("\n") + 1
+        # Without a CR (most mail as stored), a line ends at the next "\n", found by str.find.
+        self._lf_only = "\r" not in data
 
     def close(self) -> None:
         self._end = len(self._text)
         self._closed = True
 
-    def start_leaf_body(self) -> None:
-        """The parser now reads a leaf part's body to its end: lines may come in runs."""
+    def start_leaf_body(self, message: Any) -> None:
+        """The parser now reads the body of the leaf part ``message`` to its end: lines may come
+        in runs. With the input's line ends counted, the body's extent is noted on the part."""
         self._leaf = True
+        if self._line_ends is not None and isinstance(message, SafeMessage):
+            self._leaf_message = message
+            self._leaf_start = self._consumed()
+
+    def _consumed(self) -> int:
+        """The offset of the input's first character not yet read (lines given back count as
+        not read)."""
+        consumed: int = self._pos - sum(map(len, self._lines))
+        return consumed
+
+    def _end_leaf(self) -> None:
+        """The leaf body ends here (the parser's loop over it gets "")."""
+        self._leaf = False
+        if self._leaf_message is not None and self._line_ends is not None:
+            self._leaf_message._body_span = (self._line_ends, self._leaf_start, self._consumed())
+            self._leaf_message = None
 
     def _run(self) -> str:
         """The complete lines from here to the next that starts with "--" (maybe none)."""
@@ -189,28 +236,34 @@ class _LineBuffer(_BufferedSubFile):  # type: ignore[misc]
                 run = self._run()
                 if run:
                     return run
-            match = _LINE.match(self._text, self._pos, self._end)
-            if match is None:
+            pos, end = self._pos, self._end
+            if self._lf_only:  # _LINE's match, without the pattern
+                stop = self._text.find("\n", pos, end) + 1 or end
+            else:
+                match = _LINE.match(self._text, pos, end)
+                stop = pos if match is None else match.end()
+            if stop == pos:  # no line: the end of the input, or of what has come of it
                 if self._closed:
-                    self._leaf = False
+                    self._end_leaf()
                     return ""
                 return _NEED_MORE_DATA
-            line = match.group()
-            self._pos = match.end()
+            line = self._text[pos:stop]
+            self._pos = stop
         if self._other_tests or line.startswith("--"):
             for ateof in reversed(self._eofstack):
                 if ateof(line):
                     self._lines.appendleft(line)
-                    self._leaf = False
+                    self._end_leaf()
                     return ""
         return line
 
 
 class _FeedParser(feedparser.FeedParser):
-    def __init__(self, delimiters: Sequence[int], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, delimiters: Sequence[int], line_ends: LineEnds | None, *args: Any,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The parse generator has not run yet: safe to swap.
-        self._input = _LineBuffer(delimiters)
+        self._input = _LineBuffer(delimiters, line_ends)
 
     def _parse_headers(self, lines: list[str]) -> None:
         super()._parse_headers(lines)  # type: ignore[misc]
@@ -218,7 +271,7 @@ class _FeedParser(feedparser.FeedParser):
         # neither message/* nor multipart/*, every line to the end of the part, joined.
         if self._headersonly or self._cur.get_content_maintype() not in ("message",  # type: ignore[attr-defined]
                                                                          "multipart"):
-            self._input.start_leaf_body()
+            self._input.start_leaf_body(self._cur)  # type: ignore[attr-defined]
 
 
 def _buffer_is_as_expected() -> bool:
@@ -310,11 +363,13 @@ if FAST_BUFFER and isinstance(_EOL, re.Pattern) and _EOL.pattern == r"(\r\n|\r|\
 
 
 def parse_bytes(raw: bytes, *, headers_only: bool = False,
-                delimiters: Sequence[int] | None = None) -> SafeMessage:
+                delimiters: Sequence[int] | None = None,
+                line_ends: LineEnds | None = None) -> SafeMessage:
     """Parse ``raw`` with compat32 into :class:`SafeMessage` objects (may raise RecursionError).
 
     ``delimiters``, when the caller has them (:attr:`triage.parse.prescan.Prescan.delimiters`),
-    are the offsets of the line ends followed by "--" in ``raw``, all of them, in order.
+    are the offsets of the line ends followed by "--" in ``raw``, all of them, in order;
+    ``line_ends`` (:attr:`~triage.parse.prescan.Prescan.line_ends`) its "\\n", counted.
     """
     if not FAST_BUFFER:
         parser = email.parser.BytesParser(SafeMessage, policy=email.policy.compat32)
@@ -325,7 +380,7 @@ def parse_bytes(raw: bytes, *, headers_only: bool = False,
         text = raw.decode("ascii", errors="surrogateescape")
         if delimiters is None:
             delimiters = [offset for offset, _line in delimiter_lines(raw)]
-        feed = _FeedParser(delimiters, SafeMessage, policy=email.policy.compat32)
+        feed = _FeedParser(delimiters, line_ends, SafeMessage, policy=email.policy.compat32)
         if headers_only:
             feed._set_headersonly()  # type: ignore[attr-defined]
         feed.feed(text)

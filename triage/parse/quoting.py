@@ -34,10 +34,19 @@ _OUTLOOK_FROM = re.compile(r"^\s*\*?(de|from|exp[ée]diteur)\s*\*?\s*:\s*\S", re
 _OUTLOOK_FIELDS = re.compile(
     r"^\s*\*?(envoy[ée]|sent|date|[àa]|to|objet|subject|cc)\s*\*?\s*:", re.IGNORECASE)
 _UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+#: The characters a stripped line must start with to match one of the markers above but the
+#: attributions (those end with a colon): a dash or underscore rule, a "*De :" or ">", a word
+#: starting with b, d, e or f (IGNORECASE matches no other character for these letters).
+#: Other lines, most of them, are tested no further.
+_MARKER_START = frozenset("-_*>bBdDeEfF")
 # A '>' prefix, with the spaces around it, at the start of a line. Matched from the line break
 # before it, which [^\S\n] does not cross: one substitution unquotes a block of lines.
-_QUOTE_PREFIX = re.compile(r"\n[^\S\n]*(?:>[^\S\n]?)+")
+# Possessive: nothing follows, so backtracking could only give a shorter match, never one the
+# greedy search takes; re's possessive repeat skips the bookkeeping (a third faster).
+_QUOTE_PREFIX = re.compile(r"\n[^\S\n]*+(?:>[^\S\n]?)++")
 
+#: The first letters of the sign-offs below (of the folded line).
+_SIGN_OFF_START = frozenset("abcdejkmrstv")
 _SIGN_OFFS = re.compile(
     r"^(bien )?(cordialement|cdlt|bien a vous|bien a toi|salutations|sinceres salutations|"
     r"meilleures salutations|respectueusement|bonne (journee|soiree|fin de journee)|merci|"
@@ -96,7 +105,7 @@ def _answers_below(quoted: list[str]) -> set[int]:
         if not stripped or stripped.startswith(">"):
             continue
         if _FORWARD_MARKERS.match(stripped) or _OUTLOOK_FROM.match(stripped) or (
-                ":" in stripped and _ATTRIBUTION.search(stripped)):
+                stripped[-1] == ":" and _ATTRIBUTION.search(stripped)):
             break
         out.add(i)
     return out
@@ -107,7 +116,8 @@ def _first_marker(lines: list[str]) -> tuple[int, str | None]:
     block_follows = _QuoteBlock(lines)
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped:
+        # An attribution ends with a colon (":\s*$" of a stripped line): its last character.
+        if not stripped or (stripped[0] not in _MARKER_START and stripped[-1] != ":"):
             continue
         if _FORWARD_MARKERS.match(stripped):
             return i, "forward"
@@ -116,7 +126,7 @@ def _first_marker(lines: list[str]) -> tuple[int, str | None]:
         if (_ATTRIBUTION_TAIL.match(stripped) and i > 0 and _ATTRIBUTION_START.match(lines[i - 1])
                 and re.search(r"\s(a|has)\s*$", lines[i - 1], re.IGNORECASE)):
             return i - 1, "reply"
-        if ":" in stripped and _ATTRIBUTION.search(stripped) and (
+        if stripped[-1] == ":" and _ATTRIBUTION.search(stripped) and (
             _ATTRIBUTION_START.match(stripped) or (i > 0 and _ATTRIBUTION_START.match(lines[i - 1]))
         ):
             start = i - 1 if not _ATTRIBUTION_START.match(stripped) else i
@@ -145,25 +155,27 @@ def _outlook_kind(lines: list[str], start: int) -> str:
 class _QuoteBlock:
     """Whether ``>`` lines run from line ``i`` to the end, blank lines and a short tail aside.
 
-    The counts of the lines after each position are computed once, backwards, so that a text
-    of many interleaved ``>`` lines is read in linear time.
+    The counts of the lines after each position are computed backwards, once each, and only
+    down to the lowest position asked about (the first '>' line, mostly): a text of many
+    interleaved ``>`` lines is read in linear time, and the new text above the quote not at all.
     """
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self.after: list[tuple[int, int]] | None = None
+        self.after: list[tuple[int, int]] = [(0, 0)] * (len(lines) + 1)
+        self.low = len(lines)  # the counts are known from this position on
 
     def __call__(self, i: int) -> bool:
-        if self.after is None:
-            after = [(0, 0)] * (len(self.lines) + 1)
-            rest = quoted = 0
-            for j in range(len(self.lines) - 1, -1, -1):
-                line = self.lines[j]
-                if line.strip():
+        if i < self.low:
+            after, lines = self.after, self.lines
+            rest, quoted = after[self.low]
+            for j in range(self.low - 1, i - 1, -1):
+                stripped = lines[j].lstrip()
+                if stripped:
                     rest += 1
-                    quoted += line.lstrip().startswith(">")
+                    quoted += stripped.startswith(">")
                 after[j] = (rest, quoted)
-            self.after = after
+            self.low = i
         rest, quoted = self.after[i]
         return quoted >= max(1, rest - 2)
 
@@ -182,6 +194,11 @@ def _signature(lines: list[str]) -> str:
         if content[i].strip() in ("--", "-- ", "—"):
             return "\n".join(content[i + 1:]).strip()
     for i in range(len(content) - 1, -1, -1):
+        # Folding keeps an ASCII character (lower-cased) and turns spaces into spaces: a line
+        # starting with another ASCII character is no sign-off, and is not folded.
+        first = content[i].lstrip()[:1]
+        if first.isascii() and first.lower() not in _SIGN_OFF_START:
+            continue
         if _SIGN_OFFS.match(fold(content[i]).strip()):
             return "\n".join(content[i + 1:]).strip()
     tail: list[str] = []

@@ -22,7 +22,7 @@ from triage.parse.addresses import parse_addresses
 from triage.parse.decode import decode_bytes, decode_header, recover_8bit
 from triage.parse.html import html_to_text
 from triage.parse.message import Address, Attachment, MessageView
-from triage.parse.mime import parse_bytes
+from triage.parse.mime import SafeMessage, parse_bytes, payload
 from triage.parse.prescan import Prescan, scan
 from triage.parse.quoting import split_quoted
 
@@ -120,7 +120,7 @@ def _parse(raw: bytes, pre: Prescan, violations: list[str],
     """Parse the whole message, or its kept headers only; never raises."""
     if not pre.headers_only:
         try:
-            return parse_bytes(raw, delimiters=pre.delimiters)
+            return parse_bytes(raw, delimiters=pre.delimiters, line_ends=pre.line_ends)
         except RecursionError:
             violations.append("structure MIME trop profondément imbriquée pour être lue")
         except Exception as exc:  # the parser is tolerant; this is a last resort
@@ -229,13 +229,13 @@ def _walk(msg: email.message.Message, limits: Limits, violations: list[str]
             violations.append(f"imbrication MIME de plus de {limits.max_depth} niveaux, "
                               "au-delà de la limite")
             return
-        payload = part.get_payload()
+        value = payload(part)
         is_message = part.get_content_maintype() == "message"
-        is_multipart = isinstance(payload, list) and not is_message
+        is_multipart = isinstance(value, list) and not is_message
         own = _join(section, 1) if top and not is_multipart else section
         yield part, depth, inner, own
-        if isinstance(payload, list):
-            children = [c for c in payload if isinstance(c, email.message.Message)]
+        if isinstance(value, list):
+            children = [c for c in value if isinstance(c, email.message.Message)]
             for number, child in reversed(list(enumerate(children, 1))):
                 if is_message:
                     stack.append((child, depth + 1, True, own, True))
@@ -375,18 +375,21 @@ def _size(part: email.message.Message) -> int:
         current, count_headers = stack.pop()
         if count_headers:
             total += sum(len(str(k)) + len(str(v)) + 4 for k, v in current.raw_items())
-        payload = current.get_payload()
-        if isinstance(payload, list):
-            stack.extend((p, True) for p in payload if isinstance(p, email.message.Message))
-        elif isinstance(payload, str):
+        value = payload(current)
+        if isinstance(value, list):
+            stack.extend((p, True) for p in value if isinstance(p, email.message.Message))
+        elif isinstance(value, str):
             encoding = str(current.get("Content-Transfer-Encoding", "")).strip().lower()
             if encoding == "base64":
                 # Counting a character reads each one (0.5-0.7 ms a megabyte); whether there is
-                # one at all is a memchr, fifty times faster (and most mail has no CR).
-                returns = payload.count("\r") if "\r" in payload else 0
-                total += (len(payload) - payload.count("\n") - returns) * 3 // 4
+                # one at all is a memchr, fifty times faster (and most mail has no CR). The
+                # prescan of a large message has counted the "\n" already.
+                returns = value.count("\r") if "\r" in value else 0
+                newlines = (current.newlines(value) if isinstance(current, SafeMessage)
+                            else value.count("\n"))
+                total += (len(value) - newlines - returns) * 3 // 4
             else:
-                total += len(payload)
+                total += len(value)
     return total
 
 
