@@ -229,10 +229,20 @@ _SAME_LENGTH = {chr(c): (fold(chr(c)) or " ")[:1]
 _SAME_LENGTH_CHARS = re.compile("[" + "".join(map(re.escape, _SAME_LENGTH)) + "]")
 
 
+# The characters of the table French mail holds most, replaced first by str.replace (one fast
+# scan each, where the substitution calls back into Python for each of the many « é »): only
+# those made ASCII, so that none is replaced twice.
+_FRENCH = tuple((ch, _SAME_LENGTH[ch]) for ch in "éàèçêâôîûùëïüÉÀÈÊÇ«»’‘–—\xa0œ"
+                if _SAME_LENGTH[ch].isascii())
+
+
 def _same_length_fold(text: str) -> str:
     """``text`` lower-cased, each character of the table replaced by its plain one."""
     if not text.isascii():
-        text = _SAME_LENGTH_CHARS.sub(lambda m: _SAME_LENGTH[m.group()], text)
+        for accented, plain in _FRENCH:
+            text = text.replace(accented, plain)
+        if not text.isascii():
+            text = _SAME_LENGTH_CHARS.sub(lambda m: _SAME_LENGTH[m.group()], text)
     return text.lower()
 
 
@@ -244,10 +254,13 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     folded = _same_length_fold(text)
     if len(folded) != len(text):  # a rare letter whose lower case is longer
         folded = "".join((fold(ch) or " ")[:1] for ch in text)
-    if not _ANY_ACCOUNT_CLAUSE.search(folded):
-        return []  # the common case, at the cost of one search
     out = []
-    for match in _ACCOUNT_CLAUSE.finditer(folded):
+    hint = _ANY_ACCOUNT_CLAUSE.search(folded)  # mostly None: no clause, at the cost of one search
+    # The clauses _ACCOUNT_CLAUSE.finditer would find: re searches from where RE2 found the next
+    # one, since it finds none before (RE2 matches wherever re does), instead of trying its
+    # pattern at every position in between.
+    while hint is not None and (match := _ACCOUNT_CLAUSE.search(folded, hint.start())):
+        hint = _ANY_ACCOUNT_CLAUSE.search(folded, match.end())
         end = _CLAUSE_END.search(folded, match.end())
         clause = text[match.start():end.start() if end else len(text)]
         found = postal_codes(clause, geo, 3, where) + commune_names(clause, geo, where, False)
