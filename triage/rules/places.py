@@ -17,6 +17,7 @@ statement about the Isère; a commune name counts only where it is written as a 
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -477,12 +478,14 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
     out = []
     lines = text.splitlines()
     if not signature:  # outside a signature a name counts only placed or by a postal code
-        lines = [line for line, folded_line in zip(
-                     lines, folded_lines(text, lines) if folded is None else folded, strict=True)
-                 if _DIGITS.search(line) or _PLACE_WORDS.search(folded_line)]
+        kept = (_lines_holding(_DIGITS, lines)
+                | _lines_holding(_PLACE_WORDS, folded_lines(text, lines) if folded is None
+                                 else folded))
+        lines = [lines[i] for i in sorted(kept)]
     for line in lines:
         tokens = list(_TOKEN.finditer(line))
-        keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
+        # A span's key is its tokens' keys joined.
+        keys = list(map(name_key, map(_WHOLE, tokens)))
         last = len(keys) - 1
         # The words a name can begin with: most words begin no commune's key, nor « le »/« les »
         # + the key after « du », « des », « au », « aux » (which is then the end of the word
@@ -507,8 +510,8 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
             before = fold(line[:start])
             after = line[end:].strip()
             placed = bool(_PLACE_BEFORE.search(before))
-            postal_near = bool(re.match(r"^[\s,(-–]*\d{5}", after)
-                               or re.search(r"\d{5}\s*[-–,]?\s*$", line[:start]))
+            postal_near = bool(_POSTAL_AFTER_NAME.match(after)
+                               or _POSTAL_BEFORE_NAME.search(line, 0, start))
             alone = signature and (not before.strip() or before.rstrip().endswith(("-", ",", "|"))
                                    ) and (not after or after[0] in "-–,(|")
             capitalised = name[:1].isupper()
@@ -522,6 +525,29 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
                                      f"département {dept} : commune de {official} dans {where}"))
             end = j
     return out
+
+
+def _lines_holding(pattern: re.Pattern[str], lines: list[str]) -> set[int]:
+    """The indexes of the ``lines`` where ``pattern`` (which never matches a line break) is
+    found: one search over them all, then one per line found, where a search per line pays its
+    call for each of the many lines that hold nothing."""
+    joined = "\n".join(lines)
+    found = set()
+    index, start = 0, 0  # the line at ``start``
+    while (match := pattern.search(joined, start)) is not None:
+        index += joined.count("\n", start, match.start())
+        found.add(index)
+        start = joined.find("\n", match.end()) + 1
+        if not start:
+            break
+        index += 1
+    return found
+
+
+_WHOLE = operator.itemgetter(0)  # a match's text
+# A postal code beside a name: after it, or before it at the end of the text before it.
+_POSTAL_AFTER_NAME = re.compile(r"^[\s,(-–]*\d{5}")
+_POSTAL_BEFORE_NAME = re.compile(r"\d{5}\s*[-–,]?\s*$")
 
 
 # Commune names that are also ordinary words: read only when written with a capital.
