@@ -85,6 +85,16 @@ class Geography:
             return [[] for _ in keys]
         return [[e for e in self.communes.epcis if e.key in key] for key in keys]
 
+    @cached_property
+    def placed_epcis(self) -> dict[str, Epci]:
+        """Compact name -> the first grouping of that name whose communes are all in one
+        department: a sender domain is looked up, not compared with each grouping."""
+        out: dict[str, Epci] = {}
+        for epci in self.communes.epcis:
+            if epci.department is not None:
+                out.setdefault(epci.key, epci)
+        return out
+
     def code_of(self, written: str) -> str | None:
         """A department number as written (« 7 », « 07 », « 2a ») -> its configured or known
         code, or None."""
@@ -633,11 +643,10 @@ def domain_commune(domain: str, geo: Geography) -> list[Statement]:
             name = communes.by_name[key][0].name
             return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne la "
                                        f"commune de {name}")]
-    key = name_key(label)
-    for epci in communes.epcis:
-        if key == epci.key and epci.department is not None:
-            return [Statement(epci.department, 2, f"département {epci.department} : le domaine "
-                                                  f"{domain} désigne {epci.name}")]
+    epci = geo.placed_epcis.get(name_key(label))
+    if epci is not None and epci.department is not None:
+        return [Statement(epci.department, 2, f"département {epci.department} : le domaine "
+                                              f"{domain} désigne {epci.name}")]
     return []
 
 
