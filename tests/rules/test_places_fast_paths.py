@@ -80,6 +80,19 @@ def test_patterns_match_as_before():
                     == [(m.span(), m.groups()) for m in old.finditer(text)]), (new, text)
         if places._POSTAL_SPACED.search(text):
             assert places._SPACED_DIGITS.search(text)
+        assert bool(places._SPACED_DIGITS.search(text)) == bool(re.search(r"\d\d \d{3}", text))
+
+
+def test_lines_holding_is_a_search_a_line():
+    """commune_names keeps the lines where one search over them all found its pattern."""
+    rng = random.Random(4)
+    parts = ["38000", "1234", "mairie", "mairi", "ecole", "hotel de ville", " ", "é", "a", "٣"]
+    for _ in range(20000):
+        lines = ["".join(rng.choice(parts) for _ in range(rng.randint(0, 4)))
+                 for _ in range(rng.randint(0, 6))]
+        for pattern in (places._DIGITS, places._PLACE_WORDS):
+            assert places._lines_holding(pattern, lines) == {
+                i for i, line in enumerate(lines) if pattern.search(line)}, (pattern, lines)
 
 
 def test_re2_tests_never_miss():
