@@ -86,13 +86,16 @@ def test_patterns_match_as_before():
 def test_lines_holding_is_a_search_a_line():
     """commune_names keeps the lines where one search over them all found its pattern."""
     rng = random.Random(4)
-    parts = ["38000", "1234", "mairie", "mairi", "ecole", "hotel de ville", " ", "é", "a", "٣"]
+    parts = ["38000", "1234", "mairie", "mairi", "ecole", "hotel de ville", "MAIRIE", "ville",
+             "agent", "officeecole", " ", "é", "a", "٣", "\t"]
     for _ in range(20000):
         lines = ["".join(rng.choice(parts) for _ in range(rng.randint(0, 4)))
                  for _ in range(rng.randint(0, 6))]
         for pattern in (places._DIGITS, places._PLACE_WORDS):
             assert places._lines_holding(pattern, lines) == {
                 i for i, line in enumerate(lines) if pattern.search(line)}, (pattern, lines)
+        assert places._lines_holding(places._PLACE_WORDS, lines, places._ASCII_PLACE_WORDS) == {
+            i for i, line in enumerate(lines) if places._PLACE_WORDS.search(line)}, lines
 
 
 def test_re2_tests_never_miss():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
-from triage.config import Department, compile_pattern
+from triage.config import Department, compile_bytes_pattern, compile_pattern
 from triage.rules.communes import (
     CommuneIndex,
     Epci,
@@ -182,6 +182,7 @@ _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # a postal code (five digits) or one of _PLACE_BEFORE's words.
 _DIGITS = re.compile(r"\d\d{4}")  # not \d{5}: see _POSTAL
 _PLACE_WORDS = re.compile(_PLACE_NOUNS)
+_ASCII_PLACE_WORDS = compile_bytes_pattern(_PLACE_NOUNS.encode("ascii"))  # words: the same
 
 
 # « Val-d'Isère », « Pont-de-l'Isère », « Romans-sur-Isère », « Tournon sur Rhône »: a
@@ -501,7 +502,7 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
     if not signature:  # outside a signature a name counts only placed or by a postal code
         kept = (_lines_holding(_DIGITS, lines)
                 | _lines_holding(_PLACE_WORDS, folded_lines(text, lines) if folded is None
-                                 else folded))
+                                 else folded, _ASCII_PLACE_WORDS))
         lines = [lines[i] for i in sorted(kept)]
     for line in lines:
         tokens = list(_TOKEN.finditer(line))
@@ -548,17 +549,23 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
     return out
 
 
-def _lines_holding(pattern: re.Pattern[str], lines: list[str]) -> set[int]:
+def _lines_holding(pattern: re.Pattern[str], lines: list[str], ascii_pattern: Any = None
+                   ) -> set[int]:
     """The indexes of the ``lines`` where ``pattern`` (which never matches a line break) is
     found: one search over them all, then one per line found, where a search per line pays its
-    call for each of the many lines that hold nothing."""
-    joined = "\n".join(lines)
+    call for each of the many lines that hold nothing. ``ascii_pattern`` is the same pattern
+    compiled by RE2 for bytes (compile_bytes_pattern), searched instead when the lines are
+    ASCII: it reads them several times faster."""
+    joined: Any = "\n".join(lines)
+    newline: Any = "\n"
+    if ascii_pattern is not None and joined.isascii():
+        joined, newline, pattern = joined.encode("ascii"), b"\n", ascii_pattern
     found = set()
     index, start = 0, 0  # the line at ``start``
     while (match := pattern.search(joined, start)) is not None:
-        index += joined.count("\n", start, match.start())
+        index += joined.count(newline, start, match.start())
         found.add(index)
-        start = joined.find("\n", match.end()) + 1
+        start = joined.find(newline, match.end()) + 1
         if not start:
             break
         index += 1
