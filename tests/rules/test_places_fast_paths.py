@@ -168,3 +168,14 @@ def test_placed_name_is_the_plain_pattern():
         text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 10)))
         assert [(m.span(), m.groups()) for m in places._PLACED_NAME.finditer(text)] == \
             [(m.span(), m.groups()) for m in plain.finditer(text)], repr(text)
+
+
+def test_holds_is_the_search():
+    """_department_names's test for an office word gives re's answer, by RE2 or not."""
+    rng = random.Random(8)
+    parts = ["ddfip", "dgfi", "dep", "dpt", "finances publiques", "finances  publiques", "DEP",
+             "d", "e", "p", " ", "\n", "é", "x" * 60, "٣"]
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
+        assert places._holds(places._OFFICE, places._ASCII_OFFICE, text) == bool(
+            places._OFFICE.search(text)), text

@@ -347,6 +347,16 @@ def _other_places(clause: str, geo: Geography, where: str) -> list[Statement]:
 
 
 _OFFICE = re.compile(r"ddfip|dgfip|drfip|dep|dpt|finances publiques")
+_ASCII_OFFICE = compile_bytes_pattern(_OFFICE.pattern.encode("ascii"))  # words: the same
+
+
+def _holds(pattern: re.Pattern[str], ascii_pattern: Any, text: str) -> bool:
+    """Whether ``pattern`` is in ``text``; searched by ``ascii_pattern``, the same pattern
+    compiled by RE2 for bytes, when the text is ASCII and long enough for RE2's reading, several
+    times faster, to make up for its dearer call."""
+    if len(text) > 100 and text.isascii():
+        return ascii_pattern.search(text.encode("ascii")) is not None
+    return pattern.search(text) is not None
 
 
 def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
@@ -408,7 +418,7 @@ def _department_names(folded: str, geo: Geography, weight: int, where: str
         code = match.group(1).zfill(2).upper()
         out.append(Statement(code, weight - 1,
                              f"département {code} : « {match.group(0)} » dans {where}"))
-    if not _OFFICE.search(folded):
+    if not _holds(_OFFICE, _ASCII_OFFICE, folded):
         return out  # neither « DDFIP », « département » nor « dept »: no number, no other DDFIP
     for match in geo.number.finditer(folded):
         number = geo.code_of(match.group(3))
