@@ -179,3 +179,20 @@ def test_holds_is_the_search():
         text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
         assert places._holds(places._OFFICE, places._ASCII_OFFICE, text) == bool(
             places._OFFICE.search(text)), text
+
+
+def test_department_name_patterns_match_as_before():
+    """_literal's look-behind written after the first letter finds what it found before it."""
+    names = ["Savoie", "Haute-Savoie", "Isère", "Côte-d'Or", "Ain"]
+    before = {}
+    for name in names:
+        words = [re.escape(w) for w in re.split(r"[\s'-]+", fold(name)) if w]
+        before[name] = re.compile(r"(?<![\w-])" + r"[\s'-]*".join(words) + r"(?![\w-])")
+    rng = random.Random(9)
+    parts = ["savoie", "haute", "isere", "cote", "d'or", "ain", "-", " ", "'", "x", "é", "_", "1",
+             "\n", "s", "a"]
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        for name in names:
+            assert ([m.span() for m in places._literal(name).finditer(text)]
+                    == [m.span() for m in before[name].finditer(text)]), (name, text)

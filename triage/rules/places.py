@@ -113,7 +113,11 @@ def _for_re2(text: str) -> str | bytes:
 
 def _literal(name: str) -> re.Pattern[str]:
     words = [re.escape(w) for w in re.split(r"[\s'-]+", fold(name)) if w]
-    return re.compile(r"(?<![\w-])" + r"[\s'-]*".join(words) + r"(?![\w-])")
+    spelled = r"[\s'-]*".join(words)
+    # The look-behind written after the first character (see _POSTAL): re then looks for that
+    # character alone instead of trying the whole pattern at every position.
+    first = re.escape(words[0][:1]) if words and words[0][:1].isalnum() else ""
+    return re.compile(first + r"(?<![\w-]" + first + ")" + spelled[len(first):] + r"(?![\w-])")
 
 
 @lru_cache(maxsize=8)
