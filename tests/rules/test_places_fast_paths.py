@@ -80,6 +80,22 @@ def test_patterns_match_as_before():
                     == [(m.span(), m.groups()) for m in old.finditer(text)]), (new, text)
         if places._POSTAL_SPACED.search(text):
             assert places._SPACED_DIGITS.search(text)
+        assert bool(places._SPACED_DIGITS.search(text)) == bool(re.search(r"\d\d \d{3}", text))
+
+
+def test_lines_holding_is_a_search_a_line():
+    """commune_names keeps the lines where one search over them all found its pattern."""
+    rng = random.Random(4)
+    parts = ["38000", "1234", "mairie", "mairi", "ecole", "hotel de ville", "MAIRIE", "ville",
+             "agent", "officeecole", " ", "é", "a", "٣", "\t"]
+    for _ in range(20000):
+        lines = ["".join(rng.choice(parts) for _ in range(rng.randint(0, 4)))
+                 for _ in range(rng.randint(0, 6))]
+        for pattern in (places._DIGITS, places._PLACE_WORDS):
+            assert places._lines_holding(pattern, lines) == {
+                i for i, line in enumerate(lines) if pattern.search(line)}, (pattern, lines)
+        assert places._lines_holding(places._PLACE_WORDS, lines, places._ASCII_PLACE_WORDS) == {
+            i for i, line in enumerate(lines) if places._PLACE_WORDS.search(line)}, lines
 
 
 def test_re2_tests_never_miss():
@@ -152,3 +168,31 @@ def test_placed_name_is_the_plain_pattern():
         text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 10)))
         assert [(m.span(), m.groups()) for m in places._PLACED_NAME.finditer(text)] == \
             [(m.span(), m.groups()) for m in plain.finditer(text)], repr(text)
+
+
+def test_holds_is_the_search():
+    """_department_names's test for an office word gives re's answer, by RE2 or not."""
+    rng = random.Random(8)
+    parts = ["ddfip", "dgfi", "dep", "dpt", "finances publiques", "finances  publiques", "DEP",
+             "d", "e", "p", " ", "\n", "é", "x" * 60, "٣"]
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
+        assert places._holds(places._OFFICE, places._ASCII_OFFICE, text) == bool(
+            places._OFFICE.search(text)), text
+
+
+def test_department_name_patterns_match_as_before():
+    """_literal's look-behind written after the first letter finds what it found before it."""
+    names = ["Savoie", "Haute-Savoie", "Isère", "Côte-d'Or", "Ain"]
+    before = {}
+    for name in names:
+        words = [re.escape(w) for w in re.split(r"[\s'-]+", fold(name)) if w]
+        before[name] = re.compile(r"(?<![\w-])" + r"[\s'-]*".join(words) + r"(?![\w-])")
+    rng = random.Random(9)
+    parts = ["savoie", "haute", "isere", "cote", "d'or", "ain", "-", " ", "'", "x", "é", "_", "1",
+             "\n", "s", "a"]
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        for name in names:
+            assert ([m.span() for m in places._literal(name).finditer(text)]
+                    == [m.span() for m in before[name].finditer(text)]), (name, text)

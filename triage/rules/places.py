@@ -17,12 +17,13 @@ statement about the Isère; a commune name counts only where it is written as a 
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
-from triage.config import Department, compile_pattern
+from triage.config import Department, compile_bytes_pattern, compile_pattern
 from triage.rules.communes import (
     CommuneIndex,
     Epci,
@@ -79,9 +80,20 @@ class Geography:
         """The groupings whose compact name is in each line's compact form (``keys``)."""
         # Compact forms hold no line break: one search over them all finds whether any line
         # names a grouping (mostly none).
-        if not self.communes.epcis or not self.epci_pattern.search("\n".join(keys)):
+        if not self.communes.epcis or not self.epci_pattern.search(
+                _for_re2("\n".join(keys))):
             return [[] for _ in keys]
         return [[e for e in self.communes.epcis if e.key in key] for key in keys]
+
+    @cached_property
+    def placed_epcis(self) -> dict[str, Epci]:
+        """Compact name -> the first grouping of that name whose communes are all in one
+        department: a sender domain is looked up, not compared with each grouping."""
+        out: dict[str, Epci] = {}
+        for epci in self.communes.epcis:
+            if epci.department is not None:
+                out.setdefault(epci.key, epci)
+        return out
 
     def code_of(self, written: str) -> str | None:
         """A department number as written (« 7 », « 07 », « 2a ») -> its configured or known
@@ -93,9 +105,19 @@ class Geography:
         return code if code in self.codes or code in self.foreign.values() else None
 
 
+def _for_re2(text: str) -> str | bytes:
+    """``text`` as RE2 reads it fastest: an ASCII text as bytes, whose offsets are the same,
+    without the conversions of offsets RE2's Python wrapper makes for a str."""
+    return text.encode("ascii") if text.isascii() else text
+
+
 def _literal(name: str) -> re.Pattern[str]:
     words = [re.escape(w) for w in re.split(r"[\s'-]+", fold(name)) if w]
-    return re.compile(r"(?<![\w-])" + r"[\s'-]*".join(words) + r"(?![\w-])")
+    spelled = r"[\s'-]*".join(words)
+    # The look-behind written after the first character (see _POSTAL): re then looks for that
+    # character alone instead of trying the whole pattern at every position.
+    first = re.escape(words[0][:1]) if words and words[0][:1].isalnum() else ""
+    return re.compile(first + r"(?<![\w-]" + first + ")" + spelled[len(first):] + r"(?![\w-])")
 
 
 @lru_cache(maxsize=8)
@@ -141,7 +163,9 @@ _ACCOUNT_VERBS = re.compile(
 _POSTAL = re.compile(r"(\d(?<![\d.,/\w]\d)\d{4})(?![\d,]|\.\d|/\d)")  # not after [\d.,/\w]
 # « 73 230 St-Alban-Leysse », « F-74000 Annecy »: only when a capitalised name follows.
 _POSTAL_SPACED = re.compile(r"(?<![\d.,/\w])(?:F-)?(\d{2}) (\d{3})(?=\s+[A-ZÀ-Ý])")
-_SPACED_DIGITS = re.compile(r"\d\d \d{3}")  # what _POSTAL_SPACED needs, found much faster
+# What _POSTAL_SPACED needs (« \d\d \d{3} »), found much faster: written from its space, re
+# looks for that character alone and reads the digits around only there (see _POSTAL).
+_SPACED_DIGITS = re.compile(r" (?<=\d\d )\d{3}")
 _NOT_POSTAL_BEFORE = re.compile(
     r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|\bdossier|"
     r"\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€|\bcommande|\bbc|"
@@ -162,6 +186,7 @@ _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # a postal code (five digits) or one of _PLACE_BEFORE's words.
 _DIGITS = re.compile(r"\d\d{4}")  # not \d{5}: see _POSTAL
 _PLACE_WORDS = re.compile(_PLACE_NOUNS)
+_ASCII_PLACE_WORDS = compile_bytes_pattern(_PLACE_NOUNS.encode("ascii"))  # words: the same
 
 
 # « Val-d'Isère », « Pont-de-l'Isère », « Romans-sur-Isère », « Tournon sur Rhône »: a
@@ -183,15 +208,16 @@ def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
     """(start, end, code) of each configured department's name, a longer name winning over
     one inside it (« Haute-Savoie » over « Savoie »)."""
     found: list[tuple[int, int, str]] = []
+    searched = _for_re2(folded)
     for spelled in geo.spelled:
         spans = [m.span() for m in spelled.pattern.finditer(folded)] \
             if spelled.last_word in folded else []
         for extra in spelled.extra:
-            for m in extra.finditer(folded):
+            for m in extra.finditer(searched):
                 start, end = m.span()
                 if start < end and not _joined(folded, start - 1) and not _joined(folded, end):
                     spans.append((start, end))
-        excluded = [m.span() for p in spelled.not_names for m in p.finditer(folded)] \
+        excluded = [m.span() for p in spelled.not_names for m in p.finditer(searched)] \
             if spans else []
         for start, end in spans:
             if not any(s <= start and end <= e for s, e in excluded):
@@ -229,10 +255,20 @@ _SAME_LENGTH = {chr(c): (fold(chr(c)) or " ")[:1]
 _SAME_LENGTH_CHARS = re.compile("[" + "".join(map(re.escape, _SAME_LENGTH)) + "]")
 
 
+# The characters of the table French mail holds most, replaced first by str.replace (one fast
+# scan each, where the substitution calls back into Python for each of the many « é »): only
+# those made ASCII, so that none is replaced twice.
+_FRENCH = tuple((ch, _SAME_LENGTH[ch]) for ch in "éàèçêâôîûùëïüÉÀÈÊÇ«»’‘–—\xa0œ"
+                if _SAME_LENGTH[ch].isascii())
+
+
 def _same_length_fold(text: str) -> str:
     """``text`` lower-cased, each character of the table replaced by its plain one."""
     if not text.isascii():
-        text = _SAME_LENGTH_CHARS.sub(lambda m: _SAME_LENGTH[m.group()], text)
+        for accented, plain in _FRENCH:
+            text = text.replace(accented, plain)
+        if not text.isascii():
+            text = _SAME_LENGTH_CHARS.sub(lambda m: _SAME_LENGTH[m.group()], text)
     return text.lower()
 
 
@@ -244,10 +280,14 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     folded = _same_length_fold(text)
     if len(folded) != len(text):  # a rare letter whose lower case is longer
         folded = "".join((fold(ch) or " ")[:1] for ch in text)
-    if not _ANY_ACCOUNT_CLAUSE.search(folded):
-        return []  # the common case, at the cost of one search
     out = []
-    for match in _ACCOUNT_CLAUSE.finditer(folded):
+    searched = _for_re2(folded)
+    hint = _ANY_ACCOUNT_CLAUSE.search(searched)  # mostly None: no clause, at the cost of one search
+    # The clauses _ACCOUNT_CLAUSE.finditer would find: re searches from where RE2 found the next
+    # one, since it finds none before (RE2 matches wherever re does), instead of trying its
+    # pattern at every position in between.
+    while hint is not None and (match := _ACCOUNT_CLAUSE.search(folded, hint.start())):
+        hint = _ANY_ACCOUNT_CLAUSE.search(searched, match.end())
         end = _CLAUSE_END.search(folded, match.end())
         clause = text[match.start():end.start() if end else len(text)]
         found = postal_codes(clause, geo, 3, where) + commune_names(clause, geo, where, False)
@@ -311,6 +351,16 @@ def _other_places(clause: str, geo: Geography, where: str) -> list[Statement]:
 
 
 _OFFICE = re.compile(r"ddfip|dgfip|drfip|dep|dpt|finances publiques")
+_ASCII_OFFICE = compile_bytes_pattern(_OFFICE.pattern.encode("ascii"))  # words: the same
+
+
+def _holds(pattern: re.Pattern[str], ascii_pattern: Any, text: str) -> bool:
+    """Whether ``pattern`` is in ``text``; searched by ``ascii_pattern``, the same pattern
+    compiled by RE2 for bytes, when the text is ASCII and long enough for RE2's reading, several
+    times faster, to make up for its dearer call."""
+    if len(text) > 100 and text.isascii():
+        return ascii_pattern.search(text.encode("ascii")) is not None
+    return pattern.search(text) is not None
 
 
 def department_names(text: str, geo: Geography, weight: int, where: str) -> list[Statement]:
@@ -372,7 +422,7 @@ def _department_names(folded: str, geo: Geography, weight: int, where: str
         code = match.group(1).zfill(2).upper()
         out.append(Statement(code, weight - 1,
                              f"département {code} : « {match.group(0)} » dans {where}"))
-    if not _OFFICE.search(folded):
+    if not _holds(_OFFICE, _ASCII_OFFICE, folded):
         return out  # neither « DDFIP », « département » nor « dept »: no number, no other DDFIP
     for match in geo.number.finditer(folded):
         number = geo.code_of(match.group(3))
@@ -464,12 +514,14 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
     out = []
     lines = text.splitlines()
     if not signature:  # outside a signature a name counts only placed or by a postal code
-        lines = [line for line, folded_line in zip(
-                     lines, folded_lines(text, lines) if folded is None else folded, strict=True)
-                 if _DIGITS.search(line) or _PLACE_WORDS.search(folded_line)]
+        kept = (_lines_holding(_DIGITS, lines)
+                | _lines_holding(_PLACE_WORDS, folded_lines(text, lines) if folded is None
+                                 else folded, _ASCII_PLACE_WORDS))
+        lines = [lines[i] for i in sorted(kept)]
     for line in lines:
         tokens = list(_TOKEN.finditer(line))
-        keys = [name_key(t.group(0)) for t in tokens]  # a span's key is its tokens' keys joined
+        # A span's key is its tokens' keys joined.
+        keys = list(map(name_key, map(_WHOLE, tokens)))
         last = len(keys) - 1
         # The words a name can begin with: most words begin no commune's key, nor « le »/« les »
         # + the key after « du », « des », « au », « aux » (which is then the end of the word
@@ -494,8 +546,8 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
             before = fold(line[:start])
             after = line[end:].strip()
             placed = bool(_PLACE_BEFORE.search(before))
-            postal_near = bool(re.match(r"^[\s,(-–]*\d{5}", after)
-                               or re.search(r"\d{5}\s*[-–,]?\s*$", line[:start]))
+            postal_near = bool(_POSTAL_AFTER_NAME.match(after)
+                               or _POSTAL_BEFORE_NAME.search(line, 0, start))
             alone = signature and (not before.strip() or before.rstrip().endswith(("-", ",", "|"))
                                    ) and (not after or after[0] in "-–,(|")
             capitalised = name[:1].isupper()
@@ -509,6 +561,35 @@ def commune_names(text: str, geo: Geography, where: str, signature: bool,
                                      f"département {dept} : commune de {official} dans {where}"))
             end = j
     return out
+
+
+def _lines_holding(pattern: re.Pattern[str], lines: list[str], ascii_pattern: Any = None
+                   ) -> set[int]:
+    """The indexes of the ``lines`` where ``pattern`` (which never matches a line break) is
+    found: one search over them all, then one per line found, where a search per line pays its
+    call for each of the many lines that hold nothing. ``ascii_pattern`` is the same pattern
+    compiled by RE2 for bytes (compile_bytes_pattern), searched instead when the lines are
+    ASCII: it reads them several times faster."""
+    joined: Any = "\n".join(lines)
+    newline: Any = "\n"
+    if ascii_pattern is not None and joined.isascii():
+        joined, newline, pattern = joined.encode("ascii"), b"\n", ascii_pattern
+    found = set()
+    index, start = 0, 0  # the line at ``start``
+    while (match := pattern.search(joined, start)) is not None:
+        index += joined.count(newline, start, match.start())
+        found.add(index)
+        start = joined.find(newline, match.end()) + 1
+        if not start:
+            break
+        index += 1
+    return found
+
+
+_WHOLE = operator.itemgetter(0)  # a match's text
+# A postal code beside a name: after it, or before it at the end of the text before it.
+_POSTAL_AFTER_NAME = re.compile(r"^[\s,(-–]*\d{5}")
+_POSTAL_BEFORE_NAME = re.compile(r"\d{5}\s*[-–,]?\s*$")
 
 
 # Commune names that are also ordinary words: read only when written with a capital.
@@ -585,11 +666,10 @@ def domain_commune(domain: str, geo: Geography) -> list[Statement]:
             name = communes.by_name[key][0].name
             return [Statement(dept, 2, f"département {dept} : le domaine {domain} désigne la "
                                        f"commune de {name}")]
-    key = name_key(label)
-    for epci in communes.epcis:
-        if key == epci.key and epci.department is not None:
-            return [Statement(epci.department, 2, f"département {epci.department} : le domaine "
-                                                  f"{domain} désigne {epci.name}")]
+    epci = geo.placed_epcis.get(name_key(label))
+    if epci is not None and epci.department is not None:
+        return [Statement(epci.department, 2, f"département {epci.department} : le domaine "
+                                              f"{domain} désigne {epci.name}")]
     return []
 
 
