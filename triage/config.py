@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -379,6 +380,10 @@ class Settings(Frozen):
     retention: Retention = Retention()
     max_drafts_per_sender_per_day: int = Field(default=3, gt=0)
     source: str = Field(default="", exclude=True)
+    # Paths resolved once per configuration object (a reload makes a new one): the draft of
+    # every message asked for the templates' folder, and resolving it took a system call per
+    # component. Keyed by the fields they come from, as ``model_copy(update=...)`` shares it.
+    _resolved: dict[tuple[str, str], Path] = PrivateAttr(default_factory=dict)
 
     @field_validator("role_words", "organisation_words", "trusted_authserv_ids")
     @classmethod
@@ -403,9 +408,14 @@ class Settings(Frozen):
         return without_subaddress(address) in self.helpdesk_addresses
 
     def path(self, relative: str) -> Path:
-        """A path of the configuration, relative to the configuration file's folder."""
-        base = Path(self.source).parent if self.source else DEFAULT_CONFIG.parent
-        return (base / os.path.expanduser(relative)).resolve()
+        """A path of the configuration, relative to the configuration file's folder, resolved
+        (symbolic links followed) when this configuration first asks for it."""
+        found = self._resolved.get((self.source, relative))
+        if found is None:
+            base = Path(self.source).parent if self.source else DEFAULT_CONFIG.parent
+            found = (base / os.path.expanduser(relative)).resolve()
+            self._resolved[(self.source, relative)] = found
+        return found
 
     @property
     def templates_path(self) -> Path:

@@ -33,6 +33,10 @@ class Draft:
     in_reply_to: str | None
 
 
+_BLANK_LINES = re.compile(r"\n{3,}")
+_REPLY_PREFIXES = re.compile(r"^\s*((re|aw|sv|tr|fwd?)\s*:\s*)+", re.I)
+
+
 @lru_cache(maxsize=8)
 def _environment(templates: Path) -> SandboxedEnvironment:
     return SandboxedEnvironment(
@@ -72,7 +76,7 @@ def render(template: str, settings: Settings, department: Department, *,
         body = tpl.render(sender_name=sender_name, identifier=identifier, department=department)
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template {template!r}: {exc}") from exc
-    return re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
+    return _BLANK_LINES.sub("\n\n", body).strip() + "\n"
 
 
 def signing_department(message: MessageView, decision: Decision, settings: Settings,
@@ -98,6 +102,6 @@ def make_draft(message: MessageView, decision: Decision, settings: Settings,
     body = render(decision.template, settings, department,
                   sender_name=greeting_name(message, settings), identifier=decision.identifier)
     subject = one_line(message.subject) or "Votre demande Chorus Pro"
-    subject = "Re: " + re.sub(r"^\s*((re|aw|sv|tr|fwd?)\s*:\s*)+", "", subject, flags=re.I)
+    subject = "Re: " + _REPLY_PREFIXES.sub("", subject)
     return Draft(decision.template, message.sender_address.address, subject, body,
                  department.code, message.message_id)
