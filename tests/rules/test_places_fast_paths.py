@@ -196,3 +196,21 @@ def test_department_name_patterns_match_as_before():
         for name in names:
             assert ([m.span() for m in places._literal(name).finditer(text)]
                     == [m.span() for m in before[name].finditer(text)]), (name, text)
+
+
+def test_not_postal_before_matches_as_before():
+    """_NOT_POSTAL_BEFORE, its words' boundaries written after their first letter, finds what
+    the pattern with \\b before each word found."""
+    plain = re.compile(
+        r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|"
+        r"\bdossier|\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€|"
+        r"\bcommande|\bbc|\bdevis|\bmarche|\bengagement|\bej|\bmandat|\btitre|\bbon)\s*"
+        r"(n°|no\.?|numero)?\s*:?\s*$")
+    rng = random.Random(6)
+    parts = ["cs", "bp", "tsa", "n°", "no", "no.", "num", "numero", "ref.", "facture", "bon",
+             "bc", "ej", "+33", "€", "tel.", "siren", "compte", " ", "  ", ":", "\n", "a", "_",
+             "1", "é", "x", "٣", "\t"]
+    for _ in range(50000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        new, old = places._NOT_POSTAL_BEFORE.search(text), plain.search(text)
+        assert (new and (new.span(), new.groups())) == (old and (old.span(), old.groups())), text

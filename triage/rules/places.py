@@ -177,10 +177,14 @@ _POSTAL_SPACED = re.compile(r"(?<![\d.,/\w])(?:F-)?(\d{2}) (\d{3})(?=\s+[A-ZÀ-�
 # What _POSTAL_SPACED needs (« \d\d \d{3} »), found much faster: written from its space, re
 # looks for that character alone and reads the digits around only there (see _POSTAL).
 _SPACED_DIGITS = re.compile(r" (?<=\d\d )\d{3}")
+# The words' boundaries written after their first letter (see _POSTAL): re then tries the
+# pattern only at those letters, not at every position (0.9 instead of 8.7 us a search).
 _NOT_POSTAL_BEFORE = re.compile(
-    r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|\bdossier|"
-    r"\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€|\bcommande|\bbc|"
-    r"\bdevis|\bmarche|\bengagement|\bej|\bmandat|\btitre|\bbon)\s*(n°|no\.?|numero)?\s*:?\s*$")
+    r"(c(?<!\wc)s|b(?<!\wb)p|t(?<!\wt)sa|n°|n(?<!\wn)o\.?|n(?<!\wn)um(ero)?|r(?<!\wr)ef\.?|"
+    r"f(?<!\wf)acture|m(?<!\wm)andat|b(?<!\wb)ordereau|d(?<!\wd)ossier|t(?<!\wt)icket|"
+    r"d(?<!\wd)emande|c(?<!\wc)ompte|s(?<!\ws)iret|s(?<!\ws)iren|t(?<!\wt)el\.?|f(?<!\wf)ax|\+33|€|"
+    r"c(?<!\wc)ommande|b(?<!\wb)c|d(?<!\wd)evis|m(?<!\wm)arche|e(?<!\we)ngagement|e(?<!\we)j|"
+    r"m(?<!\wm)andat|t(?<!\wt)itre|b(?<!\wb)on)\s*(n°|no\.?|numero)?\s*:?\s*$")
 _NOT_POSTAL_AFTER = re.compile(r"^\s*(€|eur\b|euros?|ht\b|ttc|factures?|k€|m€|habitants)")
 # « siret » or « siren » as re.IGNORECASE reads them (« ſ », « İ », « ı » included), at the
 # beginning of a word.
