@@ -147,13 +147,15 @@ def geography(departments: tuple[Department, ...]) -> Geography:
         names = "|".join(r"[\s'-]*".join(re.escape(w) for w in re.split(r"[\s'-]+", n) if w)
                          for n in sorted(others, key=len, reverse=True))
         # Only where it names a DDFIP or a department: « la DDFIP du Rhône », « département de
-        # l'Ain ». A bare « Nord » or « Lot » is too often a word.
+        # l'Ain ». A bare « Nord » or « Lot » is too often a word. The look-behinds written
+        # after the first letter, as in _literal: re tries the pattern only at a « d » or « f ».
         foreign_pattern = re.compile(
-            r"(?<![\w-])(ddfip|drfip|dgfip|finances publiques|departement|dept)\.?\s*"
+            r"(d(?<![\w-]d)(?:dfip|rfip|gfip)|f(?<![\w-]f)inances publiques|"
+            r"d(?<![\w-]d)(?:epartement|ept))\.?\s*"
             r"(de la |de l'|du |des |de |d'|l')?\s*(" + names + r")(?![\w-])")
     one_digit = "|".join(c[1] for c in sorted(codes) if c.startswith("0"))
-    number = re.compile(
-        r"(?<![\w-])(ddfip|dgfip|drfip|departement|dept|dpt|dep)\.?\s*(n°|no|du|de la|de l'|de)?"
+    number = re.compile(  # the look-behind after the « d » (see foreign_pattern)
+        r"(d(?<![\w-]d)(?:dfip|gfip|rfip|epartement|ept|pt|ep))\.?\s*(n°|no|du|de la|de l'|de)?"
         r"\s*(\d{2,3}|2a|2b" + (f"|{one_digit}" if one_digit else "") + r")(?![\d\w])")
     configured = "|".join(sorted({re.escape(c.lower()) for c in codes}
                                  | {c[1] for c in codes if c.startswith("0")}))
