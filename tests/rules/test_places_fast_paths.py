@@ -7,6 +7,7 @@ to either shows up as a failing test rather than as a silent change of a departm
 import random
 import re
 import unicodedata
+from typing import Any
 
 from triage.rules import places
 from triage.rules.communes import name_key
@@ -196,3 +197,47 @@ def test_department_name_patterns_match_as_before():
         for name in names:
             assert ([m.span() for m in places._literal(name).finditer(text)]
                     == [m.span() for m in before[name].finditer(text)]), (name, text)
+
+
+def test_not_postal_before_matches_as_before():
+    """_NOT_POSTAL_BEFORE, its words' boundaries written after their first letter, finds what
+    the pattern with \\b before each word found."""
+    plain = re.compile(
+        r"(\bcs|\bbp|\btsa|n°|\bno\.?|\bnum(ero)?|\bref\.?|\bfacture|\bmandat|\bbordereau|"
+        r"\bdossier|\bticket|\bdemande|\bcompte|\bsiret|\bsiren|\btel\.?|\bfax|\+33|€|"
+        r"\bcommande|\bbc|\bdevis|\bmarche|\bengagement|\bej|\bmandat|\btitre|\bbon)\s*"
+        r"(n°|no\.?|numero)?\s*:?\s*$")
+    rng = random.Random(6)
+    parts = ["cs", "bp", "tsa", "n°", "no", "no.", "num", "numero", "ref.", "facture", "bon",
+             "bc", "ej", "+33", "€", "tel.", "siren", "compte", " ", "  ", ":", "\n", "a", "_",
+             "1", "é", "x", "٣", "\t"]
+    for _ in range(50000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        new, old = places._NOT_POSTAL_BEFORE.search(text), plain.search(text)
+        assert (new and (new.span(), new.groups())) == (old and (old.span(), old.groups())), text
+
+
+def test_office_patterns_match_as_before(settings: Any) -> None:
+    """The geography's number and other-department patterns, their look-behinds written after
+    the first letter, find what they found with the look-behind first."""
+    geo = places.geography(settings.departments)
+    assert geo.foreign_pattern is not None
+    plain = {
+        geo.number: re.compile(geo.number.pattern.replace(
+            r"(d(?<![\w-]d)(?:dfip|gfip|rfip|epartement|ept|pt|ep))",
+            r"(?<![\w-])(ddfip|dgfip|drfip|departement|dept|dpt|dep)")),
+        geo.foreign_pattern: re.compile(geo.foreign_pattern.pattern.replace(
+            r"(d(?<![\w-]d)(?:dfip|rfip|gfip)|f(?<![\w-]f)inances publiques|"
+            r"d(?<![\w-]d)(?:epartement|ept))",
+            r"(?<![\w-])(ddfip|drfip|dgfip|finances publiques|departement|dept)")),
+    }
+    assert all(new.pattern != old.pattern for new, old in plain.items())
+    rng = random.Random(7)
+    parts = ["ddfip", "dgfip", "drfip", "dep", "dept", "dpt", "departement", "finances publiques",
+             "d", "f", "-", "x", "_", "é", " ", "\n", ".", "de la ", "du ", "de l'", "l'", "n°",
+             "74", "73", "07", "7", "2a", "ain", "rhone", "puy de dome", "1"]
+    for _ in range(30000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 10)))
+        for new, old in plain.items():
+            assert ([(m.span(), m.groups()) for m in new.finditer(text)]
+                    == [(m.span(), m.groups()) for m in old.finditer(text)]), text
