@@ -63,9 +63,12 @@ _PASSWORD = Sieved(re.compile(
     r"(\bcelui (de|du|pour|d'acces a) (chorus|mon compte|compte|l'application chorus|cpp)\b|"
     r"\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
     r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)"))
-# Objects that stand for the password when people do not name it (RE2 first too).
-_ACCESS = Sieved(re.compile(
-    r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)"))
+# Objects that stand for the password when people do not name it (RE2 first too). In ASCII
+# text RE2 finds them itself: its \b is Python's there, and one word cannot match where
+# another does.
+_ACCESS_WORDS = ("compte", "acces", "identifiants", "login", "connexion", "account")
+_ACCESS = Sieved(re.compile("(" + "|".join(rf"\b{w}\b" for w in _ACCESS_WORDS) + ")"))
+_ACCESS_ASCII = re2.compile(rf"\b(?:{'|'.join(_ACCESS_WORDS)})\b".encode("ascii"))
 _OTHER_APPS = (
     r"(messagerie|boite|bal\b|adresse (mail|e-?mail|electronique)|mail\b|e-?mail\b|webmail|"
     r"wi-?fi|ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|ensap|parapheur|ameli|"
@@ -276,7 +279,8 @@ def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
             foreign.append(match.span())
             continue
         anchors.append((match.start(), match.end()))
-    access = [(m.start(), m.end()) for m in _ACCESS.finditer(folded)]
+    access = (match_spans(_ACCESS_ASCII, folded.encode("ascii")) if folded.isascii()
+              else [(m.start(), m.end()) for m in _ACCESS.finditer(folded)])
     expired = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
     forgotten = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
     words = _typo_words(folded)
