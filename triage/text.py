@@ -191,6 +191,23 @@ def _first_start(regexp: Any, data: bytes, pos: int) -> int:
 _UNANCHORED = re2._Anchor.UNANCHORED
 
 
+def match_spans(regexp: Any, data: bytes) -> list[tuple[int, int]]:
+    """The spans of RE2's ``regexp``'s successive matches in ``data``, as its ``finditer``
+    finds them (after an empty match, one byte on), without the wrapper's generator and match
+    object at each. A pattern without groups lets RE2 find them by its automata alone."""
+    spans: list[tuple[int, int]] = []
+    pos, end = 0, len(data)
+    match = regexp._regexp.Match
+    while True:
+        start, stop = match(_UNANCHORED, data, pos, end)[0]
+        if start < 0:
+            return spans
+        spans.append((start, stop))
+        if pos == end:
+            return spans
+        pos = pos + 1 if pos == stop else stop
+
+
 class Sieved:
     """A regular expression whose text RE2 scans first: the same matches as the pattern's own
     ``search`` and ``finditer`` (tests/test_text.py), found sooner where it rarely matches.

@@ -46,7 +46,7 @@ from triage.config import compile_pattern
 from triage.parse import MessageView
 from triage.rules import scope
 from triage.rules.base import Context, Finding, Reason
-from triage.text import Sieved, fold
+from triage.text import Sieved, fold, match_spans
 
 NAME = "intent"
 LABEL = "Demande"
@@ -63,9 +63,12 @@ _PASSWORD = Sieved(re.compile(
     r"(\bcelui (de|du|pour|d'acces a) (chorus|mon compte|compte|l'application chorus|cpp)\b|"
     r"\bmots?[\s-]*d[e']?[\s-]*pa+s+e?s?\b|\bmot ?de ?pas\b|\bmdp\b|\bm\.d\.p\b|\bpass ?words?\b|"
     r"\bpasswd\b|\bpwd\b|\bmot de pass\b|\bcodes? (d'acces|secret|de connexion)\b)"))
-# Objects that stand for the password when people do not name it (RE2 first too).
-_ACCESS = Sieved(re.compile(
-    r"(\bcompte\b|\bacces\b|\bidentifiants\b|\blogin\b|\bconnexion\b|\baccount\b)"))
+# Objects that stand for the password when people do not name it (RE2 first too). In ASCII
+# text RE2 finds them itself: its \b is Python's there, and one word cannot match where
+# another does.
+_ACCESS_WORDS = ("compte", "acces", "identifiants", "login", "connexion", "account")
+_ACCESS = Sieved(re.compile("(" + "|".join(rf"\b{w}\b" for w in _ACCESS_WORDS) + ")"))
+_ACCESS_ASCII = re2.compile(rf"\b(?:{'|'.join(_ACCESS_WORDS)})\b".encode("ascii"))
 _OTHER_APPS = (
     r"(messagerie|boite|bal\b|adresse (mail|e-?mail|electronique)|mail\b|e-?mail\b|webmail|"
     r"wi-?fi|ordinateur|pc\b|session|windows|outlook|zimbra|helios|ent\b|ensap|parapheur|ameli|"
@@ -276,7 +279,8 @@ def _scan(folded: str, other_apps: tuple[str, ...]) -> _Scan:
             foreign.append(match.span())
             continue
         anchors.append((match.start(), match.end()))
-    access = [(m.start(), m.end()) for m in _ACCESS.finditer(folded)]
+    access = (match_spans(_ACCESS_ASCII, folded.encode("ascii")) if folded.isascii()
+              else [(m.start(), m.end()) for m in _ACCESS.finditer(folded)])
     expired = [(m.start(), m.end(), m.group(0)) for m in _EXPIRED_CUES.finditer(folded)]
     forgotten = [(m.start(), m.end(), m.group(0)) for m in _FORGOTTEN_CUES.finditer(folded)]
     words = _typo_words(folded)
@@ -298,19 +302,22 @@ def _one_edit_spellings(target: str) -> list[str]:
     return spellings
 
 
-def _typo_sieve() -> str:
+def _typo_sieve(group: str = "(") -> str:
     """A word (of letters a-z) one typo off a fuzzy target starts at a match of this pattern
     (RE2, longest match), whose group is then the longest such word the letters there begin
-    with."""
+    with (every spelling starts with a letter: the match starts with the word only at the
+    text's start)."""
     spellings = {s for t in _FUZZY_EXPIRED + _FUZZY_FORGOTTEN for s in _one_edit_spellings(t)}
-    return "(?:^|[^a-z])(" + "|".join(sorted(spellings)) + ")"
+    return "(?:^|[^a-z])" + group + "|".join(sorted(spellings)) + ")"
 
 
 _LONGEST = re2.Options()
 _LONGEST.longest_match = True
-# Compiled for str and for the bytes of an ASCII text, whose offsets RE2 need not convert.
+# Compiled for str and for the bytes of an ASCII text, whose offsets RE2 need not convert,
+# there without a group: RE2 then finds the matches' spans by its automata alone, without
+# the slower search that places a group.
 _TYPO_SIEVE = re2.compile(_typo_sieve(), _LONGEST)
-_TYPO_SIEVE_ASCII = re2.compile(_typo_sieve().encode("ascii"), _LONGEST)
+_TYPO_SIEVE_ASCII = re2.compile(_typo_sieve("(?:").encode("ascii"), _LONGEST)
 
 
 def _typo_words(folded: str) -> list[tuple[int, int, str]]:
@@ -319,7 +326,8 @@ def _typo_words(folded: str) -> list[tuple[int, int, str]]:
     finds a candidate whole word (most texts hold none); the others cannot be one typo off."""
     try:
         if folded.isascii():
-            spans = [m.span(1) for m in _TYPO_SIEVE_ASCII.finditer(folded.encode("ascii"))]
+            spans = [(start if "a" <= folded[start] <= "z" else start + 1, end)
+                     for start, end in match_spans(_TYPO_SIEVE_ASCII, folded.encode("ascii"))]
         else:
             spans = [m.span(1) for m in _TYPO_SIEVE.finditer(folded)]
     except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
