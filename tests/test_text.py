@@ -16,7 +16,7 @@ from triage.text import (
     _PLAIN,
     Sieved,
     SievedGroup,
-    _first_start,
+    first_start,
     fold,
     sre_constants,
 )
@@ -138,4 +138,4 @@ def test_first_start_is_the_wrapper_s_search() -> None:
         for data in (b"", b"ac bc", b"z mot de passe", b"xxy", b"yz"):
             for pos in range(len(data) + 1):
                 found = compiled.search(data, pos)
-                assert _first_start(compiled, data, pos) == (found.start() if found else -1)
+                assert first_start(compiled, data, pos) == (found.start() if found else -1)

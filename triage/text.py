@@ -180,7 +180,7 @@ def _loose_class(items: list[tuple[Any, Any]]) -> str:
     return "[" + "".join(p for p in parts if p is not None) + "]"
 
 
-def _first_start(regexp: Any, data: bytes, pos: int) -> int:
+def first_start(regexp: Any, data: bytes, pos: int) -> int:
     """Where RE2's ``regexp`` first matches in ``data`` from ``pos`` (a valid offset); -1 if
     nowhere. Asked of the compiled RE2 the wrapper holds: the wrapper's ``search`` makes a
     generator and a match object at each call (1 to 3 µs; a message costs dozens of calls)."""
@@ -242,7 +242,7 @@ class Sieved:
     def _start(self, text: str | bytes, pos: int = 0) -> int:
         """Where the pattern may first match in ``text`` from ``pos``; -1 where it cannot."""
         if isinstance(text, bytes):
-            return _first_start(self._sieve, text, pos)
+            return first_start(self._sieve, text, pos)
         try:
             candidate = self._sieve.search(text, pos)
         except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
@@ -297,7 +297,7 @@ class SievedGroup:
             return True
         try:
             if text.isascii():
-                return _first_start(self._sieve, text.encode("ascii"), 0) >= 0
+                return first_start(self._sieve, text.encode("ascii"), 0) >= 0
             return self._sieve.search(text) is not None
         except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
             return True

@@ -33,7 +33,7 @@ from triage.rules.communes import (
     name_key,
     other_communes,
 )
-from triage.text import _first_start, fold
+from triage.text import first_start, fold
 
 
 @dataclass(frozen=True)
@@ -114,10 +114,10 @@ def _for_re2(text: str) -> str | bytes:
 def _start_of(pattern: Any, text: str | bytes, pos: int = 0) -> int:
     """Where ``pattern`` first matches in ``text`` from ``pos``, a valid offset; -1 if nowhere.
     Bytes (an ASCII text, see :func:`_for_re2`) are RE2's, asked of the compiled RE2 itself
-    (text._first_start), without the wrapper's generator and match object (1 to 3 µs a call:
+    (text.first_start), without the wrapper's generator and match object (1 to 3 µs a call:
     a message makes dozens)."""
     if isinstance(text, bytes):
-        return _first_start(pattern, text, pos)
+        return first_start(pattern, text, pos)
     match = pattern.search(text, pos)
     return -1 if match is None else int(match.start())
 
@@ -378,7 +378,7 @@ def _holds(pattern: re.Pattern[str], ascii_pattern: Any, text: str) -> bool:
     compiled by RE2 for bytes, when the text is ASCII and long enough for RE2's reading, several
     times faster, to make up for its dearer call."""
     if len(text) > 100 and text.isascii():
-        return _first_start(ascii_pattern, text.encode("ascii"), 0) >= 0
+        return first_start(ascii_pattern, text.encode("ascii"), 0) >= 0
     return pattern.search(text) is not None
 
 
