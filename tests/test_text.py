@@ -139,3 +139,21 @@ def test_first_start_is_the_wrapper_s_search() -> None:
             for pos in range(len(data) + 1):
                 found = compiled.search(data, pos)
                 assert first_start(compiled, data, pos) == (found.start() if found else -1)
+
+
+def test_the_fast_re2_calls_are_in_use_and_agree_with_the_public_ones() -> None:
+    """The installed google-re2 still holds its compiled RE2 where the fast calls read it (if
+    a release moves it, the public calls take over: slower, the same answers, and this test
+    says so), and both give the same starts and spans, empty matches included."""
+    from triage import text
+
+    assert text._FAST, "google-re2's insides moved: the fast calls are off"
+    for pattern in (r"mot de passe", r"(?:a|b)c", r"x*y", r"^z", r"b*", r"\bcompte\b"):
+        compiled = re2.compile(pattern)
+        for data in (b"", b"ac bc", b"z mot de passe", b"xxy", b"yz", b"abba", b"compte x"):
+            assert text._match_spans_fast(compiled, data) == \
+                text._match_spans_public(compiled, data) == \
+                [m.span() for m in compiled.finditer(data)]
+            for pos in range(len(data) + 1):
+                assert text._first_start_fast(compiled, data, pos) == \
+                    text._first_start_public(compiled, data, pos)

@@ -180,21 +180,12 @@ def _loose_class(items: list[tuple[Any, Any]]) -> str:
     return "[" + "".join(p for p in parts if p is not None) + "]"
 
 
-def first_start(regexp: Any, data: bytes, pos: int) -> int:
-    """Where RE2's ``regexp`` first matches in ``data`` from ``pos`` (a valid offset); -1 if
-    nowhere. Asked of the compiled RE2 the wrapper holds: the wrapper's ``search`` makes a
-    generator and a match object at each call (1 to 3 µs; a message costs dozens of calls)."""
+def _first_start_fast(regexp: Any, data: bytes, pos: int) -> int:
     start: int = regexp._regexp.Match(_UNANCHORED, data, pos, len(data))[0][0]
     return start
 
 
-_UNANCHORED = re2._Anchor.UNANCHORED
-
-
-def match_spans(regexp: Any, data: bytes) -> list[tuple[int, int]]:
-    """The spans of RE2's ``regexp``'s successive matches in ``data``, as its ``finditer``
-    finds them (after an empty match, one byte on), without the wrapper's generator and match
-    object at each. A pattern without groups lets RE2 find them by its automata alone."""
+def _match_spans_fast(regexp: Any, data: bytes) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos, end = 0, len(data)
     match = regexp._regexp.Match
@@ -206,6 +197,47 @@ def match_spans(regexp: Any, data: bytes) -> list[tuple[int, int]]:
         if pos == end:
             return spans
         pos = pos + 1 if pos == stop else stop
+
+
+def _first_start_public(regexp: Any, data: bytes, pos: int) -> int:
+    found = regexp.search(data, pos)
+    return -1 if found is None else int(found.start())
+
+
+def _match_spans_public(regexp: Any, data: bytes) -> list[tuple[int, int]]:
+    return [found.span() for found in regexp.finditer(data)]
+
+
+def _internals_work() -> bool:
+    """Whether this google-re2 still holds its compiled RE2 where the fast calls read it (a
+    private part of the wrapper, google-re2 1.1): else the wrapper's public calls, slower."""
+    try:
+        probe = re2.compile(b"b+")
+        return (_first_start_fast(probe, b"abba", 0) == 1
+                and _match_spans_fast(probe, b"abba b") == [(1, 3), (5, 6)])
+    except Exception:  # any change in the wrapper's insides
+        return False
+
+
+try:
+    _UNANCHORED = re2._Anchor.UNANCHORED
+except AttributeError:  # checked again, and turned down, by _internals_work
+    _UNANCHORED = None
+_FAST = _internals_work()
+
+
+def first_start(regexp: Any, data: bytes, pos: int) -> int:
+    """Where RE2's ``regexp`` first matches in ``data`` from ``pos`` (a valid offset); -1 if
+    nowhere. Asked of the compiled RE2 the wrapper holds: the wrapper's ``search`` makes a
+    generator and a match object at each call (1 to 3 µs; a message costs dozens of calls)."""
+    return (_first_start_fast if _FAST else _first_start_public)(regexp, data, pos)
+
+
+def match_spans(regexp: Any, data: bytes) -> list[tuple[int, int]]:
+    """The spans of RE2's ``regexp``'s successive matches in ``data``, as its ``finditer``
+    finds them (after an empty match, one byte on), without the wrapper's generator and match
+    object at each. A pattern without groups lets RE2 find them by its automata alone."""
+    return (_match_spans_fast if _FAST else _match_spans_public)(regexp, data)
 
 
 class Sieved:
