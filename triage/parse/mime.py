@@ -362,6 +362,33 @@ if FAST_BUFFER and isinstance(_EOL, re.Pattern) and _EOL.pattern == r"(\r\n|\r|\
     setattr(feedparser, "NLCRE_eol", _TailLineEnd(_EOL))  # noqa: B010
 
 
+#: The blocks :func:`_surrogate_escaped` decodes one at a time.
+_DECODE_BLOCK = 65_536
+
+
+def _surrogate_escaped(raw: bytes) -> str:
+    """``raw.decode("ascii", "surrogateescape")``, faster for a large message with a few 8-bit
+    bytes (an 8-bit header or text part beside base64 attachments).
+
+    From its first byte over 127 on, the codec writes every character one at a time: 1.4 ns a
+    byte, 2 ms for such a message of 1.4 MB (a tenth of the archive's messages over 150 kB).
+    Decoded by blocks, the ASCII blocks (nearly all) take the codec's fast path, and joining
+    the blocks widens them by a copy: about 0.35 ms. A byte is a character in both codecs, so
+    the blocks can be cut anywhere: the same text.
+    """
+    if len(raw) <= _DECODE_BLOCK or raw.isascii():
+        return raw.decode("ascii", "surrogateescape")
+    view = memoryview(raw)
+    pieces = []
+    for start in range(0, len(raw), _DECODE_BLOCK):
+        block = view[start:start + _DECODE_BLOCK]
+        try:
+            pieces.append(str(block, "ascii"))
+        except UnicodeDecodeError:
+            pieces.append(str(block, "ascii", "surrogateescape"))
+    return "".join(pieces)
+
+
 def parse_bytes(raw: bytes, *, headers_only: bool = False,
                 delimiters: Sequence[int] | None = None,
                 line_ends: LineEnds | None = None) -> SafeMessage:
@@ -377,7 +404,7 @@ def parse_bytes(raw: bytes, *, headers_only: bool = False,
     else:
         # What BytesParser.parsebytes does, with our line buffer. The text has a character
         # for each byte: the offsets in ``raw`` are those in the text.
-        text = raw.decode("ascii", errors="surrogateescape")
+        text = _surrogate_escaped(raw)
         if delimiters is None:
             delimiters = [offset for offset, _line in delimiter_lines(raw)]
         feed = _FeedParser(delimiters, line_ends, SafeMessage, policy=email.policy.compat32)

@@ -11,7 +11,9 @@ is split into the new part, the quoted part and the signature (:mod:`triage.pars
 from __future__ import annotations
 
 import email.message
+import functools
 import re
+import sys
 import unicodedata
 from collections.abc import Iterator
 
@@ -32,6 +34,26 @@ _HTML_FACTOR = 20
 _LEADING_BLANK = re.compile(rb"(?:[ \t]*(?:\r\n|\r|\n))+")
 _REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status",
                  "message/disposition-notification", "message/feedback-report")
+
+
+def _remember_domains() -> None:
+    """Make ``validate_email`` remember the domains it has checked, process-wide.
+
+    Most of its cost (about 45 of 60 µs an address) is the check of the domain (IDNA, the
+    special-use names), a pure function of its arguments; senders' addresses are mostly
+    distinct, their domains mostly not (2,243 domains for 8,442 addresses in 10,000 archive
+    messages). Its result, a dict, is only read by ``validate_email``; a domain that fails
+    raises each time, as before (``lru_cache`` keeps no exception). Nothing here changes
+    ``email_validator.SPECIAL_USE_DOMAIN_NAMES``, the one setting the check reads.
+    """
+    module = sys.modules.get("email_validator.validate_email")
+    check = getattr(module, "validate_email_domain_name", None)
+    if module is not None and callable(check) and not hasattr(check, "cache_info"):
+        setattr(module, "validate_email_domain_name",  # noqa: B010
+                functools.lru_cache(maxsize=4096)(check))
+
+
+_remember_domains()
 
 
 def parse_message(raw: bytes, limits: Limits | None = None, *,
