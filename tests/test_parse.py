@@ -413,3 +413,25 @@ def test_plain_header_values_decode_as_the_full_steps_would(value):
     full = one_line(decode_words(_FOLD.sub(" ", value)) if "=?" in value
                     else recover_8bit(_FOLD.sub(" ", value)))
     assert decode_header(value) == full
+
+
+def test_the_sender_check_remembers_the_domains_it_has_checked() -> None:
+    """triage.parse.reader wraps email_validator's domain check in a cache (its results are
+    only read): if a release of email_validator renames it, the wrap is skipped and this test
+    says so; a failing domain still fails each time."""
+    import sys
+
+    from email_validator import EmailNotValidError, validate_email
+
+    import triage.parse.reader  # noqa: F401  (the wrap is made on import)
+
+    # The package's name validate_email is the function; the module is only in sys.modules.
+    check = sys.modules["email_validator.validate_email"].validate_email_domain_name
+    assert hasattr(check, "cache_info"), "email_validator's domain check is no longer cached"
+    before = check.cache_info().hits
+    for _ in range(2):
+        validate_email("a@cache-test.example.fr", check_deliverability=False)
+    assert check.cache_info().hits > before
+    for _ in range(2):
+        with pytest.raises(EmailNotValidError):
+            validate_email("a@-bad-.example", check_deliverability=False)
