@@ -405,3 +405,43 @@ def test_cli_explains_bad_files(tmp_path):
             assert row["action"] == "quarantine"
             assert any(r.startswith(f"{label('limits')} :") for r in row["reasons"])
     assert elapsed < 10 * MAX_SECONDS
+
+
+# UTF-7 is the one charset whose Python decoder lets a lone surrogate through ("+2D0-" is
+# U+D83D alone): no UTF-8 encoder, RE2's included, accepts such a text.
+LONE_SURROGATE_REQUEST = (
+    b"Bonjour, j'ai oubli+AOk- mon mot de passe Chorus Pro +2D0- mon identifiant est "
+    b"jmartin-xt. Merci, Jeanne Martin\r\n")
+
+
+def _surrogates(text: str) -> list[str]:
+    return [ch for ch in text if 0xD800 <= ord(ch) <= 0xDFFF]
+
+
+def test_lone_surrogate_never_reaches_the_view():
+    """A lone surrogate a charset decodes to (UTF-7, in a body or an encoded word) becomes
+    U+FFFD in the view, with a defect that says so: the view is always text UTF-8 can carry."""
+    raw = mime(b"text/plain; charset=utf-7", LONE_SURROGATE_REQUEST * 3, b"7bit").replace(
+        b"Subject: Mot de passe Chorus Pro",
+        b"Subject: =?utf-7?Q?Mot_de_passe_+2D0-_Chorus_Pro?=")
+    view = parse_message(raw)
+    for field in (view.text, view.new_text, view.subject, *(v for _k, v in view.headers)):
+        assert not _surrogates(field), field
+    assert "oublié mon mot de passe Chorus Pro \ufffd mon identifiant" in view.text
+    assert view.subject == "Mot de passe \ufffd Chorus Pro"
+    assert any("surrogate" in d for d in view.defects), view.defects
+    view.text.encode("utf-8")  # what the store, the logs and RE2 do with it
+
+
+def test_lone_surrogate_is_decided_as_the_same_message_without_it(config):
+    """The request with a lone surrogate in it gets the decision it gets without, not an
+    internal error (it was quarantined with « UnicodeEncodeError »)."""
+    with_it = triage_bytes(mime(b"text/plain; charset=utf-7", LONE_SURROGATE_REQUEST * 3,
+                                b"7bit"), config)
+    without = triage_bytes(mime(b"text/plain; charset=utf-7",
+                                LONE_SURROGATE_REQUEST.replace(b" +2D0-", b"") * 3,
+                                b"7bit"), config)
+    assert with_it.error is None, with_it.error
+    assert without.decision.action.value == "draft"
+    assert with_it.decision.action == without.decision.action
+    assert with_it.decision.intent == without.decision.intent

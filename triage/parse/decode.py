@@ -69,9 +69,28 @@ def codec_name(charset: str | None) -> str | None:
     return info.name
 
 
+#: The charsets whose Python decoder lets lone surrogates through (UTF-7's "+2D0-" is U+D83D
+#: alone; tests/test_bad_input.py). No UTF-8 encoder accepts them (the store's, the logs', RE2's
+#: for the rules): decoded text must never hold one.
+_SURROGATE_DECODERS = {"utf-7"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, str | None]:
-    """Decode ``data``; return the text and a defect note when the declaration was wrong."""
+    """Decode ``data``; return the text and a defect note when the declaration was wrong.
+
+    The text holds no lone surrogate: where the declared charset's decoder yields one, it
+    becomes U+FFFD, and the note says so."""
     declared = codec_name(charset)
+    text, note = _decode(data, charset, declared)
+    if declared in _SURROGATE_DECODERS and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+        replaced = f"lone surrogates under charset {(charset or '')[:40]!r}; replaced"
+        note = f"{note}; {replaced}" if note else replaced
+    return text, note
+
+
+def _decode(data: bytes, charset: str | None, declared: str | None) -> tuple[str, str | None]:
     if declared is not None and declared.startswith(("iso2022", "utf-7", "hz")) and data.isascii():
         # 7-bit data a 7-bit charset (ISO-2022-JP, UTF-7) cannot decode strictly: keep the
         # charset's reading of what it can, rather than its escape sequences as text.
