@@ -27,6 +27,36 @@ def test_arbitrary_bytes_get_a_decision(raw):
     assert outcome.error is None, outcome.error
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# UTF-7's alphabet, shifts included: its decoder is the one that yields lone surrogates.
+utf7_text = st.text(alphabet="+-/ADdSOzk029 ", max_size=200).map(str.encode)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=utf7_text, body=utf7_text)
+def test_decoded_text_is_always_utf8(subject, body):
+    """Whatever a UTF-7 body or encoded word decodes to, the view's text is text UTF-8 can
+    carry (the rules' RE2, the store and the logs encode it), and the message is decided."""
+    word = subject.replace(b" ", b"_").replace(b"?", b"")
+    raw = (b"From: Paul Martin <paul.martin@ville-voiron.fr>\r\n"
+           b"Subject: =?utf-7?Q?" + word + b"?=\r\n"
+           b"Content-Type: text/plain; charset=utf-7\r\n\r\n"
+           b"Mot de passe de pmartin-xt oubli+AOk-. " + body + b"\r\n")
+    outcome = triage_bytes(raw, SETTINGS)
+    assert outcome.error is None, outcome.error
+    view = outcome.message
+    assert view is not None
+    fields = [view.text, view.new_text, view.subject, view.from_header]
+    assert all(_utf8(field) for field in fields + [v for _k, v in view.headers]), fields
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(subject=header_text, name=header_text, body=st.text(max_size=500))
 def test_hostile_headers_never_reach_other_recipients(subject, name, body):

@@ -240,6 +240,23 @@ def match_spans(regexp: Any, data: bytes) -> list[tuple[int, int]]:
     return (_match_spans_fast if _FAST else _match_spans_public)(regexp, data)
 
 
+def for_re2(text: str) -> str | bytes:
+    """``text`` as RE2 reads it fastest: an ASCII text as its bytes, whose offsets are the
+    same, without the conversions of offsets RE2's Python wrapper makes for a str. Decoded text
+    never holds a lone surrogate (triage.parse.decode), so a str always reaches RE2."""
+    return text.encode("ascii") if text.isascii() else text
+
+
+def re2_start(regexp: Any, searched: str | bytes, pos: int = 0) -> int:
+    """Where ``regexp`` first matches in ``searched`` (a :func:`for_re2` text) from ``pos``, a
+    valid offset; -1 if nowhere. Bytes are asked of the compiled RE2 itself
+    (:func:`first_start`); a str of the pattern's own ``search`` (RE2's or ``re``'s)."""
+    if isinstance(searched, bytes):
+        return first_start(regexp, searched, pos)
+    match = regexp.search(searched, pos)
+    return -1 if match is None else int(match.start())
+
+
 class Sieved:
     """A regular expression whose text RE2 scans first: the same matches as the pattern's own
     ``search`` and ``finditer`` (tests/test_text.py), found sooner where it rarely matches.
@@ -273,13 +290,7 @@ class Sieved:
 
     def _start(self, text: str | bytes, pos: int = 0) -> int:
         """Where the pattern may first match in ``text`` from ``pos``; -1 where it cannot."""
-        if isinstance(text, bytes):
-            return first_start(self._sieve, text, pos)
-        try:
-            candidate = self._sieve.search(text, pos)
-        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
-            return pos
-        return -1 if candidate is None else int(candidate.start())
+        return re2_start(self._sieve, text, pos)
 
     def search(self, text: str) -> re.Match[str] | None:
         return next(self.finditer(text), None)
@@ -290,12 +301,11 @@ class Sieved:
         if not (self._hops and text.isascii()):
             start = self._start(text)
             return iter(()) if start < 0 else self.pattern.finditer(text, start)
-        # An ASCII text as bytes: the offsets are the same, and RE2 need not convert them.
-        data = text.encode("ascii")
+        data = for_re2(text)  # bytes: the offsets are the same
         start = self._start(data)
         return iter(()) if start < 0 else self._hop(text, data, start)
 
-    def _hop(self, text: str, data: bytes, start: int) -> Iterator[re.Match[str]]:
+    def _hop(self, text: str, data: str | bytes, start: int) -> Iterator[re.Match[str]]:
         """The matches from ``start``, the pattern tried at each of RE2's candidates in
         ``data`` (``text`` as bytes), then, past :data:`_MAX_HOPS` of them, searched as usual:
         each hop costs a call to RE2, and a text may hold a candidate every few characters."""
@@ -327,12 +337,7 @@ class SievedGroup:
         """False when none of the patterns matches ``text``; True when one may."""
         if self._sieve is None or len(text) < _SIEVE_FROM:
             return True
-        try:
-            if text.isascii():
-                return first_start(self._sieve, text.encode("ascii"), 0) >= 0
-            return self._sieve.search(text) is not None
-        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
-            return True
+        return re2_start(self._sieve, for_re2(text)) >= 0
 
 
 #: RE2's candidates at which the pattern is tried before it searches the rest of the text itself.

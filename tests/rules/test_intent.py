@@ -114,7 +114,8 @@ def _words_one_typo_off(text):
     st.sampled_from(intent._FUZZY_EXPIRED + intent._FUZZY_FORGOTTEN).flatmap(
         lambda word: st.tuples(st.integers(0, len(word)), st.sampled_from("aeiorxz"),
                                st.integers(0, 3)).map(lambda edit: _edited(word, *edit))),
-    st.sampled_from([" ", "'", "é", "1", "_", "-", "\n", "A", "x", "\ud800"]),
+    # No lone surrogate: decoded text never holds one (tests/test_properties.py).
+    st.sampled_from([" ", "'", "é", "1", "_", "-", "\n", "A", "x", "\u0301"]),
     st.text(alphabet="abeilmoprtx", max_size=4)), max_size=8).map("".join))
 def test_typo_words_keep_every_word_one_typo_off(text):
     """RE2's candidates hold every word one typo off a target, with its span, in order."""

@@ -324,14 +324,11 @@ def _typo_words(folded: str) -> list[tuple[int, int, str]]:
     """The words of ``folded`` (runs of five letters a-z or more) that may be one typo off a
     fuzzy target, with their spans, in order: :data:`_TOKEN`'s words where RE2, in one pass,
     finds a candidate whole word (most texts hold none); the others cannot be one typo off."""
-    try:
-        if folded.isascii():
-            spans = [(start if "a" <= folded[start] <= "z" else start + 1, end)
-                     for start, end in match_spans(_TYPO_SIEVE_ASCII, folded.encode("ascii"))]
-        else:
-            spans = [m.span(1) for m in _TYPO_SIEVE.finditer(folded)]
-    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry to RE2
-        return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(folded)]
+    if folded.isascii():
+        spans = [(start if "a" <= folded[start] <= "z" else start + 1, end)
+                 for start, end in match_spans(_TYPO_SIEVE_ASCII, folded.encode("ascii"))]
+    else:
+        spans = [m.span(1) for m in _TYPO_SIEVE.finditer(folded)]
     # The longest candidate a word begins with is the word itself only if no letter follows.
     return [(start, end, folded[start:end]) for start, end in spans
             if end == len(folded) or not "a" <= folded[end] <= "z"]

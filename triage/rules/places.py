@@ -33,7 +33,7 @@ from triage.rules.communes import (
     name_key,
     other_communes,
 )
-from triage.text import first_start, fold
+from triage.text import first_start, fold, for_re2, re2_start
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ class Geography:
         """The groupings whose compact name is in each line's compact form (``keys``)."""
         # Compact forms hold no line break: one search over them all finds whether any line
         # names a grouping (mostly none).
-        if not self.communes.epcis or _start_of(self.epci_pattern,
-                                                 _for_re2("\n".join(keys))) < 0:
+        if not self.communes.epcis or re2_start(self.epci_pattern,
+                                                 for_re2("\n".join(keys))) < 0:
             return [[] for _ in keys]
         return [[e for e in self.communes.epcis if e.key in key] for key in keys]
 
@@ -103,23 +103,6 @@ class Geography:
             code = code.zfill(2)
             return code if code in self.codes else None  # « 7 » alone only for a configured 07
         return code if code in self.codes or code in self.foreign.values() else None
-
-
-def _for_re2(text: str) -> str | bytes:
-    """``text`` as RE2 reads it fastest: an ASCII text as bytes, whose offsets are the same,
-    without the conversions of offsets RE2's Python wrapper makes for a str."""
-    return text.encode("ascii") if text.isascii() else text
-
-
-def _start_of(pattern: Any, text: str | bytes, pos: int = 0) -> int:
-    """Where ``pattern`` first matches in ``text`` from ``pos``, a valid offset; -1 if nowhere.
-    Bytes (an ASCII text, see :func:`_for_re2`) are RE2's, asked of the compiled RE2 itself
-    (text.first_start), without the wrapper's generator and match object (1 to 3 µs a call:
-    a message makes dozens)."""
-    if isinstance(text, bytes):
-        return first_start(pattern, text, pos)
-    match = pattern.search(text, pos)
-    return -1 if match is None else int(match.start())
 
 
 def _literal(name: str) -> re.Pattern[str]:
@@ -225,18 +208,18 @@ def _name_spans(folded: str, geo: Geography) -> list[tuple[int, int, str]]:
     """(start, end, code) of each configured department's name, a longer name winning over
     one inside it (« Haute-Savoie » over « Savoie »)."""
     found: list[tuple[int, int, str]] = []
-    searched = _for_re2(folded)
+    searched = for_re2(folded)
     for spelled in geo.spelled:
         spans = [m.span() for m in spelled.pattern.finditer(folded)] \
             if spelled.last_word in folded else []
         for extra in spelled.extra:
-            if _start_of(extra, searched) < 0:
+            if re2_start(extra, searched) < 0:
                 continue  # mostly: no match, at the cost of one call
             for m in extra.finditer(searched):
                 start, end = m.span()
                 if start < end and not _joined(folded, start - 1) and not _joined(folded, end):
                     spans.append((start, end))
-        excluded = [m.span() for p in spelled.not_names if _start_of(p, searched) >= 0
+        excluded = [m.span() for p in spelled.not_names if re2_start(p, searched) >= 0
                     for m in p.finditer(searched)] if spans else []
         for start, end in spans:
             if not any(s <= start and end <= e for s, e in excluded):
@@ -300,13 +283,13 @@ def account_places(text: str, geo: Geography, where: str) -> list[Statement]:
     if len(folded) != len(text):  # a rare letter whose lower case is longer
         folded = "".join((fold(ch) or " ")[:1] for ch in text)
     out = []
-    searched = _for_re2(folded)
-    hint = _start_of(_ANY_ACCOUNT_CLAUSE, searched)  # mostly -1: no clause, at one search's cost
+    searched = for_re2(folded)
+    hint = re2_start(_ANY_ACCOUNT_CLAUSE, searched)  # mostly -1: no clause, at one search's cost
     # The clauses _ACCOUNT_CLAUSE.finditer would find: re searches from where RE2 found the next
     # one, since it finds none before (RE2 matches wherever re does), instead of trying its
     # pattern at every position in between.
     while hint >= 0 and (match := _ACCOUNT_CLAUSE.search(folded, hint)):
-        hint = _start_of(_ANY_ACCOUNT_CLAUSE, searched, match.end())
+        hint = re2_start(_ANY_ACCOUNT_CLAUSE, searched, match.end())
         end = _CLAUSE_END.search(folded, match.end())
         clause = text[match.start():end.start() if end else len(text)]
         found = postal_codes(clause, geo, 3, where) + commune_names(clause, geo, where, False)
@@ -595,7 +578,7 @@ def _lines_holding(pattern: re.Pattern[str], lines: list[str], ascii_pattern: An
         joined, newline, pattern = joined.encode("ascii"), b"\n", ascii_pattern
     found = set()
     index, start = 0, 0  # the line at ``start``
-    while (at := _start_of(pattern, joined, start)) >= 0:
+    while (at := re2_start(pattern, joined, start)) >= 0:
         index += joined.count(newline, start, at)
         found.add(index)
         start = joined.find(newline, at) + 1  # the match holds no line break
