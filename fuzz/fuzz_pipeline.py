@@ -3,7 +3,8 @@
 Run by hand (not part of the test suite)::
 
     pip install atheris
-    python fuzz/fuzz_pipeline.py -max_total_time=300 -rss_limit_mb=1024 /tmp/fuzz-corpus tests/data/dev
+    python fuzz/fuzz_pipeline.py -max_total_time=300 -rss_limit_mb=1024 \\
+        /tmp/fuzz-corpus tests/data/dev
 
 Any exception that escapes, any internal error turned into a quarantine, and any outgoing
 message whose recipients differ from the intended one is a crash, saved by libFuzzer as
