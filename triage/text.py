@@ -298,14 +298,15 @@ class Sieved:
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         if self._sieve is None or len(text) < _SIEVE_FROM:
             return self.pattern.finditer(text)
-        if not (self._hops and text.isascii()):
-            start = self._start(text)
-            return iter(()) if start < 0 else self.pattern.finditer(text, start)
-        data = for_re2(text)  # bytes: the offsets are the same
-        start = self._start(data)
-        return iter(()) if start < 0 else self._hop(text, data, start)
+        searched = for_re2(text)
+        start = self._start(searched)
+        if start < 0:
+            return iter(())
+        if self._hops and isinstance(searched, bytes):
+            return self._hop(text, searched, start)
+        return self.pattern.finditer(text, start)
 
-    def _hop(self, text: str, data: str | bytes, start: int) -> Iterator[re.Match[str]]:
+    def _hop(self, text: str, data: bytes, start: int) -> Iterator[re.Match[str]]:
         """The matches from ``start``, the pattern tried at each of RE2's candidates in
         ``data`` (``text`` as bytes), then, past :data:`_MAX_HOPS` of them, searched as usual:
         each hop costs a call to RE2, and a text may hold a candidate every few characters."""

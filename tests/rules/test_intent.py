@@ -101,11 +101,15 @@ def test_other_before_reach_is_longer_than_its_matches():
     assert longest + 1 <= intent._OTHER_BEFORE_REACH
 
 
+#: The words _typo_words reads: runs of five letters a-z or more.
+WORDS = re.compile(r"[a-z]{5,}")
+
+
 def _words_one_typo_off(text):
     """The words _scan weighed for typos before RE2 picked them: every word of five letters
     or more that _near_miss accepts."""
     targets = intent._FUZZY_EXPIRED + intent._FUZZY_FORGOTTEN
-    return [(m.start(), m.end(), m.group(0)) for m in intent._TOKEN.finditer(text)
+    return [(m.start(), m.end(), m.group(0)) for m in WORDS.finditer(text)
             if intent._near_miss(m.group(0), targets)]
 
 

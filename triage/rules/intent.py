@@ -178,7 +178,6 @@ _REFERS_BELOW = re.compile(
     r"mon (precedent|dernier) (message|mail|courriel)|see below|below|en dessous|"
     r"pour suite a donner|pour info|transmets?|fais suivre)")
 _HELPDESK_BLOCK = re.compile(r"(ddfip|dgfip|pgp spl pes|spl-pes|finances publiques)")
-_TOKEN = re.compile(r"[a-z]{5,}")
 _SENTENCE_END = re.compile(r"[.!?\n]")
 _QUOTED_HEADER = re.compile(
     r"^[>\s]*\*?(de|from|envoye|sent|date|a|à|to|cc|objet|subject|pour|von|gesendet|betreff)"
@@ -322,8 +321,8 @@ _TYPO_SIEVE_ASCII = re2.compile(_typo_sieve("(?:").encode("ascii"), _LONGEST)
 
 def _typo_words(folded: str) -> list[tuple[int, int, str]]:
     """The words of ``folded`` (runs of five letters a-z or more) that may be one typo off a
-    fuzzy target, with their spans, in order: :data:`_TOKEN`'s words where RE2, in one pass,
-    finds a candidate whole word (most texts hold none); the others cannot be one typo off."""
+    fuzzy target, with their spans, in order: those where RE2, in one pass, finds a candidate
+    whole word (most texts hold none); the others cannot be one typo off."""
     if folded.isascii():
         spans = [(start if "a" <= folded[start] <= "z" else start + 1, end)
                  for start, end in match_spans(_TYPO_SIEVE_ASCII, folded.encode("ascii"))]
